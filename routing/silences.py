@@ -1,0 +1,228 @@
+"""Silences with Alertmanager's API v2 semantics, kept in Redis.
+
+A silence mutes every alert whose labels match all of its matchers while it is active
+(startsAt <= now < endsAt). Updating a silence in a way that changes what it matches, or a silence that is no
+longer active, creates a new silence and expires the old one, as Alertmanager does. Deleting expires.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from redis.asyncio import Redis
+
+from service.clock import parse_rfc3339, to_rfc3339
+from service.store import Keys
+
+RETENTION = 120 * 3600.0  # expired silences are kept this long (Alertmanager's --data.retention default)
+
+
+class SilenceError(ValueError):
+    def __init__(self, path: str, message: str, status: int = 400):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SilenceMatcher:
+    name: str
+    value: str
+    is_regex: bool
+    is_equal: bool
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        v = labels.get(self.name, "")
+        if self.is_regex:
+            ok = _regex(self.value).fullmatch(v) is not None
+        else:
+            ok = v == self.value
+        return ok if self.is_equal else not ok
+
+
+_RE_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _regex(p: str) -> re.Pattern[str]:
+    r = _RE_CACHE.get(p)
+    if r is None:
+        r = _RE_CACHE[p] = re.compile(f"(?:{p})", re.DOTALL)
+    return r
+
+
+@dataclass
+class Silence:
+    id: str
+    matchers: list[SilenceMatcher]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    updated_at: float
+
+    def state(self, now: float) -> str:
+        if now < self.starts_at:
+            return "pending"
+        if now >= self.ends_at:
+            return "expired"
+        return "active"
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+    def to_api(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": {"state": self.state(now)},
+            "updatedAt": to_rfc3339(self.updated_at),
+            "matchers": [{"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
+                         for m in self.matchers],
+            "startsAt": to_rfc3339(self.starts_at),
+            "endsAt": to_rfc3339(self.ends_at),
+            "createdBy": self.created_by,
+            "comment": self.comment,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.id, "m": [[m.name, m.value, m.is_regex, m.is_equal] for m in self.matchers],
+                           "s": self.starts_at, "e": self.ends_at, "by": self.created_by, "c": self.comment,
+                           "u": self.updated_at})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Silence":
+        d = json.loads(raw)
+        return cls(d["id"], [SilenceMatcher(*m) for m in d["m"]], d["s"], d["e"], d["by"], d["c"], d["u"])
+
+
+def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
+    """Validate a PostableSilence (API v2) and return (id to update or None, silence)."""
+    if not isinstance(body, dict):
+        raise SilenceError("body", "must be a JSON object")
+    ms = body.get("matchers")
+    if not isinstance(ms, list) or not ms:
+        raise SilenceError("matchers", "at least one matcher is required")
+    matchers = []
+    for i, m in enumerate(ms):
+        p = f"matchers[{i}]"
+        if not isinstance(m, dict):
+            raise SilenceError(p, "must be an object")
+        name, value = m.get("name"), m.get("value")
+        if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", name):
+            raise SilenceError(f"{p}.name", "invalid label name")
+        if not isinstance(value, str):
+            raise SilenceError(f"{p}.value", "must be a string")
+        is_regex = m.get("isRegex", False)
+        is_equal = m.get("isEqual", True)
+        if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
+            raise SilenceError(p, "isRegex and isEqual must be booleans")
+        if is_regex:
+            try:
+                _regex(value)
+            except re.error as e:
+                raise SilenceError(f"{p}.value", f"invalid regular expression: {e}") from None
+        matchers.append(SilenceMatcher(name, value, is_regex, is_equal))
+    if all(m.matches({}) for m in matchers):
+        raise SilenceError("matchers", "at least one matcher must not match the empty string")
+    for key in ("startsAt", "endsAt"):
+        if not isinstance(body.get(key), str):
+            raise SilenceError(key, "required RFC 3339 timestamp")
+    try:
+        starts = parse_rfc3339(body["startsAt"])
+        ends = parse_rfc3339(body["endsAt"])
+    except ValueError as e:
+        raise SilenceError("startsAt/endsAt", str(e)) from None
+    if starts is None or ends is None:
+        raise SilenceError("startsAt/endsAt", "must not be the zero time")
+    if ends < starts:
+        raise SilenceError("endsAt", "end time must not be before start time")
+    if ends < now:
+        raise SilenceError("endsAt", "end time can't be in the past")
+    created_by, comment = body.get("createdBy", ""), body.get("comment", "")
+    if not isinstance(created_by, str) or not created_by:
+        raise SilenceError("createdBy", "creator information required")
+    if not isinstance(comment, str) or not comment:
+        raise SilenceError("comment", "comment required")
+    sid = body.get("id") or None
+    return sid, Silence("", matchers, max(starts, now) if starts < now else starts, ends, created_by, comment, now)
+
+
+class Silences:
+    """The silence store. Reads are cached per replica and revalidated against a version counter in Redis."""
+
+    def __init__(self, redis: Redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+        self._cache: list[Silence] = []
+        self._version: bytes | None = b"?"
+
+    async def _bump(self, pipe: Any) -> None:
+        pipe.incr(self.keys.silences_version())
+
+    async def all(self) -> list[Silence]:
+        v = await self.redis.get(self.keys.silences_version())
+        if v != self._version:
+            raw = await self.redis.hgetall(self.keys.silences())
+            self._cache = [Silence.from_json(r) for r in raw.values()]
+            self._version = v
+        return self._cache
+
+    async def get(self, sid: str) -> Silence | None:
+        raw = await self.redis.hget(self.keys.silences(), sid)
+        return Silence.from_json(raw) if raw else None
+
+    async def _put(self, s: Silence) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.silences(), s.id, s.to_json())
+        await self._bump(pipe)
+        await pipe.execute()
+
+    async def upsert(self, body: Any, now: float) -> str:
+        sid, new = parse_postable_silence(body, now)
+        if sid:
+            old = await self.get(sid)
+            if old is None:
+                raise SilenceError("id", f"silence {sid} not found", status=404)
+            # Alertmanager's canUpdate: same matchers, and the change keeps the silence's past intact.
+            st = old.state(now)
+            can = old.matchers == new.matchers and (
+                (st == "pending" and new.starts_at >= now) or
+                (st == "active" and new.starts_at == old.starts_at and new.ends_at >= now)
+            )
+            if can:
+                new.id = old.id
+                new.starts_at = old.starts_at if st == "active" else new.starts_at
+                await self._put(new)
+                return new.id
+            if st != "expired":
+                await self.expire(sid, now)
+        new.id = str(uuid.uuid4())
+        await self._put(new)
+        return new.id
+
+    async def expire(self, sid: str, now: float) -> None:
+        s = await self.get(sid)
+        if s is None:
+            raise SilenceError("id", f"silence {sid} not found", status=404)
+        st = s.state(now)
+        if st == "expired":
+            raise SilenceError("id", f"silence {sid} already expired", status=500)
+        if st == "pending":
+            s.starts_at = now
+        s.ends_at = now
+        s.updated_at = now
+        await self._put(s)
+
+    async def gc(self, now: float) -> int:
+        gone = [s.id for s in await self.all() if s.ends_at < now - RETENTION]
+        if gone:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hdel(self.keys.silences(), *gone)
+            await self._bump(pipe)
+            await pipe.execute()
+        return len(gone)
+
+    async def silenced_by(self, labels: Mapping[str, str], now: float) -> list[str]:
+        return [s.id for s in await self.all() if s.state(now) == "active" and s.matches(labels)]

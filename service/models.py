@@ -1,0 +1,129 @@
+"""The data that flows through Tocsin: alerts in, notifications out.
+
+Alerts are kept in Redis as JSON produced by `Alert.to_json`; notifications are written to the
+outbox stream as JSON produced by `Notification.to_json`. Both round-trip exactly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .clock import to_rfc3339
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's label-set fingerprint: FNV-1a 64 over sorted `name 0xFF value 0xFF`."""
+    h = 0xCBF29CE484222325
+    for name in sorted(labels):
+        for chunk in (name.encode(), b"\xff", labels[name].encode(), b"\xff"):
+            for byte in chunk:
+                h ^= byte
+                h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+@dataclass
+class Alert:
+    labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    starts_at: float = 0.0
+    ends_at: float = 0.0
+    generator_url: str = ""
+    updated_at: float = 0.0
+    timeout: bool = False  # ends_at was not given: it is now + resolve_timeout
+    fingerprint: str = ""
+    source: str = "prometheus"  # prometheus | alertmanager | detector
+    # Detector evidence (None for plain Prometheus alerts).
+    detector: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.labels)
+
+    def resolved_at(self, now: float) -> bool:
+        """Alertmanager's Alert.ResolvedAt: ended at or before `now`."""
+        return self.ends_at > 0 and self.ends_at <= now
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Alert":
+        return cls(**json.loads(raw))
+
+    def webhook_dict(self, now: float) -> dict[str, Any]:
+        """One alert as Alertmanager's webhook v4 payload shows it at `now`."""
+        resolved = self.resolved_at(now)
+        return {
+            "status": "resolved" if resolved else "firing",
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": to_rfc3339(self.starts_at),
+            "endsAt": to_rfc3339(self.ends_at if resolved else None),
+            "generatorURL": self.generator_url,
+            "fingerprint": self.fingerprint,
+        }
+
+
+Status = Literal["firing", "resolved"]
+
+
+@dataclass
+class Notification:
+    """One decided notification for one receiver integration: what goes into the outbox."""
+
+    id: str  # deterministic: the same decision always yields the same id (idempotent delivery)
+    receiver: str  # the receiver's name from the config
+    integration: str  # e.g. "webhook/0", "slack/1"
+    group_key: str  # Alertmanager's group key, or "incident:<id>" when correlation is on
+    group_labels: dict[str, str]
+    status: Status
+    alerts: list[Alert]
+    timestamp: float  # the (event-)time the decision was made
+    reason: str  # "first flush", "new alerts", "resolved alerts", "all resolved", "repeat interval elapsed", ...
+    external_url: str = ""
+    truncated_alerts: int = 0
+    incident: dict[str, Any] | None = None  # incident snapshot when correlation is on
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Notification":
+        d = json.loads(raw)
+        d["alerts"] = [Alert(**a) for a in d["alerts"]]
+        return cls(**d)
+
+    def common_labels(self) -> dict[str, str]:
+        return _common([a.labels for a in self.alerts])
+
+    def common_annotations(self) -> dict[str, str]:
+        return _common([a.annotations for a in self.alerts])
+
+    def webhook_payload(self) -> dict[str, Any]:
+        """Alertmanager's webhook payload, version 4, exactly as a webhook consumer expects it."""
+        return {
+            "receiver": self.receiver,
+            "status": self.status,
+            "alerts": [a.webhook_dict(self.timestamp) for a in self.alerts],
+            "groupLabels": dict(self.group_labels),
+            "commonLabels": self.common_labels(),
+            "commonAnnotations": self.common_annotations(),
+            "externalURL": self.external_url,
+            "version": "4",
+            "groupKey": self.group_key,
+            "truncatedAlerts": self.truncated_alerts,
+        }
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    common = dict(maps[0])
+    for m in maps[1:]:
+        for k in list(common):
+            if m.get(k) != common[k]:
+                del common[k]
+    return common

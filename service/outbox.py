@@ -1,0 +1,239 @@
+"""Durable delivery: every decided notification is in a Redis stream (the outbox) before it is sent.
+
+Delivery is at-least-once, in order per (group, integration), with bounded exponential backoff on retryable
+failures (5xx, 429, network errors). Each outbox entry carries a per-group, per-integration sequence number:
+an entry whose predecessor is not yet delivered waits; an entry already delivered (a redelivery after a crash)
+is acknowledged without sending again. Entries left pending by a killed replica are resumed on its restart (it
+reads its own pending entries first) or claimed by another replica after `claim_idle` (XAUTOCLAIM).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from routing.receivers.base import NotifyError, Receiver
+
+from .clock import Clock
+from .models import Notification
+from .store import CONSUMER_GROUP, Keys, Scripts
+
+log = structlog.get_logger("tocsin.outbox")
+
+
+@dataclass
+class Entry:
+    shard: int
+    id: str
+    gid: str
+    integration: str
+    seq: int
+    notification: Notification
+
+
+def _s(b: Any) -> str:
+    return b.decode() if isinstance(b, bytes) else str(b)
+
+
+class Outbox:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, clock: Clock, consumer: str,
+                 receivers: Callable[[str], Receiver | None], *, max_attempts: int = 12,
+                 backoff_initial: float = 0.5, backoff_max: float = 60.0, claim_idle: float = 60.0,
+                 metrics: Any = None, on_delivered: Callable[[Notification, dict[str, Any]], Awaitable[None]] | None = None):
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.clock = clock
+        self.consumer = consumer
+        self.receivers = receivers
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.claim_idle = claim_idle
+        self.metrics = metrics
+        self.on_delivered = on_delivered
+        self._wake = asyncio.Event()
+        self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._queues: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        self._seen: set[str] = set()
+
+    async def ensure_groups(self) -> None:
+        for shard in range(self.keys.shards):
+            try:
+                await self.redis.xgroup_create(self.keys.outbox(shard), CONSUMER_GROUP, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def depth(self) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.xlen(self.keys.outbox(shard))
+        return sum(int(x) for x in await pipe.execute())
+
+    def _parse(self, shard: int, eid: Any, fields: dict[Any, Any]) -> Entry:
+        f = {_s(k): _s(v) for k, v in fields.items()}
+        n = Notification.from_json(f["n"])
+        n.id = f"{f['gid']}:{f['integration']}:{f['seq']}"
+        return Entry(shard, _s(eid), f["gid"], f["integration"], int(f["seq"]), n)
+
+    async def _read(self, start: str) -> list[Entry]:
+        """Read entries for this consumer: start=">" new ones, start="0" our own pending ones."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.xreadgroup(CONSUMER_GROUP, self.consumer, {self.keys.outbox(shard): start}, count=256)
+        out: list[Entry] = []
+        for shard, res in enumerate(await pipe.execute()):
+            for _stream, entries in res or []:
+                for eid, fields in entries:
+                    if fields:  # deleted entries come back with no fields
+                        out.append(self._parse(shard, eid, fields))
+        return out
+
+    async def _autoclaim(self) -> list[Entry]:
+        out: list[Entry] = []
+        for shard in range(self.keys.shards):
+            try:
+                res = await self.redis.xautoclaim(self.keys.outbox(shard), CONSUMER_GROUP, self.consumer,
+                                                  min_idle_time=int(self.claim_idle * 1000), start_id="0-0", count=256)
+            except ResponseError:
+                continue
+            for eid, fields in res[1]:
+                if fields:
+                    out.append(self._parse(shard, eid, fields))
+        return out
+
+    def _dispatch(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if e.id in self._seen:
+                continue
+            self._seen.add(e.id)
+            lane = (e.gid, e.integration)
+            q = self._queues[lane]
+            q.append(e)
+            q.sort(key=lambda x: x.seq)
+            if lane not in self._lanes or self._lanes[lane].done():
+                self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
+
+    async def _run_lane(self, lane: tuple[str, str]) -> None:
+        q = self._queues[lane]
+        while q:
+            e = q.pop(0)
+            try:
+                await self._deliver(e)
+            finally:
+                self._seen.discard(e.id)
+        self._queues.pop(lane, None)
+
+    async def _delivered_seq(self, e: Entry) -> tuple[int, dict[str, Any] | None]:
+        k = self.keys.delivery_state(e.gid)
+        seq, state = await self.redis.hmget(k, f"{e.integration}:seq", f"{e.integration}:state")
+        return int(seq or 0), (json.loads(state) if state else None)
+
+    async def _mark(self, e: Entry, state: dict[str, Any] | None) -> None:
+        await self.scripts.mark_delivered(
+            keys=[self.keys.delivery_state(e.gid), self.keys.outbox(e.shard)],
+            args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id, 30 * 86400],
+        )
+
+    async def _deliver(self, e: Entry) -> None:
+        attempt = 0
+        waited_for_predecessor = 0
+        while True:
+            done_seq, state = await self._delivered_seq(e)
+            if done_seq >= e.seq:
+                await self._mark(e, None)  # a redelivery of something already sent
+                return
+            if done_seq < e.seq - 1 and waited_for_predecessor < 600:
+                # The predecessor is still on its way (maybe with another replica): keep order.
+                waited_for_predecessor += 1
+                await self.clock.sleep(0.1)
+                continue
+            receiver = self.receivers(e.integration)
+            if receiver is None:
+                log.warning("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
+                await self._mark(e, None)
+                return
+            try:
+                result = await receiver.send(e.notification, state)
+            except NotifyError as err:
+                attempt += 1
+                self._count("failed", e, err.reason)
+                if not err.retryable or attempt >= self.max_attempts:
+                    log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
+                              reason=err.reason, attempts=attempt, retryable=err.retryable)
+                    await self._mark(e, None)  # give up: do not block the lane forever
+                    return
+                delay = err.retry_after if err.retry_after is not None else min(
+                    self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
+                delay *= 1 + random.uniform(0, 0.1) if err.retry_after is None else 1
+                log.warning("delivery_retry", integration=e.integration, notification=e.notification.id,
+                            reason=err.reason, attempt=attempt, delay=round(delay, 3))
+                # Keep the entry ours while we back off, so that no other replica claims it meanwhile.
+                await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id],
+                                        justid=True)
+                await self.clock.sleep(delay)
+                continue
+            new_state = result.state if result is not None and result.state else None
+            merged = dict(state or {})
+            if new_state:
+                merged.update(new_state)
+            await self._mark(e, merged if new_state else None)
+            self._count("sent", e, "")
+            if self.on_delivered is not None:
+                await self.on_delivered(e.notification, merged)
+            return
+
+    def _count(self, what: str, e: Entry, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.notification(what, e.notification.receiver, e.integration, reason)
+
+    async def drain(self) -> int:
+        """Deliver everything currently in the outbox for this consumer and wait for it (replay, tests)."""
+        n = 0
+        while True:
+            entries = await self._read("0") + await self._read(">")
+            fresh = [e for e in entries if e.id not in self._seen]
+            self._dispatch(fresh)
+            n += len(fresh)
+            lanes = [t for t in self._lanes.values() if not t.done()]
+            if not lanes and not fresh:
+                return n
+            if lanes:
+                await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def run(self, poll: float = 0.2) -> None:
+        """The serve loop: resume our own pending entries, then follow the outbox."""
+        await self.ensure_groups()
+        self._dispatch(await self._read("0"))
+        last_claim = self.clock.now()
+        while True:
+            try:
+                self._dispatch(await self._read(">"))
+                if self.clock.now() - last_claim >= self.claim_idle / 2:
+                    last_claim = self.clock.now()
+                    self._dispatch(await self._autoclaim())
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("outbox_error", error=repr(e))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            except asyncio.TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        for t in self._lanes.values():
+            t.cancel()
+        await asyncio.gather(*self._lanes.values(), return_exceptions=True)

@@ -1,0 +1,126 @@
+"""Group timers as data: per-shard sorted sets scored by due time, claimed atomically (Lua
+`claim_due_groups`), so that with several replicas each flush happens exactly once and nothing is lost on a
+restart (an unfinished claim is retried when its lease runs out).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from .clock import Clock
+from .dispatch import Dispatcher
+from .store import Keys, Scripts, ms, queue_script
+
+log = structlog.get_logger("tocsin.scheduler")
+
+
+class Scheduler:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dispatcher: Dispatcher, clock: Clock,
+                 replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0):
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.replica_id = replica_id or uuid.uuid4().hex[:12]
+        self.lease = lease
+        self.batch = batch
+        self.max_idle = max_idle
+        self._counter = itertools.count()
+        self._wake = asyncio.Event()
+        self._next_local: float | None = None
+        self.on_flushed: list[Any] = []  # callbacks(plan) after each committed flush
+
+    def wake(self, due: float) -> None:
+        """Called when this replica scheduled a group at `due`: wake the loop early if that is sooner."""
+        if self._next_local is None or due < self._next_local:
+            self._next_local = due
+            self._wake.set()
+
+    async def claim(self, now: float) -> tuple[list[tuple[str, str]], float | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        tok = f"{self.replica_id}.{next(self._counter)}"
+        for shard in range(self.keys.shards):
+            queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
+                         args=[ms(now), ms(self.lease), self.batch, tok])
+        claimed: list[tuple[str, str]] = []
+        nxt: float | None = None
+        for res in await pipe.execute():
+            *items, earliest = res
+            for i in range(0, len(items), 3):
+                g = items[i].decode() if isinstance(items[i], bytes) else items[i]
+                t = items[i + 1].decode() if isinstance(items[i + 1], bytes) else items[i + 1]
+                claimed.append((g, t))
+            e = float(earliest)
+            if e >= 0 and (nxt is None or e / 1000 < nxt):
+                nxt = e / 1000
+        return claimed, nxt
+
+    async def run_due(self) -> tuple[int, float | None]:
+        """Flush every group due now. Returns (groups flushed, earliest remaining due time)."""
+        total = 0
+        while True:
+            now = self.clock.now()
+            claimed, nxt = await self.claim(now)
+            if not claimed:
+                return total, nxt
+            results = await asyncio.gather(*(self._flush(g, t) for g, t in claimed), return_exceptions=True)
+            for (g, _), r in zip(claimed, results):
+                if isinstance(r, BaseException):
+                    log.error("flush_failed", gid=g, error=repr(r))
+            total += len(claimed)
+            if len(claimed) < self.batch:
+                # Anything that became due meanwhile is picked up by the next round.
+                now2 = self.clock.now()
+                if nxt is None or nxt > now2:
+                    return total, nxt
+
+    async def _flush(self, gid: str, token: str) -> None:
+        plan = await self.dispatcher.flush(gid, token)
+        if plan is not None:
+            for cb in self.on_flushed:
+                await cb(plan)
+
+    async def next_due(self) -> float | None:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrange(self.keys.due(shard), 0, 0, withscores=True)
+        best = None
+        for res in await pipe.execute():
+            if res:
+                t = float(res[0][1]) / 1000
+                best = t if best is None or t < best else best
+        return best
+
+    async def run(self) -> None:
+        """The serve loop: flush what is due, then wait until the next timer or an earlier local wake-up."""
+        nxt: float | None = None
+        while True:
+            self._wake.clear()
+            self._next_local = None
+            try:
+                _, nxt = await self.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # Redis down: keep trying; ingest answers 503 meanwhile
+                log.warning("scheduler_error", error=repr(e))
+                nxt = None
+            while True:
+                now = self.clock.now()
+                target = now + self.max_idle
+                for t in (nxt, self._next_local):
+                    if t is not None and t < target:
+                        target = t
+                if target <= now:
+                    break
+                self._wake.clear()
+                try:
+                    # Waiting for I/O (a wake-up from ingest) in real time; timers themselves are data in Redis.
+                    await asyncio.wait_for(self._wake.wait(), timeout=target - now)
+                except asyncio.TimeoutError:
+                    break

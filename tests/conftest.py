@@ -1,0 +1,45 @@
+"""Shared fixtures. State always lives in a real Redis: REDIS_URL if set, else a private embedded one."""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.embedded_redis import EmbeddedRedis
+
+os.environ.pop("HTTP_PROXY", None)
+os.environ.pop("HTTPS_PROXY", None)
+os.environ.pop("http_proxy", None)
+os.environ.pop("https_proxy", None)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    d = tempfile.mkdtemp(prefix="tocsin-test-redis-")
+    er = EmbeddedRedis(d, persist=False)
+    url = er.start()
+    yield url
+    er.stop()
+
+
+@pytest.fixture
+def key_prefix():
+    """A unique key prefix per test: tests share one Redis and never see each other's keys."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis(redis_url, key_prefix):
+    client = aioredis.from_url(redis_url)
+    yield client
+    # Clean up this test's keys (SCAN by prefix; tests only, never in Tocsin's own code).
+    async for k in client.scan_iter(match=f"{key_prefix}*", count=1000):
+        await client.delete(k)
+    await client.aclose()
