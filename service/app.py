@@ -34,7 +34,7 @@ async def connect_redis(cfg: Config) -> tuple[aioredis.Redis, EmbeddedRedis | No
     url = cfg.tocsin.redis.url
     if not url:
         embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True)
-        url = await asyncio.to_thread(embedded.start)
+        url = embedded.start()  # main thread: the server's lifetime is tied to the starting thread
         log.info("embedded_redis_started", dir=str(embedded.data_dir))
     client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
     return client, embedded
@@ -68,7 +68,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
             await engine.close()
             await client.aclose()
             if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+                embedded.stop()
 
     async def do_reload() -> tuple[bool, str]:
         engine: Engine = app[ENGINE]

@@ -5,11 +5,34 @@ with), persists with append-only fsync-every-second, and is stopped when Tocsin 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to send SIGTERM to the redis-server when Tocsin dies, even by SIGKILL; Redis then shuts down
+    cleanly (flushing its append-only file). Best effort: other systems rely on the pid file below."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def redis_server_binary() -> str:
@@ -41,8 +64,31 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _wait_for_previous(self, timeout: float) -> None:
+        """A redis-server left from a killed Tocsin must finish writing its append-only file before a new one
+        opens it: ask it to stop and wait."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if not _alive(pid):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+
     def start(self, timeout: float = 10.0) -> str:
+        """Start the server; call from the main thread (the child is tied to the lifetime of its parent thread)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._wait_for_previous(timeout)
         sock = Path(self.socket)
         if sock.exists():
             sock.unlink()
@@ -55,12 +101,14 @@ class EmbeddedRedis:
             "--save", "",
             "--logfile", str(self.data_dir / "redis.log"),
             "--daemonize", "no",
+            "--pidfile", str(self.pidfile),
         ]
         if self.persist:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--appendfilename", "tocsin.aof"]
         else:
             args += ["--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout  # start-up wait, not logic time
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
