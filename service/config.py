@@ -138,6 +138,27 @@ class Config:
         return hashlib.sha1(self.source.encode()).hexdigest()[:12]
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as Alertmanager (Go) reads it: no YAML 1.1 base-60 numbers, so `10:30` stays the string "10:30"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    __import__("re").compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    __import__("re").compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+                             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
 def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
     out = []
     for err in e.errors():
@@ -153,7 +174,7 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     errors: list[ConfigError] = []
     warnings: list[str] = []
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ConfigErrors([ConfigError("", f"not valid YAML: {e}")]) from None
     if not isinstance(raw, dict):
