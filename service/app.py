@@ -41,7 +41,9 @@ async def connect_redis(cfg: Config) -> tuple[aioredis.Redis, EmbeddedRedis | No
 
 
 def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = None, cfg: Config | None = None,
-               receiver_factory: ReceiverFactory = default_receiver_factory) -> web.Application:
+               receiver_factory: ReceiverFactory = default_receiver_factory, background: bool = True) -> web.Application:
+    """The service. `background=False` leaves out the timer/delivery loops, for tests that drive
+    `engine.step()` themselves in event time."""
     cfg = cfg or load_config(config_path)
     clock = clock or SystemClock()
     app = web.Application(client_max_size=cfg.tocsin.max_body_bytes, middlewares=[redis_unavailable])
@@ -57,7 +59,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
             log.warning("config_warning", detail=w)
         tasks = [asyncio.create_task(engine.scheduler.run(), name="scheduler"),
                  asyncio.create_task(engine.outbox.run(), name="outbox"),
-                 asyncio.create_task(_sweeper(engine), name="sweeper")]
+                 asyncio.create_task(_sweeper(engine), name="sweeper")] if background else []
         log.info("started", listen=cfg.tocsin.listen, receivers=len(cfg.receivers))
         try:
             yield
@@ -96,8 +98,12 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     app[RELOAD] = do_reload
     app.cleanup_ctx.append(lifecycle)
     add_routes(app)
-    app.router.add_get("/api/v1/openapi.json", lambda r: web.json_response(document()))
+    app.router.add_get("/api/v1/openapi.json", openapi)
     return app
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
 
 
 async def _sweeper(engine: Engine, every: float = 60.0) -> None:
