@@ -46,11 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .clock import SystemClock
     from .engine import build_receivers, default_receiver_factory
 
     try:
         cfg = load_config(args.config)
-        build_receivers(cfg, default_receiver_factory)
+        build_receivers(cfg, default_receiver_factory, SystemClock())
     except ConfigErrors as e:
         print(f"{args.config}: invalid", file=sys.stderr)
         for err in e.errors:

@@ -18,7 +18,7 @@ from routing.receivers.console import ConsoleReceiver, Recording
 from routing.receivers.webhook import WebhookReceiver
 from routing.silences import Silences
 
-from .clock import Clock
+from .clock import Clock, SystemClock
 from .config import Config
 from .dispatch import Dispatcher
 from .metrics import Metrics
@@ -29,34 +29,47 @@ from .store import Keys, Scripts
 
 log = structlog.get_logger("tocsin.engine")
 
-ReceiverFactory = Callable[[str, str, dict[str, Any], Config], Receiver]
+ReceiverFactory = Callable[[str, str, dict[str, Any], Config, Clock], Receiver]
+_PACERS: dict[int, Any] = {}
 
 
-def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg: Config) -> Receiver:
+def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
     timeout = cfg.tocsin.delivery.timeout
+    path = c.get("_path", integration)
+    d = {k: v for k, v in c.items() if k != "_path"}
     if kind == "webhook":
         return WebhookReceiver.from_config(c, integration, timeout)
     if kind == "console":
         return ConsoleReceiver.from_config(c, integration)
     if kind == "slack":
+        from routing.ratelimit import ChannelPacer
         from routing.receivers.slack import SlackReceiver
 
-        return SlackReceiver.from_config(c, c.get("_path", integration), integration, cfg)
+        if not any(k in d for k in ("api_url", "api_url_file", "bot_token", "bot_token_file")):
+            for g in ("slack_api_url", "slack_api_url_file"):  # Alertmanager's global default
+                if cfg.global_.get(g):
+                    d[g.removeprefix("slack_")] = cfg.global_[g]
+        # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
+        pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
+        return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer)
     if kind == "pagerduty":
         from routing.receivers.pagerduty import PagerDutyReceiver
 
-        return PagerDutyReceiver.from_config(c, c.get("_path", integration), integration, cfg)
+        if "url" not in d and "events_url" not in d and cfg.global_.get("pagerduty_url"):
+            d["url"] = cfg.global_["pagerduty_url"]
+        return PagerDutyReceiver.from_config(d, path, integration, clock)
     raise ValueError(f"unknown integration kind {kind}")
 
 
 def recording_factory(sink: list[Notification]) -> ReceiverFactory:
-    def make(integration: str, kind: str, c: dict[str, Any], cfg: Config) -> Receiver:
+    def make(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
         return Recording(integration, sink, bool(c.get("send_resolved", kind != "slack")))
 
     return make
 
 
-def build_receivers(cfg: Config, factory: ReceiverFactory) -> dict[str, Receiver]:
+def build_receivers(cfg: Config, factory: ReceiverFactory, clock: Clock | None = None) -> dict[str, Receiver]:
+    clock = clock or SystemClock()
     out: dict[str, Receiver] = {}
     for name, r in cfg.receivers.items():
         counts: dict[str, int] = {}
@@ -64,7 +77,7 @@ def build_receivers(cfg: Config, factory: ReceiverFactory) -> dict[str, Receiver
             idx = counts.get(kind, 0)
             counts[kind] = idx + 1
             integration = f"{name}/{kind}/{idx}"
-            out[integration] = factory(integration, kind, c, cfg)
+            out[integration] = factory(integration, kind, c, cfg, clock)
     return out
 
 
@@ -83,7 +96,7 @@ class Engine:
         self.scripts = Scripts(redis)
         self.silences = Silences(redis, self.keys)
         self.receiver_factory = receiver_factory
-        self.receivers = build_receivers(cfg, receiver_factory)
+        self.receivers = build_receivers(cfg, receiver_factory, clock)
         self.consumer = consumer or f"{default_consumer(cfg.tocsin.listen)}"
         self.scheduler: Scheduler
         self.dispatcher = Dispatcher(redis, self.keys, self.scripts, cfg, clock, self.silences,
@@ -115,7 +128,7 @@ class Engine:
 
     async def reload(self, cfg: Config) -> None:
         """Swap in a new configuration: build everything new first, then replace the live parts."""
-        receivers = build_receivers(cfg, self.receiver_factory)
+        receivers = build_receivers(cfg, self.receiver_factory, self.clock)
         old = self.receivers
         self.cfg = cfg
         self.receivers = receivers
