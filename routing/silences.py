@@ -129,15 +129,18 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
     for key in ("startsAt", "endsAt"):
         if not isinstance(body.get(key), str):
             raise SilenceError(key, "required RFC 3339 timestamp")
-    try:
-        starts = parse_rfc3339(body["startsAt"])
-        ends = parse_rfc3339(body["endsAt"])
-    except ValueError as e:
-        raise SilenceError("startsAt/endsAt", str(e)) from None
-    if starts is None or ends is None:
-        raise SilenceError("startsAt/endsAt", "must not be the zero time")
-    if ends < starts:
-        raise SilenceError("endsAt", "end time must not be before start time")
+    times: dict[str, float] = {}
+    for key in ("startsAt", "endsAt"):
+        try:
+            t = parse_rfc3339(body[key])
+        except ValueError as e:
+            raise SilenceError(key, f"not an RFC 3339 timestamp: {e}") from None
+        if t is None:
+            raise SilenceError(key, "must not be the zero time")
+        times[key] = t
+    starts, ends = times["startsAt"], times["endsAt"]
+    if ends <= starts:
+        raise SilenceError("endsAt", "start time must be before end time")
     if ends < now:
         raise SilenceError("endsAt", "end time can't be in the past")
     created_by, comment = body.get("createdBy", ""), body.get("comment", "")
@@ -146,7 +149,9 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
     if not isinstance(comment, str) or not comment:
         raise SilenceError("comment", "comment required")
     sid = body.get("id") or None
-    return sid, Silence("", matchers, max(starts, now) if starts < now else starts, ends, created_by, comment, now)
+    # The start is moved up to now only when a new silence is created (Silences.upsert), not before the
+    # update-in-place check, which compares it with the old start as given.
+    return sid, Silence("", matchers, starts, ends, created_by, comment, now)
 
 
 class Silences:
@@ -199,6 +204,7 @@ class Silences:
             if st != "expired":
                 await self.expire(sid, now)
         new.id = str(uuid.uuid4())
+        new.starts_at = max(new.starts_at, now)
         await self._put(new)
         return new.id
 

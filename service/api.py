@@ -18,6 +18,7 @@ from routing.silences import SilenceError
 
 from .alerts import ItemError, parse_postable
 from .clock import parse_rfc3339, to_rfc3339
+from .config import redacted_source
 from .events import DetectorEvent
 from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 
@@ -140,12 +141,7 @@ async def post_events(request: web.Request) -> web.Response:
     body = await _json_body(request)
     items = body if isinstance(body, list) else [body]
     now = engine.clock.now()
-    resolve_after = engine.cfg.resolve_timeout
-    ev_cfg = engine.cfg.tocsin.events
-    if "resolve_after" in ev_cfg:
-        from routing.durations import parse_duration
-
-        resolve_after = parse_duration(ev_cfg["resolve_after"], "tocsin.events.resolve_after")
+    resolve_after = engine.cfg.events_resolve_after
     alerts, errors = [], []
     for i, item in enumerate(items):
         base = f"[{i}]" if isinstance(body, list) else ""
@@ -221,16 +217,18 @@ async def delete_silence(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+@require_token("api")
 async def get_status(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return web.json_response({
         "cluster": {"status": "ready", "peers": []},
-        "config": {"original": engine.cfg.source},
+        "config": {"original": redacted_source(engine.cfg)},  # never the raw text: it holds tokens and URLs
         "versionInfo": {"version": "tocsin-0.1.0"},
         "uptime": to_rfc3339(request.app[SETTINGS].get("started", engine.clock.now())),
     })
 
 
+@require_token("api")
 async def get_receivers(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return web.json_response([{"name": n} for n in engine.cfg.receivers])

@@ -59,7 +59,8 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
             log.warning("config_warning", detail=w)
         tasks = [asyncio.create_task(engine.scheduler.run(), name="scheduler"),
                  asyncio.create_task(engine.outbox.run(), name="outbox"),
-                 asyncio.create_task(_sweeper(engine), name="sweeper")] if background else []
+                 asyncio.create_task(_sweeper(engine), name="sweeper"),
+                 asyncio.create_task(engine.run_timers(), name="timers")] if background else []
         log.info("started", listen=cfg.tocsin.listen, receivers=len(cfg.receivers))
         try:
             yield
@@ -90,7 +91,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
             engine.metrics.config_reloads.labels("failure").inc()
             log.error("reload_rejected", errors=str(e))
             return False, f"configuration rejected; the old one keeps running:\n{e}\n"
-        app[TOKENS] = tokens
+        app[TOKENS][:] = tokens  # in place: a started app's state must not be reassigned
         engine.metrics.config_reloads.labels("success").inc()
         log.info("reloaded")
         return True, "reloaded\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routing.durations import parse_duration
@@ -52,6 +52,13 @@ class TokenConfig(_Strict):
     token_env: str | None = None
     sources: list[Literal["alerts", "alertmanager", "events", "api", "all"]] = ["all"]
 
+    @model_validator(mode="after")
+    def _one_secret(self) -> "TokenConfig":
+        given = [k for k in ("token", "token_file", "token_env") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of token, token_file, token_env (got {', '.join(given) or 'none'})")
+        return self
+
     def resolve(self) -> str:
         if self.token is not None:
             return self.token
@@ -82,6 +89,12 @@ class DeliveryConfig(_Strict):
     timeout: float = 10.0
 
 
+class EventsConfig(_Strict):
+    """POST /api/v1/events settings."""
+
+    resolve_after: str | int | float | None = None  # how long an anomaly stays open; default resolve_timeout
+
+
 class TocsinSection(_Strict):
     """Tocsin's own settings: the top-level `tocsin:` key of the configuration file."""
 
@@ -93,7 +106,7 @@ class TocsinSection(_Strict):
     max_body_bytes: int = 10 * 2**20
     alert_retention: str = "1h"  # resolved alerts are forgotten this long after they end
     delivery: DeliveryConfig = DeliveryConfig()
-    events: dict[str, Any] = {}
+    events: EventsConfig = EventsConfig()
     correlation: dict[str, Any] = {}
     scoring: dict[str, Any] = {}
     escalation: dict[str, Any] = {}
@@ -132,6 +145,7 @@ class Config:
     tocsin: TocsinSection
     global_: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    events_resolve_after: float = 300.0  # tocsin.events.resolve_after, else resolve_timeout
 
     @property
     def hash(self) -> str:
@@ -212,6 +226,13 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
         tocsin.redis.key_prefix = env.tocsin_key_prefix
     if env.tocsin_data_dir:
         tocsin.data_dir = env.tocsin_data_dir
+    events_resolve_after = resolve_timeout
+    if tocsin.events.resolve_after is not None:
+        try:
+            events_resolve_after = parse_duration(tocsin.events.resolve_after, "tocsin.events.resolve_after",
+                                                  numbers_as_seconds=True)
+        except ConfigError as e:
+            errors.append(e)
     for i, t in enumerate(tocsin.auth.tokens):
         try:
             t.resolve()
@@ -278,11 +299,14 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             errors.extend(e.errors)
     if route is not None:
         for r in route.walk():
-            if r.opts.receiver not in receivers:
-                errors.append(ConfigError(f"route (id {r.id})", f"undefined receiver {r.opts.receiver!r}"))
-            for n in (*r.opts.mute_time_intervals, *r.opts.active_time_intervals):
-                if n not in intervals:
-                    errors.append(ConfigError(f"route (id {r.id})", f"undefined time interval {n!r}"))
+            inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
+            if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
+                errors.append(ConfigError(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}"))
+            for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
+                               ("active_time_intervals", r.opts.active_time_intervals)):
+                for j, n in enumerate(names):
+                    if n not in intervals:
+                        errors.append(ConfigError(f"{r.path}.{key}[{j}]", f"undefined time interval {n!r}"))
 
     rules: list[InhibitRule] = []
     rule_ids: list[str] = []
@@ -292,6 +316,8 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             rule_ids.append(hashlib.sha1(repr(sorted((d or {}).items(), key=str)).encode()).hexdigest()[:12])
         except ConfigError as e:
             errors.append(e)
+
+    errors.extend(_check_extensions(tocsin, receivers, route))
 
     templates = raw.get("templates") or []
     if templates:
@@ -303,8 +329,48 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     return Config(
         source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
         inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=list(templates),
-        tocsin=tocsin, global_=dict(g), warnings=warnings,
+        tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
     )
+
+
+def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:
+    """Validate Tocsin's correlation, escalation and LLM sections and their references, with paths."""
+    from routing.escalation import EscalationConfig
+
+    from .correlation import CorrelationConfig
+    from .summaries.config import LLMConfig
+
+    errors: list[ConfigError] = []
+    try:
+        CorrelationConfig.model_validate(tocsin.correlation or {})
+    except ValidationError as e:
+        errors.extend(_pydantic_errors(e, "tocsin.correlation"))
+    try:
+        LLMConfig.parse(tocsin.llm or {}, "tocsin.llm")
+    except ConfigErrors as e:
+        errors.extend(e.errors)
+    except ConfigError as e:
+        errors.append(e)
+    policies: set[str] = set()
+    try:
+        esc = EscalationConfig.model_validate(tocsin.escalation or {})
+        policies = set(esc.policies)
+        for name, p in esc.policies.items():
+            for i, level in enumerate(p.levels):
+                for j, t in enumerate(level.targets):
+                    if t.receiver not in receivers:
+                        errors.append(ConfigError(f"tocsin.escalation.policies.{name}.levels[{i}].targets[{j}].receiver",
+                                                  f"undefined receiver {t.receiver!r}"))
+    except ValidationError as e:
+        errors.extend(_pydantic_errors(e, "tocsin.escalation"))
+    except ConfigError as e:
+        errors.append(ConfigError(f"tocsin.escalation.{e.path}", e.message))
+    if route is not None:
+        for r in route.walk():
+            p_name = r.own_extra.get("escalation")
+            if p_name is not None and p_name not in policies:
+                errors.append(ConfigError(f"{r.path}.tocsin.escalation", f"undefined escalation policy {p_name!r}"))
+    return errors
 
 
 def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) -> Config:
@@ -313,6 +379,32 @@ def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) ->
     except OSError as e:
         raise ConfigErrors([ConfigError("", f"cannot read {path}: {e.strerror}")]) from None
     return parse_config(text, env)
+
+
+SECRET_VALUE_KEYS = {"token", "url", "api_url", "slack_api_url", "webhook_url", "routing_key", "service_key",
+                     "api_key", "password", "bearer_token", "credentials", "client_secret", "signing_secret",
+                     "secret", "auth_password", "smtp_auth_password", "smtp_auth_secret"}
+
+
+def redacted(raw: Any) -> Any:
+    """A copy of a configuration mapping with secret values replaced by "<secret>", as Alertmanager shows its
+    config (webhook and Slack URLs, tokens, keys, passwords). Paths to secret files and env var names are kept."""
+    if isinstance(raw, dict):
+        out = {}
+        for k, v in raw.items():
+            key = str(k).lower()
+            secret = (key in SECRET_VALUE_KEYS or key.endswith(("_token", "_secret", "_password", "_key"))) \
+                and not key.endswith(("_file", "_env")) and isinstance(v, (str, int, float))
+            out[k] = "<secret>" if secret else redacted(v)
+        return out
+    if isinstance(raw, list):
+        return [redacted(v) for v in raw]
+    return raw
+
+
+def redacted_source(cfg: Config) -> str:
+    """The configuration as YAML with its secrets masked (for /api/v2/status)."""
+    return yaml.safe_dump(redacted(cfg.raw), sort_keys=False)
 
 
 def retention_seconds(cfg: Config) -> float:

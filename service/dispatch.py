@@ -9,6 +9,7 @@ This is Alertmanager's dispatcher and notification pipeline with the state in Re
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .alerts import AlertStore, Upserted
 from .clock import Clock
 from .config import Config
 from .models import Alert, Notification
-from .notify_log import Entry, needs_update
+from .notify_log import FIRST, Entry, needs_incident_update, needs_update
 from .store import Keys, Scripts, group_id, ms, queue_script
 
 log = structlog.get_logger("tocsin.dispatch")
@@ -91,6 +92,12 @@ class FlushPlan:
     notifications: list[Notification] = field(default_factory=list)
     removals: dict[str, str] = field(default_factory=dict)
     next_due: float = 0.0
+    route: Route | None = None
+    incident: dict[str, Any] | None = None
+
+
+def incident_group_key(route: Route, incident_id: str) -> str:
+    return f'{route.key}:{{incident="{incident_id}"}}'
 
 
 class Dispatcher:
@@ -104,6 +111,9 @@ class Dispatcher:
         self.store = AlertStore(redis, keys, scripts)
         self.on_schedule = on_schedule or (lambda t: None)
         self.metrics = metrics
+        self.incidents: Any = None  # service.incidents.IncidentStore when correlation is on
+        self.summaries: Any = None  # service.summaries.summarizer.SummaryService when set up
+        self.background: set[Any] = set()
         self.set_config(cfg)
 
     def set_config(self, cfg: Config) -> None:
@@ -127,6 +137,28 @@ class Dispatcher:
                 self._route_cache.clear()
             self._route_cache[a.fingerprint] = cached
         return cached
+
+    def correlates(self, r: Route) -> bool:
+        return self.incidents is not None and bool(r.extra.get("correlate", True))
+
+    async def _incident_for(self, a: Alert, now: float) -> str | None:
+        if not a.resolved_at(now):
+            iid, _decision, _created = await self.incidents.assign(a)
+            return iid
+        return await self.incidents.on_alert_resolved(a) or await self.incidents.incident_of(a)
+
+    async def incident_groups(self, incident_id: str) -> list[str]:
+        """Group ids an incident can have (one per correlating route)."""
+        return [group_id(r.id, incident_group_key(r, incident_id)) for r in self.cfg.route.walk() if self.correlates(r)]
+
+    async def touch_incident(self, incident_id: str) -> None:
+        """Flush an incident's groups now, so people see a state change (ack, severity, summary) at once."""
+        now_ms = ms(self.clock.now())
+        pipe = self.redis.pipeline(transaction=False)
+        for gid in await self.incident_groups(incident_id):
+            pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
+        await pipe.execute()
+        self.on_schedule(now_ms / 1000)
 
     async def ingest(self, alerts: list[Alert]) -> list[Upserted]:
         """Store alerts durably and update their groups. Returns when Redis has everything (or raises)."""
@@ -155,7 +187,13 @@ class Dispatcher:
                 continue  # a re-sent firing alert: already a member of its groups, nothing to reschedule
             if a.source == "detector" and not firing_now and not u.was_firing:
                 continue  # a detector's "all normal" reading for a metric with no open alert
-            for r, gid, gk, gl in self._groups_for(a):
+            groups = self._groups_for(a)
+            if self.incidents is not None and any(self.correlates(g[0]) for g in groups):
+                iid = await self._incident_for(a, now)
+                if iid:
+                    groups = [(g[0], group_id(g[0].id, incident_group_key(g[0], iid)), incident_group_key(g[0], iid),
+                               {"incident": iid}) if self.correlates(g[0]) else g for g in groups]
+            for r, gid, gk, gl in groups:
                 queue_script(
                     pipe, self.scripts.group_upsert,
                     keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(self.keys.shard_of(gid))],
@@ -224,11 +262,15 @@ class Dispatcher:
 
     async def plan_flush(self, g: GroupState, now: float) -> FlushPlan:
         """Decide what a group flush at `now` notifies. Reads silences/inhibition; writes nothing."""
-        plan = FlushPlan()
+        plan = FlushPlan(route=g.route)
         if g.route is None:  # the route is gone after a config reload: drop the group
             plan.removals = dict(g.members)
             return plan
         opts = g.route.opts
+        snap = None
+        if "incident" in g.labels and self.incidents is not None:
+            snap = await self._incident_snapshot(g.labels["incident"])
+            plan.incident = snap
         plan.next_due = now + opts.group_interval
         alerts = sorted(g.alerts.values(), key=alert_sort_key)
         for fp, gen in g.members.items():
@@ -251,12 +293,24 @@ class Dispatcher:
             return plan
         firing = frozenset(a.fingerprint for a in alerts if not a.resolved_at(now))
         resolved = frozenset(a.fingerprint for a in alerts if a.resolved_at(now))
+        mark = ""
+        if snap is not None:
+            if snap.get("flapping") and not any(g.nflog.values()):
+                return plan  # a flapping incident is held, not paged, until it settles
+            if snap.get("merged_into"):
+                return plan  # its alerts now notify through the incident it was merged into
+            if firing and not snap.get("summary") and self.summaries is not None:
+                snap = await self._summarize(snap)
+                plan.incident = snap
+            mark = incident_mark(snap)
         for integ in self.integrations.get(opts.receiver, []):
-            reason = needs_update(g.nflog.get(integ.id), firing, resolved, integ.send_resolved,
-                                  opts.repeat_interval, now)
+            entry = g.nflog.get(integ.id)
+            reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)
+            if snap is not None:
+                reason = needs_incident_update(entry, firing, mark, snap.get("state") == "acknowledged", reason)
             if reason is None:
                 continue
-            plan.nflog[integ.id] = Entry(firing, resolved, now)
+            plan.nflog[integ.id] = Entry(firing, resolved, now, mark)
             sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
             if not sent:
                 continue  # logged (to clear the firing set) but nothing to send
@@ -268,9 +322,44 @@ class Dispatcher:
                 id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
                 group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
                 alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
-                truncated_alerts=truncated,
+                truncated_alerts=truncated, incident=snap,
             ))
         return plan
+
+    async def _incident_snapshot(self, iid: str) -> dict[str, Any] | None:
+        from .incidents import IncidentNotFound
+
+        try:
+            return await self.incidents.get(iid)
+        except IncidentNotFound:
+            return None
+
+    async def _summarize(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """Attach a summary without delaying the page past the summarizer's deadline; a later LLM answer is
+        stored and the incident's groups flushed again, so messages are edited in place."""
+        try:
+            summary, pending = await self.summaries.first_summary(snap)
+        except Exception as e:  # the summary must never block the page
+            log.warning("summary_failed", incident=snap.get("id"), error=repr(e))
+            return snap
+        snap = dict(snap, summary=summary.to_incident_summary())
+        await self.incidents.set_summary(snap["id"], snap["summary"])
+        if pending is not None:
+            task = asyncio.ensure_future(self._late_summary(snap["id"], pending))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        return snap
+
+    async def _late_summary(self, iid: str, pending: Any) -> None:
+        try:
+            summary = await pending
+        except Exception as e:
+            log.warning("summary_failed", incident=iid, error=repr(e))
+            return
+        if summary is not None and getattr(summary, "source", "") == "claude":
+            await self.incidents.set_summary(iid, summary.to_incident_summary())
+            await self.touch_incident(iid)
+
 
     async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
         shard = self.keys.shard_of(gid)
@@ -303,3 +392,10 @@ class Dispatcher:
         if plan.next_due and g.route is not None:
             self.on_schedule(plan.next_due)
         return plan
+
+
+def incident_mark(snap: dict[str, Any]) -> str:
+    """What a person sees change on an incident's message: state, severity, who acked, the summary."""
+    summary = snap.get("summary") or {}
+    return "|".join([str(snap.get("state")), str(snap.get("severity")), str(snap.get("acked_by") or ""),
+                     str(summary.get("source") or ""), str(summary.get("headline") or "")[:80]])

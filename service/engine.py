@@ -108,11 +108,62 @@ class Engine:
                              max_attempts=d.max_attempts, backoff_initial=d.backoff_initial,
                              backoff_max=d.backoff_max, metrics=self.metrics)
         self.scheduler.on_flushed.append(self._after_flush)
+        self.incidents: Any = None
+        self.escalator: Any = None
+        self.summaries: Any = None
+        self._setup_extensions(cfg)
+
+    def _setup_extensions(self, cfg: Config) -> None:
+        """Correlation (incidents), summaries and escalation, when configured."""
+        from routing.escalation import EscalationConfig, Escalator
+
+        from .correlation import CorrelationConfig
+
+        corr = CorrelationConfig.model_validate(cfg.tocsin.correlation or {})
+        if corr.enabled:
+            from .incidents import IncidentStore
+
+            external = cfg.tocsin.external_url or f"http://{cfg.tocsin.listen}"
+            if self.incidents is None:
+                self.incidents = IncidentStore(self.redis, self.keys.prefix, self.clock, corr, external)
+            else:
+                self.incidents.cfg = corr
+            from .summaries.config import LLMConfig, build_summary_service
+            from .summaries.metrics import metrics_for
+
+            if self.summaries is None:
+                self.summaries = build_summary_service(LLMConfig.parse(cfg.tocsin.llm or {}), self.redis,
+                                                       self.keys.prefix, self.clock,
+                                                       metrics=metrics_for(self.metrics.registry))
+        else:
+            self.incidents = None
+        self.dispatcher.incidents = self.incidents
+        self.dispatcher.summaries = self.summaries if self.incidents is not None else None
+        esc = EscalationConfig.model_validate(cfg.tocsin.escalation or {})
+        if esc.policies and self.incidents is not None:
+            self.escalator = Escalator(self.redis, self.keys, self.scripts, self.clock, esc,
+                                       lambda name: self.dispatcher.integrations.get(name, []), self._incident,
+                                       external_url=self.dispatcher.external_url,
+                                       replica_id=self.scheduler.replica_id)
+        else:
+            self.escalator = None
+
+    async def _incident(self, iid: str) -> dict[str, Any] | None:
+        from .incidents import IncidentNotFound
+
+        try:
+            return await self.incidents.get(iid)
+        except IncidentNotFound:
+            return None
 
     async def _after_flush(self, plan: Any) -> None:
         self.metrics.flushes.inc()
         if plan.notifications:
             self.outbox.wake()
+        if self.escalator is not None and plan.incident is not None and plan.route is not None:
+            policy = plan.route.extra.get("escalation")
+            if policy and any(n.reason == "first notification" for n in plan.notifications):
+                await self.escalator.start(plan.incident["id"], str(policy), plan.route.id, self.clock.now())
 
     async def start(self) -> None:
         await self.outbox.ensure_groups()
@@ -121,10 +172,40 @@ class Engine:
         await self.dispatcher.ingest(alerts)
 
     async def step(self) -> int:
-        """Flush what is due at the clock's now, then deliver everything decided (replay and tests)."""
+        """Advance everything due at the clock's now, then deliver what was decided (replay and tests)."""
+        if self.incidents is not None:
+            for iid in await self.incidents.tick(self.clock.now()):
+                await self.dispatcher.touch_incident(iid)
         n, _ = await self.scheduler.run_due()
+        if self.escalator is not None:
+            n += await self.escalator.run_due()
         await self.outbox.drain()
         return n
+
+    async def next_due(self) -> float | None:
+        """The earliest timer of any kind (group flushes, escalation steps)."""
+        times = [await self.scheduler.next_due()]
+        if self.escalator is not None:
+            times.append(await self.escalator.next_due())
+        times = [t for t in times if t is not None]
+        return min(times) if times else None
+
+    async def run_timers(self, every: float = 1.0) -> None:
+        """The serve loop for escalations and incident lifecycles (group timers have their own loop)."""
+        import asyncio
+
+        while True:
+            try:
+                if self.incidents is not None:
+                    for iid in await self.incidents.tick(self.clock.now()):
+                        await self.dispatcher.touch_incident(iid)
+                if self.escalator is not None and await self.escalator.run_due():
+                    self.outbox.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("timers_error", error=repr(e))
+            await self.clock.sleep(every)
 
     async def reload(self, cfg: Config) -> None:
         """Swap in a new configuration: build everything new first, then replace the live parts."""
@@ -134,6 +215,7 @@ class Engine:
         self.receivers = receivers
         self.outbox.receivers = receivers.get
         self.dispatcher.set_config(cfg)
+        self._setup_extensions(cfg)
         for r in old.values():
             try:
                 await r.close()

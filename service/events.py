@@ -7,6 +7,7 @@ resolves it. The alert's labels are the event's labels plus `alertname` (default
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,12 +18,41 @@ from .models import Alert
 # Field names of the detector families Tocsin accepts as they are, mapped onto the event schema.
 SCORE_FIELDS = ("score", "anomaly_score", "combined_score", "z_score", "seasonal_z_score", "reconstruction_error")
 EXPECTED_FIELDS = ("expected", "expected_for_period")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+# The same mapping, published in the JSON schema (and so in the OpenAPI document): alias -> (schema, meaning).
+_NUM = {"type": "number"}
+DETECTOR_ALIASES: dict[str, tuple[dict[str, Any], str]] = {
+    "is_anomaly": ({"type": "boolean"}, "Same as `anomalous` (every detector family)"),
+    "z_score": (_NUM, "Rolling z-score: read as `score` with score_kind z"),
+    "seasonal_z_score": (_NUM, "Seasonal profile: read as `score` with score_kind z"),
+    "anomaly_score": (_NUM, "IsolationForest / exporter: read as `score` with score_kind probability (0..1)"),
+    "combined_score": (_NUM, "Ensemble: read as `score` with score_kind probability (0..1)"),
+    "reconstruction_error": (_NUM, "LSTM autoencoder: read as `score` with score_kind error (with `threshold`)"),
+    "expected_for_period": (_NUM, "Seasonal profile: same as `expected`"),
+    "upper_bound": (_NUM, "EMA with bounds: same as `upper`"),
+    "lower_bound": (_NUM, "EMA with bounds: same as `lower`"),
+    "deviation": (_NUM, "EMA with bounds: kept as the annotation `deviation`"),
+    "metric_name": ({"type": "string"}, "Exporter form: same as `metric`"),
+    "detector_type": ({"type": "string"}, "Exporter form: same as `detector`"),
+}
+
+
+def _publish_aliases(schema: dict[str, Any]) -> None:
+    props = schema.setdefault("properties", {})
+    for name, (typ, doc) in DETECTOR_ALIASES.items():
+        props[name] = {**typ, "description": doc}
+    # `anomalous` may be given as `is_anomaly`, `metric` as `metric_name`: require one of each pair.
+    schema["required"] = [r for r in schema.get("required", []) if r not in ("anomalous", "metric")]
+    schema["allOf"] = [{"anyOf": [{"required": ["anomalous"]}, {"required": ["is_anomaly"]}]},
+                       {"anyOf": [{"required": ["metric"]}, {"required": ["metric_name"]}]}]
 
 
 class DetectorEvent(BaseModel):
     """One detector result. `metric`, `timestamp` and whether it is anomalous are required; the rest is evidence."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True,
+                              json_schema_extra=lambda schema, cls: _publish_aliases(schema))
 
     kind: Literal["event"] = "event"
     metric: str = Field(min_length=1, description="The metric the detector watches, e.g. http_request_latency_p99")
@@ -72,7 +102,7 @@ class DetectorEvent(BaseModel):
             d["upper"] = d.pop("upper_bound")
         if "lower_bound" in d and "lower" not in d:
             d["lower"] = d.pop("lower_bound")
-        if "deviation" in d:
+        if "deviation" in d and isinstance(d.get("annotations", {}), dict):
             d.setdefault("annotations", {})
             d["annotations"] = dict(d["annotations"], deviation=str(d.pop("deviation")))
         if "metric_name" in d and "metric" not in d:
@@ -80,6 +110,22 @@ class DetectorEvent(BaseModel):
         if "detector_type" in d and "detector" not in d:
             d["detector"] = d.pop("detector_type")
         return d
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, v: Any) -> Any:
+        # One clear error at "confidence" instead of one per member of the union.
+        if v is None or v in ("high", "medium", "low") or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            return v
+        raise ValueError("must be \"high\", \"medium\", \"low\" or a number")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if not LABEL_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid label name(s): {', '.join(map(repr, bad))}")
+        return v
 
     @field_validator("timestamp")
     @classmethod

@@ -14,18 +14,22 @@ class Entry:
     firing: frozenset[str]
     resolved: frozenset[str]
     timestamp: float
+    mark: str = ""  # for incident groups: what the receiver was last shown (state, severity, summary)
 
     def to_json(self) -> str:
         import json
 
-        return json.dumps({"f": sorted(self.firing), "r": sorted(self.resolved), "t": self.timestamp})
+        d = {"f": sorted(self.firing), "r": sorted(self.resolved), "t": self.timestamp}
+        if self.mark:
+            d["m"] = self.mark
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "Entry":
         import json
 
         d = json.loads(raw)
-        return cls(frozenset(d["f"]), frozenset(d["r"]), float(d["t"]))
+        return cls(frozenset(d["f"]), frozenset(d["r"]), float(d["t"]), d.get("m", ""))
 
 
 FIRST = "first notification"
@@ -33,6 +37,18 @@ NEW_ALERTS = "new alerts"
 ALL_RESOLVED = "all resolved"
 RESOLVED = "resolved alerts"
 REPEAT = "repeat interval elapsed"
+INCIDENT_UPDATED = "incident updated"
+
+
+def needs_incident_update(entry: Entry | None, firing: frozenset[str], mark: str, acknowledged: bool,
+                          reason: str | None) -> str | None:
+    """Incident groups also notify when what people see changed (state, severity, summary), as an update of
+    the message already posted; and an acknowledged incident does not repeat (PagerDuty's semantics)."""
+    if reason == REPEAT and acknowledged:
+        return None
+    if reason is None and entry is not None and firing and entry.mark != mark:
+        return INCIDENT_UPDATED
+    return reason
 
 
 def needs_update(

@@ -98,7 +98,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
 
     async def run_until(t: float) -> None:
         while True:
-            nxt = await engine.scheduler.next_due()
+            nxt = await engine.next_due()
             if nxt is None or nxt > t:
                 break
             clock.set(nxt)

@@ -13,6 +13,8 @@ one Redis Cluster slot):
   P:{sN}:seq:<gid>         hash  integration -> last enqueued sequence number
   P:{sN}:ds:<gid>          hash  integration:seq / integration:state (delivery progress)
   P:{sN}:outbox            stream of decided notifications (consumer group "delivery")
+  P:{sN}:esc:<eid>         hash  incident, policy, step, route, done   (escalations)
+  P:{sN}:esc:due / claims  zset / hash, like the group timers
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
@@ -80,6 +82,16 @@ class Keys:
     def outbox(self, shard: int) -> str:
         return f"{self.tag(shard)}:outbox"
 
+    # escalations (sharded by escalation id, like groups, so a step and its outbox entries commit together)
+    def esc(self, eid: str) -> str:
+        return f"{self.tag(self.shard_of(eid))}:esc:{eid}"
+
+    def esc_due(self, shard: int) -> str:
+        return f"{self.tag(shard)}:esc:due"
+
+    def esc_claims(self, shard: int) -> str:
+        return f"{self.tag(shard)}:esc:claims"
+
     # inhibition
     def inhibit_sources(self, rule_id: str, equal_key: str) -> str:
         h = hashlib.sha1(equal_key.encode()).hexdigest()[:16]
@@ -112,6 +124,8 @@ class Scripts:
         "commit_flush",
         "mark_delivered",
         "sweep_resolved_alerts",
+        "start_escalation",
+        "commit_escalation",
     )
 
     def __init__(self, redis: Redis):

@@ -36,7 +36,7 @@ class Harness:
         """Move time to T0 + t, firing every timer that falls due on the way at its due time."""
         target = T0 + t
         while True:
-            nxt = await self.engine.scheduler.next_due()
+            nxt = await self.engine.next_due()
             if nxt is None or nxt > target:
                 break
             self.clock.set(nxt)

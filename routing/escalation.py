@@ -1,0 +1,205 @@
+"""Escalation policies: ordered levels, each with a delay and targets, repeated a number of times, until
+someone acknowledges or resolves the incident (snooze pauses it).
+
+Timers are data in Redis, claimed atomically like group timers (per-shard sorted sets, a fencing token per
+claim), and a fired step commits its notifications to the outbox and the next step in one script. With several
+replicas each step fires exactly once; after a restart no step is lost (a claim whose holder died is retried
+after its lease) or repeated (the fencing token stops a late commit).
+
+    tocsin:
+      escalation:
+        policies:
+          db-oncall:
+            repeat: 1                       # run through the levels this many extra times
+            levels:
+              - delay: 5m                   # after the incident's first notification
+                targets: [{receiver: oncall-slack, mention: "<@U024BE7LH>"}]
+              - delay: 10m
+                targets: [{receiver: pagerduty-primary}]
+
+A route opts in with `tocsin: {escalation: db-oncall}`. Levels come on top of the route's own receiver.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from redis.asyncio import Redis
+
+from routing.durations import parse_duration
+from service.clock import Clock
+from service.models import Alert, Notification
+from service.store import Keys, Scripts, ms, queue_script
+
+log = structlog.get_logger("tocsin.escalation")
+
+STOP_STATES = ("acknowledged", "resolved")
+TTL = 30 * 24 * 3600
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receiver: str
+    mention: str | None = Field(None, description="A Slack mention to add, e.g. <@U024BE7LH> or <!subteam^S123>")
+
+
+class Level(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delay: float
+    targets: list[Target] = Field(min_length=1)
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v, "delay", numbers_as_seconds=True)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    levels: list[Level] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, le=100)
+
+    @property
+    def steps(self) -> int:
+        return len(self.levels) * (self.repeat + 1)
+
+    def level(self, step: int) -> Level:
+        return self.levels[step % len(self.levels)]
+
+
+class EscalationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policies: dict[str, Policy] = {}
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Literal["fire", "stop", "pause"]
+    next_step: int  # the step stored after this decision
+    next_due: float | None  # None: the escalation is finished
+
+
+def decide(policy: Policy, step: int, state: str | None, snoozed_until: float | None, now: float) -> Decision:
+    """What to do when step `step` of `policy` falls due at `now`, given the incident's state. Pure."""
+    if state is None or state in STOP_STATES or step >= policy.steps:
+        return Decision("stop", step, None)
+    if state == "snoozed" and snoozed_until is not None and snoozed_until > now:
+        return Decision("pause", step, snoozed_until)
+    nxt = step + 1
+    if nxt >= policy.steps:
+        return Decision("fire", nxt, None)
+    return Decision("fire", nxt, now + policy.level(nxt).delay)
+
+
+def escalation_id(incident_id: str, policy: str) -> str:
+    return "e" + hashlib.sha1(f"{incident_id}\x00{policy}".encode()).hexdigest()[:19]
+
+
+IncidentLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+class Escalator:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, clock: Clock, cfg: EscalationConfig,
+                 integrations: Callable[[str], list[Any]], incident: IncidentLookup, external_url: str = "",
+                 lease: float = 30.0, replica_id: str | None = None):
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.clock = clock
+        self.cfg = cfg
+        self.integrations = integrations
+        self.incident = incident
+        self.external_url = external_url
+        self.lease = lease
+        self.replica_id = replica_id or uuid.uuid4().hex[:12]
+        self._counter = itertools.count()
+
+    async def start(self, incident_id: str, policy_name: str, route_id: str, now: float) -> bool:
+        policy = self.cfg.policies.get(policy_name)
+        if policy is None:
+            log.warning("escalation_policy_unknown", policy=policy_name)
+            return False
+        eid = escalation_id(incident_id, policy_name)
+        shard = self.keys.shard_of(eid)
+        started = await self.scripts.start_escalation(
+            keys=[self.keys.esc(eid), self.keys.esc_due(shard)],
+            args=[eid, incident_id, policy_name, ms(now + policy.levels[0].delay), TTL, route_id])
+        return bool(int(started))
+
+    async def next_due(self) -> float | None:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrange(self.keys.esc_due(shard), 0, 0, withscores=True)
+        times = [float(r[0][1]) / 1000 for r in await pipe.execute() if r]
+        return min(times) if times else None
+
+    async def run_due(self) -> int:
+        now = self.clock.now()
+        pipe = self.redis.pipeline(transaction=False)
+        tok = f"{self.replica_id}.{next(self._counter)}"
+        for shard in range(self.keys.shards):
+            queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.esc_due(shard), self.keys.esc_claims(shard)],
+                         args=[ms(now), ms(self.lease), 64, tok])
+        fired = 0
+        for res in await pipe.execute():
+            items = res[:-1]
+            for i in range(0, len(items), 3):
+                eid = items[i].decode() if isinstance(items[i], bytes) else items[i]
+                token = items[i + 1].decode() if isinstance(items[i + 1], bytes) else items[i + 1]
+                try:
+                    fired += await self._fire(eid, token, now)
+                except Exception as e:  # one broken escalation must not stop the others; retried after the lease
+                    log.error("escalation_failed", escalation=eid, error=repr(e))
+        return fired
+
+    async def _fire(self, eid: str, token: str, now: float) -> int:
+        raw = await self.redis.hgetall(self.keys.esc(eid))
+        h = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
+        policy = self.cfg.policies.get(h.get("policy", ""))
+        step = int(h.get("step", 0))
+        snap = await self.incident(h["incident"]) if h.get("incident") else None
+        if policy is None:
+            d = Decision("stop", step, None)
+        else:
+            d = decide(policy, step, snap.get("state") if snap else None, snap.get("snoozed_until") if snap else None, now)
+        notes: list[Notification] = []
+        if d.kind == "fire" and policy is not None and snap is not None:
+            level = policy.level(step)
+            for t in level.targets:
+                for integ in self.integrations(t.receiver):
+                    notes.append(self._notification(eid, integ, t, snap, step, policy, now))
+        shard = self.keys.shard_of(eid)
+        args: list[Any] = [eid, token, ms(d.next_due) if d.next_due is not None else -1, d.next_step, TTL, len(notes)]
+        for n in notes:
+            args += [n.integration, n.receiver, n.to_json()]
+        ok = await self.scripts.commit_escalation(
+            keys=[self.keys.esc(eid), self.keys.esc_due(shard), self.keys.esc_claims(shard), self.keys.outbox(shard),
+                  self.keys.seq(eid)], args=args)
+        if not int(ok):
+            return 0
+        if notes:
+            log.info("escalation_fired", incident=h.get("incident"), policy=h.get("policy"), level=step % len(policy.levels) + 1 if policy else None)
+        return 1 if d.kind == "fire" else 0
+
+    def _notification(self, eid: str, integ: Any, target: Target, snap: dict[str, Any], step: int, policy: Policy,
+                      now: float) -> Notification:
+        level_no = step % len(policy.levels) + 1
+        cycle = step // len(policy.levels)
+        alerts = [Alert(labels=m.get("labels", {}), annotations=m.get("annotations", {}),
+                        starts_at=m.get("starts_at") or now, ends_at=m.get("ends_at") or now + 3600,
+                        generator_url=m.get("generator_url", ""), fingerprint=m.get("fingerprint", ""))
+                  for m in snap.get("members", [])[:50]]
+        incident = dict(snap, escalation={"level": level_no, "of": len(policy.levels), "cycle": cycle,
+                                          "mention": target.mention})
+        return Notification(
+            id="", receiver=integ.receiver, integration=integ.id, group_key=f"escalation:{snap.get('id')}",
+            group_labels={"incident": str(snap.get("id"))}, status="firing", alerts=alerts, timestamp=now,
+            reason=f"escalation level {level_no}" + (f" (repeat {cycle})" if cycle else ""),
+            external_url=self.external_url, incident=incident,
+        )

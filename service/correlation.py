@@ -1,0 +1,684 @@
+"""Which incident an alert joins: the pure decision, its configuration and its evidence.
+
+Nothing here touches Redis or the clock. `IncidentStore` (incidents.py) loads the candidate incidents,
+calls `decide(features, candidates, now, cfg, cooc=...)` and writes the result atomically.
+
+The rule, in one paragraph: an alert joins the open incident it is most related to when its onset is
+within `window` of a member's onset (time agrees) AND the structural signals (shared labels, call-graph
+topology, learned co-occurrence, text) together reach `join_threshold`. Without time agreement it joins
+only an incident that is still firing, and only if one structural signal alone is very strong
+(`strong_threshold`): e.g. the same service and instance, or a direct caller of a failing dependency,
+during a long outage. Otherwise it opens a new incident. Every join carries its reasons.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .models import Alert
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a Prometheus duration string ("90s", "5m", "1h30m")."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration, got a boolean")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("duration must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value.strip())
+        if m and any(m.groups()):
+            d, h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
+            return d * 86400 + h * 3600 + mi * 60 + s + ms / 1000
+    raise ValueError(f"invalid duration {value!r} (use seconds or e.g. '5m', '1h30m')")
+
+
+class SignalWeights(BaseModel):
+    """How much each structural signal can contribute (0..1); a weight of 0 turns the signal off.
+
+    Defaults: shared labels and topology are declared facts, so they may decide alone; learned
+    co-occurrence is evidence earned over past incidents, slightly below; text similarity is the
+    weakest (names like "HighLatency" recur across unrelated services), so it can never join alone
+    at the default threshold and only adds to other evidence.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    labels: float = Field(1.0, ge=0, le=1)
+    topology: float = Field(0.9, ge=0, le=1)
+    cooccurrence: float = Field(0.8, ge=0, le=1)
+    text: float = Field(0.4, ge=0, le=1)
+
+
+# Per-label weights: how specific a shared value is. Sharing a host/pod/instance or a service is
+# strong evidence of a shared cause; a namespace is a team or an app; a zone, cluster or region is
+# shared by thousands of unrelated alerts and only nudges the score.
+DEFAULT_LABELS: dict[str, float] = {
+    "service": 0.8,
+    "app": 0.7,
+    "instance": 0.8,
+    "pod": 0.8,
+    "host": 0.8,
+    "node": 0.6,
+    "rack": 0.5,
+    "namespace": 0.3,
+    "zone": 0.1,
+    "cluster": 0.1,
+    "region": 0.05,
+}
+
+
+class FlappingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # An alert that changes state `max_changes` times within `window` is flapping (Nagios uses ~20%
+    # state changes over the last 21 checks; 4 changes in 10 minutes is that rate at a 1m re-send).
+    window: float = 600.0
+    max_changes: int = Field(4, ge=2)
+
+    _dur = field_validator("window", mode="before")(lambda cls, v: parse_duration(v))
+
+
+class CorrelationConfig(BaseModel):
+    """The `tocsin: correlation:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # Onsets further apart than this do not agree in time. Cascades spread through a call graph in
+    # seconds to a few minutes (timeouts, retries, pool exhaustion); 5 minutes is Alertmanager's
+    # group_interval and covers a Prometheus `for: 2m` rule plus a 1m evaluation jitter.
+    window: float = 300.0
+    # Combined structural evidence needed to join while time agrees. 0.5 means: one specific shared
+    # label (service/instance, 0.8), a caller/callee edge (0.9 * 0.9), or two weaker signals together.
+    join_threshold: float = Field(0.5, gt=0, le=1)
+    # One signal alone (after weighting) at or above this joins even without time agreement, to a
+    # still-firing incident or to a recently resolved one (reopen). 0.75: a shared service or instance
+    # label, or a direct call edge, qualifies; a namespace, text or a learned weight under 0.94 does not.
+    strong_threshold: float = Field(0.75, gt=0, le=1)
+    weights: SignalWeights = Field(default_factory=SignalWeights)
+    # Labels to compare: a list (default weights, 0.5 for unknown names) or {label: weight}.
+    labels: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LABELS))
+    # Labels that partition correlation domains (e.g. tenant): alerts never correlate across them.
+    domain_labels: list[str] = Field(default_factory=list)
+    # Service dependency graph: {service: [services it calls]}.
+    topology: dict[str, list[str]] = Field(default_factory=dict)
+    topology_max_hops: int = Field(3, ge=1, le=10)
+    text_similarity: bool = True
+    # A resolved incident reopens if a member or a strongly related alert fires within this time.
+    reopen_cooldown: float = 900.0
+    # An incident resolves once every member has resolved and nothing changed for this long.
+    quiet_period: float = 300.0
+    # Resolved incidents are kept this long in Redis, then expire.
+    retention: float = 7 * 86400.0
+    # Declared criticality, used by severity: {service or metric: critical|high|normal|low}.
+    service_criticality: dict[str, Literal["critical", "high", "normal", "low"]] = Field(default_factory=dict)
+    metric_criticality: dict[str, Literal["critical", "high", "normal", "low"]] = Field(default_factory=dict)
+    flapping: FlappingConfig = Field(default_factory=FlappingConfig)
+    # At most this many member alerts of an incident are compared against (the most informative
+    # distinct ones); bounds the cost of a decision during an alert storm.
+    max_compare_members: int = Field(48, ge=4, le=1000)
+    # Storm evidence: the same alert (name and metric) starting on `burst_min` distinct entities within
+    # `burst_window` seconds has one cause (a switch, a zone, a deploy), whatever the service graph says.
+    # A cascade spreads over minutes and across different symptoms; 10 identical onsets in one minute
+    # on different entities is not a coincidence. Recorded as the "text" signal with a burst detail.
+    burst_min: int = Field(10, ge=3)
+    burst_window: float = 60.0
+    burst_weight: float = Field(0.6, ge=0, le=1)
+    # Learned co-occurrence forgets with this half-life (event time).
+    cooccurrence_half_life: float = 14 * 86400.0
+
+    @field_validator("window", "reopen_cooldown", "quiet_period", "retention", "cooccurrence_half_life",
+                     "burst_window", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {str(name): DEFAULT_LABELS.get(str(name), 0.5) for name in v}
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _label_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, w in v.items():
+            if not 0 <= w <= 1:
+                raise ValueError(f"weight of label {name!r} must be within 0..1, got {w}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "CorrelationConfig":
+        if self.strong_threshold < self.join_threshold:
+            raise ValueError("strong_threshold must be >= join_threshold")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any, path: str = "tocsin.correlation") -> "CorrelationConfig":
+        """Validate a config mapping; the error names the path of the first bad field."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"{path}.{loc}" if loc else path, err["msg"]) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Features of one alert
+# --------------------------------------------------------------------------------------------------
+
+SERVICE_LABELS = ("service", "app", "application", "job")
+ENTITY_LABELS = ("instance", "pod", "host", "node", "container", "device")
+METRIC_LABELS = ("metric", "__name__", "metric_name")
+_TOKEN = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d*[a-z]+")
+STOPWORDS = frozenset(
+    "the a an is are of on in for to and or at by with from than over under above below has have "
+    "be been was were this that it its high low too alert alerts firing value current".split()
+)
+MAX_TOKENS = 48  # alert text is untrusted: bound the work it can cause
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens of an alert name or summary, camelCase split, stopwords dropped."""
+    out: list[str] = []
+    for tok in _TOKEN.findall(text[:2000]):
+        t = tok.lower()
+        if len(t) > 1 and t not in STOPWORDS:
+            out.append(t)
+            if len(out) >= MAX_TOKENS:
+                break
+    return out
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class AlertFeatures:
+    """What the correlation signals need to know about one alert (JSON-able via to_dict/from_dict)."""
+
+    fingerprint: str
+    alertname: str
+    service: str
+    entity: str
+    metric: str
+    onset: float
+    labels: dict[str, str]
+    score: float | None = None
+    tokens: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The co-occurrence key: what fired where, independent of the instance."""
+        return f"{self.service}/{self.metric}" if self.service else self.metric
+
+    @classmethod
+    def from_alert(cls, alert: Alert, compare_labels: dict[str, float] | None = None) -> "AlertFeatures":
+        lab = alert.labels
+        det = alert.detector or {}
+        ann = alert.annotations
+        service = next((lab[k] for k in SERVICE_LABELS if lab.get(k)), "")
+        entity = next((lab[k] for k in ENTITY_LABELS if lab.get(k)), "")
+        metric = str(det.get("metric") or "") or next((lab[k] for k in METRIC_LABELS if lab.get(k)), "")
+        alertname = lab.get("alertname", "")
+        metric = metric or alertname or "unknown"
+        score = _float(det.get("score"))
+        if score is None:
+            score = _float(lab.get("anomaly_score", ann.get("anomaly_score")))
+        text = " ".join([alertname, metric if metric != alertname else "", ann.get("summary", "")])
+        keep = set(compare_labels or DEFAULT_LABELS) | set(SERVICE_LABELS) | set(ENTITY_LABELS)
+        return cls(
+            fingerprint=alert.fingerprint,
+            alertname=alertname,
+            service=service,
+            entity=entity,
+            metric=metric,
+            onset=float(alert.starts_at),
+            labels={k: v for k, v in lab.items() if k in keep and v},
+            score=score,
+            tokens=sorted(set(tokens(text))),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fp": self.fingerprint, "an": self.alertname, "sv": self.service, "en": self.entity,
+                "mt": self.metric, "on": self.onset, "lb": self.labels, "sc": self.score, "tk": self.tokens}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AlertFeatures":
+        return cls(fingerprint=d["fp"], alertname=d["an"], service=d["sv"], entity=d["en"], metric=d["mt"],
+                   onset=d["on"], labels=d["lb"], score=d.get("sc"), tokens=d.get("tk", []))
+
+
+@dataclass
+class IncidentView:
+    """What a decision needs to know about one candidate incident."""
+
+    id: str
+    state: str  # triggered | acknowledged | snoozed | resolved
+    opened_at: float
+    members: list[AlertFeatures]  # a bounded, representative sample (see representatives)
+    firing: bool = True  # some member still fires
+    resolved_at: float | None = None
+    member_fps: frozenset[str] = frozenset()  # every member fingerprint, not just the sample
+
+
+@dataclass
+class Reason:
+    signal: str
+    score: float
+    matched: str | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "score": round(self.score, 4), "matched": self.matched, "detail": self.detail}
+
+
+@dataclass
+class Decision:
+    incident_id: str | None  # None: open a new incident
+    reasons: list[Reason]
+    score: float = 0.0
+    reopen: bool = False
+    detail: str = ""
+    absorb: list[str] = field(default_factory=list)  # incidents to merge into this one (storm drops)
+
+    @property
+    def join(self) -> bool:
+        return self.incident_id is not None
+
+
+CoocLookup = Callable[[str, str], float]
+
+
+# --------------------------------------------------------------------------------------------------
+# Signals: each returns (score 0..1, matched member fp, detail) for one candidate incident
+# --------------------------------------------------------------------------------------------------
+
+
+def time_signal(f: AlertFeatures, members: list[AlertFeatures], window: float) -> Reason:
+    """Onsets within `window`: 1.0 when simultaneous, falling linearly to 0.5 at the window's edge."""
+    best: AlertFeatures | None = None
+    dist = math.inf
+    for m in members:
+        d = abs(f.onset - m.onset)
+        if d < dist:
+            dist, best = d, m
+    if best is None or dist > window:
+        return Reason("time", 0.0, best.fingerprint if best else None,
+                      f"nearest member onset {dist:.0f}s away, outside the {window:.0f}s window"
+                      if best else "no members")
+    score = 1.0 - 0.5 * dist / window if window > 0 else 1.0
+    return Reason("time", score, best.fingerprint, f"onset {dist:.0f}s from {best.alertname or best.metric}"
+                  f"{' on ' + best.service if best.service else ''} (window {window:.0f}s)")
+
+
+def label_rarity(value_incidents: int) -> float:
+    """A value shared by several open incidents says little: 1.0 when only one has it, 0.5 for 3, 0.3 for 10."""
+    return 1.0 / (1.0 + math.log(max(1, value_incidents)))
+
+
+def labels_signal(f: AlertFeatures, members: list[AlertFeatures], cfg: CorrelationConfig,
+                  value_incidents: dict[tuple[str, str], int]) -> Reason:
+    """Shared values of the configured labels, each weighted by label specificity and value rarity."""
+    best = Reason("labels", 0.0, None, "no shared labels")
+    for m in members:
+        miss = 1.0
+        shared: list[str] = []
+        for name, w in cfg.labels.items():
+            v = f.labels.get(name)
+            if v and m.labels.get(name) == v:
+                r = label_rarity(value_incidents.get((name, v), 1))
+                miss *= 1.0 - w * r
+                shared.append(f"{name}={v}" + (f" (shared by {value_incidents[(name, v)]} incidents)"
+                                               if value_incidents.get((name, v), 1) > 1 else ""))
+        s = 1.0 - miss
+        if s > best.score:
+            best = Reason("labels", s, m.fingerprint, "shared " + ", ".join(shared))
+    return best
+
+
+class Topology:
+    """The declared call graph with hop distances, computed once per config."""
+
+    def __init__(self, graph: dict[str, list[str]], max_hops: int):
+        self.graph = {k: list(v) for k, v in graph.items()}
+        self.max_hops = max_hops
+        self.nodes = set(self.graph) | {c for cs in self.graph.values() for c in cs}
+        self._down: dict[str, dict[str, int]] = {n: self._bfs(n) for n in self.nodes}
+
+    def _bfs(self, start: str) -> dict[str, int]:
+        dist = {start: 0}
+        q = deque([start])
+        while q:
+            n = q.popleft()
+            if dist[n] >= self.max_hops:
+                continue
+            for c in self.graph.get(n, ()):
+                if c not in dist:
+                    dist[c] = dist[n] + 1
+                    q.append(c)
+        return dist
+
+    def calls(self, a: str, b: str) -> int | None:
+        """Hops from caller `a` down to dependency `b` (None if b is not reachable within max_hops)."""
+        d = self._down.get(a, {}).get(b)
+        return d if d else None
+
+    def shared_dependency(self, a: str, b: str) -> tuple[str, int] | None:
+        """The nearest dependency both `a` and `b` call (total hops), if any within max_hops + 1."""
+        da, db = self._down.get(a, {}), self._down.get(b, {})
+        best: tuple[str, int] | None = None
+        for n in set(da) & set(db):
+            if n in (a, b):
+                continue
+            h = da[n] + db[n]
+            if h <= self.max_hops + 1 and (best is None or h < best[1]):
+                best = (n, h)
+        return best
+
+    def upstream_order(self, services: set[str]) -> dict[str, int]:
+        """For each service, how many of the other given services call it (directly or not)."""
+        return {s: sum(1 for o in services if o != s and self.calls(o, s)) for s in services}
+
+
+_TOPOLOGY_CACHE: dict[int, Topology] = {}
+
+
+def topology_of(cfg: CorrelationConfig) -> Topology:
+    key = id(cfg)
+    t = _TOPOLOGY_CACHE.get(key)
+    if t is None or t.graph != cfg.topology:
+        if len(_TOPOLOGY_CACHE) > 32:
+            _TOPOLOGY_CACHE.clear()
+        t = _TOPOLOGY_CACHE[key] = Topology(cfg.topology, cfg.topology_max_hops)
+    return t
+
+
+def _node(f: AlertFeatures, topo: Topology) -> str | None:
+    if f.service in topo.nodes:
+        return f.service
+    if f.entity in topo.nodes:
+        return f.entity
+    return None
+
+
+# A call edge of 1 hop scores 0.9 and each further hop loses 0.2 (0.9, 0.7, 0.5): a fault spreads to
+# direct callers first and fades with distance.
+HOP_SCORE = {1: 0.9, 2: 0.7, 3: 0.5}
+# Siblings that call a common dependency are related only through it; alone (0.45 * weight) that is
+# below the join threshold, so it needs another signal.
+SIBLING_SCORE = 0.45
+# Detection jitter between a cause's alert and its effects' (scrape interval + evaluation interval).
+CAUSE_SLACK = 60.0
+
+
+def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topology) -> tuple[Reason, bool]:
+    """Caller/callee within N hops (direction given). Second value: True if the graph knows both
+    sides and they are NOT related (negative evidence that damps other signals)."""
+    a = _node(f, topo)
+    best = Reason("topology", 0.0, None, "no call-graph relation")
+    if a is None:
+        return best, False
+    known_other = False
+    for m in members:
+        b = _node(m, topo)
+        if b is None:
+            continue
+        known_other = True
+        if a == b:
+            continue  # the same service is the labels signal's business
+        s, detail = 0.0, ""
+        h = topo.calls(a, b)
+        if h:
+            s, detail = HOP_SCORE.get(h, 0.4), f"{a} calls {b} ({h} hop{'s' if h > 1 else ''}): {b} is upstream"
+        h2 = topo.calls(b, a)
+        if h2:
+            # The new alert is on a dependency of the member: it explains the member only if it started
+            # no later than the member (+ CAUSE_SLACK for scrape/evaluation jitter). Started later, it is
+            # more likely a separate fault, so it counts half.
+            hs = HOP_SCORE.get(h2, 0.4)
+            before = f.onset <= m.onset + CAUSE_SLACK
+            hs = hs if before else hs * 0.5
+            if hs > s:
+                s, detail = hs, (f"{b} calls {a} ({h2} hop{'s' if h2 > 1 else ''}): {a} is upstream"
+                                 + ("" if before else f", but fired {f.onset - m.onset:.0f}s after {b}"))
+        if s == 0.0:
+            sd = topo.shared_dependency(a, b)
+            if sd:
+                s, detail = SIBLING_SCORE - 0.1 * (sd[1] - 2), f"{a} and {b} both depend on {sd[0]}"
+        if s > best.score:
+            best = Reason("topology", s, m.fingerprint, detail)
+    if best.score > 0:
+        return best, False
+    same = any(_node(m, topo) == a for m in members)
+    return best, known_other and not same
+
+
+def cooccurrence_signal(f: AlertFeatures, members: list[AlertFeatures], cooc: CoocLookup | None) -> Reason:
+    best = Reason("cooccurrence", 0.0, None, "no learned co-occurrence")
+    if cooc is None:
+        return best
+    seen: set[str] = set()
+    for m in members:
+        if m.key in seen or m.key == f.key:
+            continue
+        seen.add(m.key)
+        w = cooc(f.key, m.key)
+        if w > best.score:
+            best = Reason("cooccurrence", w, m.fingerprint, f"{f.key} and {m.key} fired together before "
+                          f"(learned weight {w:.2f})")
+    return best
+
+
+def burst_mate(f: AlertFeatures, m: AlertFeatures, cfg: CorrelationConfig) -> bool:
+    return m.alertname == f.alertname and m.metric == f.metric and abs(m.onset - f.onset) <= cfg.burst_window
+
+
+def burst_signal(f: AlertFeatures, members: list[AlertFeatures], cfg: CorrelationConfig, storm_size: int) -> Reason:
+    """The same alert starting on many distinct entities within `burst_window` (an alert storm).
+    `storm_size` counts such onsets across every open incident, so a storm is seen even while its
+    first drops are still spread over several small incidents."""
+    same = [m for m in members if burst_mate(f, m, cfg) and (m.entity or m.fingerprint) != (f.entity or f.fingerprint)]
+    if not same or storm_size < cfg.burst_min:
+        return Reason("text", 0.0, None, "no burst")
+    m = min(same, key=lambda m: abs(m.onset - f.onset))
+    return Reason("text", 1.0, m.fingerprint, f"burst: {f.alertname or f.metric} started on {storm_size} entities "
+                  f"within {cfg.burst_window:.0f}s (storm, one cause)")
+
+
+def text_signal(f: AlertFeatures, members: list[AlertFeatures], idf: dict[str, float]) -> Reason:
+    """TF-IDF cosine of alert name + summary tokens; IDF over every open member, so words that every
+    incident has ("error", "latency") count for less than rare ones."""
+    best = Reason("text", 0.0, None, "no similar text")
+    if not f.tokens:
+        return best
+    fv = {t: idf.get(t, 1.0) for t in f.tokens}
+    fn = math.sqrt(sum(v * v for v in fv.values()))
+    for m in members:
+        if not m.tokens:
+            continue
+        common = [t for t in m.tokens if t in fv]
+        if not common:
+            continue
+        dot = sum(fv[t] ** 2 for t in common)
+        mn = math.sqrt(sum(idf.get(t, 1.0) ** 2 for t in m.tokens))
+        s = dot / (fn * mn)
+        if s > best.score:
+            best = Reason("text", s, m.fingerprint, "similar name/summary: " + ", ".join(sorted(common)[:6]))
+    return best
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Population:
+    """Statistics over all candidate incidents, computed once per decision."""
+
+    value_incidents: dict[tuple[str, str], int]
+    idf: dict[str, float]
+    storm_size: int = 0  # distinct entities where the same alert started within burst_window (incl. itself)
+
+    @classmethod
+    def of(cls, candidates: list[IncidentView], cfg: CorrelationConfig,
+           f: AlertFeatures | None = None) -> "Population":
+        vi: dict[tuple[str, str], int] = {}
+        df: dict[str, int] = {}
+        n = 0
+        for c in candidates:
+            vals: set[tuple[str, str]] = set()
+            for m in c.members:
+                n += 1
+                for name in cfg.labels:
+                    v = m.labels.get(name)
+                    if v:
+                        vals.add((name, v))
+                for t in m.tokens:
+                    df[t] = df.get(t, 0) + 1
+            for v in vals:
+                vi[v] = vi.get(v, 0) + 1
+        idf = {t: math.log((1 + n) / (1 + d)) + 1.0 for t, d in df.items()}
+        storm = 0
+        if f is not None:
+            ents = {m.entity or m.fingerprint for c in candidates if c.state != "resolved"
+                    for m in c.members if burst_mate(f, m, cfg)}
+            storm = len(ents | {f.entity or f.fingerprint})
+        return cls(vi, idf, storm)
+
+
+# When the graph says two services are unrelated, other evidence counts half: shared namespaces or
+# similar names between services that do not talk to each other are usually coincidence.
+UNRELATED_DAMPING = 0.5
+
+
+def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: CorrelationConfig,
+                    pop: Population, cooc: CoocLookup | None) -> tuple[float, list[Reason], bool, str]:
+    """(combined score, reasons, joinable, explanation) of `f` joining candidate `c`."""
+    w = cfg.weights
+    members = c.members
+    t = time_signal(f, members, cfg.window)
+    reasons: list[Reason] = []
+    if w.labels > 0:
+        reasons.append(labels_signal(f, members, cfg, pop.value_incidents))
+    unrelated = False
+    if w.topology > 0 and cfg.topology:
+        r, unrelated = topology_signal(f, members, topology_of(cfg))
+        reasons.append(r)
+    if w.cooccurrence > 0:
+        reasons.append(cooccurrence_signal(f, members, cooc))
+    text = None
+    if w.text > 0 and cfg.text_similarity:
+        text = text_signal(f, members, pop.idf)
+        text.score *= w.text
+    burst = burst_signal(f, members, cfg, pop.storm_size) if cfg.burst_weight > 0 else None
+    if burst is not None and burst.score > 0:
+        burst.score *= cfg.burst_weight
+        unrelated = False  # a storm crosses service boundaries by nature
+        if text is None or burst.score >= text.score:
+            text = burst
+    if text is not None:
+        reasons.append(text)
+    weight = {"labels": w.labels, "topology": w.topology, "cooccurrence": w.cooccurrence, "text": 1.0}
+    miss, strongest = 1.0, 0.0
+    for r in reasons:
+        r.score *= weight[r.signal]
+        miss *= 1.0 - r.score
+        strongest = max(strongest, r.score)
+    structural = 1.0 - miss  # noisy-OR: independent pieces of evidence
+    if unrelated:
+        structural *= UNRELATED_DAMPING
+    positive = [r for r in reasons if r.score > 0]
+    if c.state == "resolved":
+        # Reopening means the same thing broke again: within the cool-down, shared labels alone must be
+        # very strong (same service and instance). A neighbour in the call graph starting a fresh fault
+        # after the incident ended is a new incident, not a relapse.
+        lab = next((r.score for r in reasons if r.signal == "labels"), 0.0)
+        same_entity = any(m.entity == f.entity and m.service == f.service for m in members) if f.entity else True
+        ok = (c.resolved_at is not None and f.onset - c.resolved_at <= cfg.reopen_cooldown
+              and lab >= cfg.strong_threshold and same_entity)
+        return lab, [t] + positive if t.score > 0 else positive, ok, "reopen: same service/entity again"
+    if t.score > 0:
+        # Time agrees: the structural evidence decides, scaled by the time score (1.0 for simultaneous
+        # onsets down to 0.5 at the window's edge), so far-apart onsets need stronger structure.
+        combined = structural * t.score
+        ok = combined >= cfg.join_threshold or strongest >= cfg.strong_threshold
+        return combined, [t] + positive, ok, "time + structure" + (" (topology: unrelated services)"
+                                                                    if unrelated else "")
+    # Time does not agree: only a still-firing incident, and only one very strong signal.
+    ok = c.firing and strongest >= cfg.strong_threshold and not unrelated
+    return strongest * 0.9, positive, ok, "ongoing incident, strong single signal"
+
+
+def decide(features: AlertFeatures, candidates: list[IncidentView], now: float, cfg: CorrelationConfig,
+           cooc: CoocLookup | None = None) -> Decision:
+    """Join the most related candidate incident, or open a new one. Pure."""
+    for c in candidates:
+        if features.fingerprint in c.member_fps:
+            reopen = c.state == "resolved"
+            return Decision(c.id, [Reason("seed" if not reopen else "manual", 1.0, features.fingerprint,
+                                          "already a member")], 1.0, reopen=reopen, detail="known member")
+    if not cfg.enabled or not candidates:
+        return Decision(None, [Reason("seed", 1.0, None, "first alert of a new incident")], 0.0,
+                        detail="no candidate incident")
+    pop = Population.of(candidates, cfg, features)
+    best: tuple[float, IncidentView, list[Reason], str] | None = None
+    runner_up = 0.0
+    for c in candidates:
+        s, reasons, ok, why = score_candidate(features, c, now, cfg, pop, cooc)
+        if not ok:
+            continue
+        if best is None or s > best[0] or (s == best[0] and c.opened_at < best[1].opened_at):
+            if best:
+                runner_up = max(runner_up, best[0])
+            best = (s, c, reasons, why)
+        else:
+            runner_up = max(runner_up, s)
+    if best is None:
+        return Decision(None, [Reason("seed", 1.0, None, "no incident related strongly enough")], 0.0,
+                        detail="new incident")
+    s, c, reasons, why = best
+    absorb: list[str] = []
+    if any(r.detail.startswith("burst:") for r in reasons):
+        # The first drops of a storm opened incidents of their own before the storm was visible:
+        # incidents made only of this alert's burst mates, opened within the burst window, fold into it.
+        absorb = [o.id for o in candidates if o.id != c.id and o.state != "resolved" and o.members
+                  and all(burst_mate(features, m, cfg) for m in o.members)
+                  and features.onset - o.opened_at <= cfg.burst_window]
+    return Decision(c.id, reasons, s, reopen=c.state == "resolved", absorb=absorb,
+                    detail=f"{why}; score {s:.2f}" + (f", next best {runner_up:.2f}" if runner_up else ""))
+
+
+def representatives(members: list[AlertFeatures], limit: int) -> list[AlertFeatures]:
+    """A bounded sample to compare against: one per distinct (service, metric, entity), earliest first,
+    keeping the earliest and the most recent shapes when there are more than `limit`."""
+    seen: dict[tuple[str, str, str], AlertFeatures] = {}
+    for m in sorted(members, key=lambda m: m.onset):
+        k = (m.service, m.metric, m.entity)
+        if k not in seen:
+            seen[k] = m
+    reps = list(seen.values())
+    if len(reps) <= limit:
+        return reps
+    head = limit // 2
+    return reps[:head] + reps[-(limit - head):]

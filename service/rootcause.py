@@ -1,0 +1,114 @@
+"""Ranked root-cause candidates of an incident, with the evidence for each. Pure; no LLM.
+
+A candidate is one (metric, entity, service) among the incident's members. Four kinds of evidence,
+each scored 0..1 and weighted:
+- earliest_onset: causes fire before their effects (weight 0.35);
+- largest_deviation: the detector score, or how far the value is from the expected band (0.2);
+- topology: in the declared call graph, a fault travels from a dependency up to its callers, so the
+  anomalous service that calls no other anomalous service, and that most anomalous services call,
+  is the first suspect (0.35);
+- cooccurrence: learned history, how often this key came first in past incidents (0.1).
+Resource metrics (CPU, connections, pools) on a candidate are usually closer to a cause than the
+latency and error symptoms they produce; that breaks ties (a small 0.05 bonus, stated as evidence).
+Weights of absent evidence (no topology configured, no detector scores) are spread over the rest.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .correlation import CorrelationConfig, topology_of
+from .scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
+
+WEIGHTS = {"earliest_onset": 0.35, "largest_deviation": 0.2, "topology": 0.35, "cooccurrence": 0.1}
+
+
+def _deviation(m: dict[str, Any]) -> float | None:
+    s = member_score(m)
+    if s is not None:
+        return max(0.0, min(1.0, s))
+    v, e = m.get("value"), m.get("expected")
+    info = m.get("detector_info") or {}
+    lo, hi = info.get("lower"), info.get("upper")
+    try:
+        if v is not None and e is not None:
+            band = (float(hi) - float(lo)) / 2 if lo is not None and hi is not None else abs(float(e)) or 1.0
+            z = abs(float(v) - float(e)) / (band or 1.0)
+            return min(1.0, z / 4.0)  # 4 half-bands off the expectation is as anomalous as it gets
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
+         lead_history: Callable[[str], float] | None = None, limit: int = 5) -> list[dict[str, Any]]:
+    """Ranked root-cause candidates, best first: [{metric, entity, service, score, evidence[...]}]."""
+    if not members:
+        return []
+    cands: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for m in members:
+        k = (member_metric(m), member_entity(m), member_service(m))
+        c = cands.setdefault(k, {"onset": m["starts_at"], "dev": None})
+        c["onset"] = min(c["onset"], m["starts_at"])
+        d = _deviation(m)
+        if d is not None:
+            c["dev"] = max(c["dev"] or 0.0, d)
+
+    t0 = min(c["onset"] for c in cands.values())
+    span = max(c["onset"] for c in cands.values()) - t0
+    # Onset evidence falls off over the incident's spread of onsets (at least one minute, so alerts
+    # seconds apart are near-equal: scrape and evaluation jitter).
+    scale = max(60.0, span)
+    max_dev = max((c["dev"] for c in cands.values() if c["dev"] is not None), default=None)
+
+    topo = topology_of(cfg) if cfg.topology else None
+    services = {k[2] for k in cands if k[2]}
+    anomalous_nodes = {s for s in services if topo and s in topo.nodes}
+    topo_score: dict[str, tuple[float, str]] = {}
+    if topo and len(anomalous_nodes) >= 2:
+        for s in anomalous_nodes:
+            deps = [o for o in anomalous_nodes if o != s and topo.calls(s, o)]
+            callers = [o for o in anomalous_nodes if o != s and topo.calls(o, s)]
+            if deps:
+                topo_score[s] = (0.1, f"{s} calls anomalous {', '.join(sorted(deps)[:3])}: likely a symptom")
+            else:
+                share = len(callers) / (len(anomalous_nodes) - 1)
+                topo_score[s] = (0.5 + 0.5 * share, f"most upstream anomalous node: calls no anomalous service; "
+                                 f"{len(callers)} of {len(anomalous_nodes) - 1} anomalous services depend on it")
+
+    out: list[dict[str, Any]] = []
+    for (metric, entity, service), c in cands.items():
+        ev: list[dict[str, Any]] = []
+        lag = c["onset"] - t0
+        ev.append({"kind": "earliest_onset", "weight": round(max(0.0, 1.0 - lag / scale), 3),
+                   "detail": "first to fire" if lag == 0 else f"fired {lag:.0f}s after the first alert"})
+        if max_dev is not None:
+            d = c["dev"]
+            ev.append({"kind": "largest_deviation", "weight": round((d or 0.0) / max_dev if max_dev else 0.0, 3),
+                       "detail": f"deviation {d:.2f} (largest in incident {max_dev:.2f})" if d is not None
+                       else "no detector score"})
+        if topo_score:
+            ts, why = topo_score.get(service, (0.3, f"{service or entity or metric} is not in the call graph"))
+            ev.append({"kind": "topology", "weight": round(ts, 3), "detail": why})
+        if lead_history is not None:
+            h = lead_history(f"{service}/{metric}" if service else metric)
+            if h > 0:
+                ev.append({"kind": "cooccurrence", "weight": round(h, 3),
+                           "detail": f"came first in past incidents (learned {h:.2f})"})
+        out.append({"metric": metric, "entity": entity, "service": service, "evidence": ev, "_onset": c["onset"]})
+    # Evidence kinds that exist for any candidate count for all (absent = 0), so a candidate is not
+    # helped by lacking evidence others have.
+    kinds = {e["kind"] for c in out for e in c["evidence"] if e["weight"] > 0 or e["kind"] != "cooccurrence"}
+    total_w = sum(WEIGHTS[k] for k in kinds)
+    for c in out:
+        ev, metric = c["evidence"], c["metric"]
+        score = sum(WEIGHTS[e["kind"]] * e["weight"] for e in ev) / total_w
+        c["_name"] = f"{metric} {c['entity']}"
+        if RESOURCE.search(metric) and not USER_FACING.search(metric):
+            score += 0.05
+            ev.append({"kind": "resource_signal", "weight": 0.05,
+                       "detail": f"{metric} is a resource signal, more often a cause than a symptom"})
+        c["score"] = round(min(1.0, score), 4)
+    out.sort(key=lambda c: (-c["score"], c["_onset"], c["_name"]))
+    for c in out:
+        del c["_onset"], c["_name"]
+    return out[:limit]
