@@ -99,6 +99,9 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     app[RELOAD] = do_reload
     app.cleanup_ctx.append(lifecycle)
     add_routes(app)
+    from .incident_api import add_incident_routes
+
+    add_incident_routes(app, cfg.tocsin.slack or {}, cfg.tocsin.pagerduty or {}, clock)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
 

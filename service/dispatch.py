@@ -160,6 +160,38 @@ class Dispatcher:
         await pipe.execute()
         self.on_schedule(now_ms / 1000)
 
+    async def regroup_incident(self, from_iid: str, to_iid: str, fingerprints: list[str] | None = None) -> int:
+        """Move alerts' group membership after a manual merge (all of them) or split (the given ones)."""
+        now = self.clock.now()
+        moved = 0
+        for r in self.cfg.route.walk():
+            if not self.correlates(r):
+                continue
+            old_gid = group_id(r.id, incident_group_key(r, from_iid))
+            members = await self.redis.hgetall(self.keys.group_members(old_gid))
+            fps = [(k.decode() if isinstance(k, bytes) else k) for k in members]
+            if fingerprints is not None:
+                fps = [fp for fp in fps if fp in set(fingerprints)]
+            if not fps:
+                continue
+            alerts = await self.store.get_many(fps)
+            new_gk = incident_group_key(r, to_iid)
+            new_gid = group_id(r.id, new_gk)
+            pipe = self.redis.pipeline(transaction=False)
+            for fp, a in alerts.items():
+                queue_script(
+                    pipe, self.scripts.group_upsert,
+                    keys=[self.keys.group_meta(new_gid), self.keys.group_members(new_gid),
+                          self.keys.due(self.keys.shard_of(new_gid))],
+                    args=[new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), fp, f"m{ms(now)}", ms(now),
+                          ms(r.opts.group_wait), ms(a.starts_at), GROUP_TTL],
+                )
+            await pipe.execute()
+            await self.redis.hdel(self.keys.group_members(old_gid), *fps)
+            moved += len(alerts)
+        await self.touch_incident(from_iid)
+        return moved
+
     async def ingest(self, alerts: list[Alert]) -> list[Upserted]:
         """Store alerts durably and update their groups. Returns when Redis has everything (or raises)."""
         if not alerts:

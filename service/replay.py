@@ -40,12 +40,10 @@ def event_time(d: dict[str, Any], prev: float | None) -> float:
     """When a line happened: its `at` (an RFC 3339 time Tocsin adds for recordings), a detector event's
     `timestamp`, else the alert's startsAt; never earlier than the previous line (lines are in time order)."""
     t = None
-    for key in ("at", "receivedAt"):
+    for key in ("at", "receivedAt", "timestamp"):  # `timestamp`: a detector event's time, or when an alert was sent
         if d.get(key):
             t = parse_rfc3339(str(d[key]))
             break
-    if t is None and d.get("kind") == "event" or (t is None and "metric" in d and "labels" in d and "anomalous" in d):
-        t = parse_rfc3339(str(d.get("timestamp")))
     if t is None and d.get("startsAt"):
         t = parse_rfc3339(str(d["startsAt"]))
     if t is None:
@@ -66,7 +64,7 @@ def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float) 
         except ValidationError as e:
             raise ReplayInputError(f"line {lineno}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
         return Line(at, [ev.to_alert(at, resolve_timeout)])
-    body = {k: v for k, v in d.items() if k not in ("at", "receivedAt")}
+    body = {k: v for k, v in d.items() if k not in ("at", "receivedAt", "timestamp")}
     alerts, errors = parse_postable([body], at, resolve_timeout)
     if errors:
         raise ReplayInputError(f"line {lineno}: {errors[0]}")

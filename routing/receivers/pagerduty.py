@@ -218,8 +218,17 @@ class PagerDutyReceiver:
     async def send(self, n: Notification, state: dict[str, Any] | None = None) -> Delivered:
         """Trigger (or update) the PagerDuty incident for `n`, or resolve it when `n` is resolved."""
         event = self.build_event(n)
+        prev = (state or {}).get("action")
+        if event["event_action"] == "resolve" and prev == "resolve":
+            return Delivered(state={"dedup_key": event["dedup_key"], "action": "resolve"})
         await self._post(event)
-        return Delivered(state={"dedup_key": event["dedup_key"], "action": event["event_action"]})
+        action = event["event_action"]
+        if action == "trigger" and view(n)["state"] == "acknowledged":
+            # Acknowledged in Tocsin (e.g. the Slack button): PagerDuty stops escalating too.
+            await self._post({"routing_key": event["routing_key"], "event_action": "acknowledge",
+                              "dedup_key": event["dedup_key"]})
+            action = "acknowledge"
+        return Delivered(state={"dedup_key": event["dedup_key"], "action": action})
 
     async def acknowledge(self, dedup_key: str, routing_key: str | None = None) -> Delivered:
         """Acknowledge the PagerDuty incident with `dedup_key` (e.g. after Acknowledge in Slack)."""

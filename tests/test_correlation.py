@@ -1,0 +1,198 @@
+"""The pure join decision: signals, the combination rule, config validation."""
+from __future__ import annotations
+
+import pytest
+
+from service.correlation import (AlertFeatures, CorrelationConfig, IncidentView, decide, label_rarity,
+                                 parse_duration, representatives, tokens)
+from service.errors import ConfigError
+from service.models import Alert
+
+T0 = 1_800_000_000.0
+TOPO = {"frontend": ["checkout"], "checkout": ["payments", "inventory"], "payments": ["payments-db"],
+        "inventory": ["inventory-db"], "search": ["search-index"]}
+
+
+def feat(alertname: str, t: float = T0, **labels: str) -> AlertFeatures:
+    return AlertFeatures.from_alert(Alert(labels={"alertname": alertname, **labels}, starts_at=t))
+
+
+def cfg(**kw) -> CorrelationConfig:
+    return CorrelationConfig(enabled=True, topology=TOPO, **kw)
+
+
+def inc(iid: str, *members: AlertFeatures, state: str = "triggered", firing: bool = True,
+        resolved_at: float | None = None) -> IncidentView:
+    return IncidentView(id=iid, state=state, opened_at=min(m.onset for m in members), members=list(members),
+                        firing=firing, resolved_at=resolved_at)
+
+
+def test_features_pick_service_entity_metric_and_score():
+    """Features come from labels, with the detector's metric and score winning over labels."""
+    a = Alert(labels={"alertname": "HighAnomalyScore", "service": "api", "instance": "api-1",
+                      "metric_name": "http_latency"}, annotations={"summary": "Latency of api is unusual"},
+              starts_at=T0, detector={"metric": "p99_latency", "score": 0.93})
+    f = AlertFeatures.from_alert(a)
+    assert (f.service, f.entity, f.metric, f.score) == ("api", "api-1", "p99_latency", 0.93)
+    assert f.key == "api/p99_latency"
+    assert "latency" in f.tokens and "anomaly" in f.tokens
+
+
+def test_anomaly_score_label_is_used_when_no_detector():
+    """A Prometheus anomaly-exporter alert's anomaly_score label becomes the feature score."""
+    f = feat("HighAnomalyScore", anomaly_score="0.87", metric_name="cpu")
+    assert f.score == 0.87 and f.metric == "cpu"
+
+
+def test_tokens_split_camel_case_and_bound_untrusted_text():
+    """Alert names are split into words, stopwords dropped, and hostile text is bounded."""
+    assert tokens("HighHTTPErrorRate on the API") == ["http", "error", "rate", "api"]
+    assert len(tokens("word " * 10_000)) <= 48
+
+
+def test_caller_joins_dependency_incident_via_topology():
+    """An alert on a direct caller of a failing dependency joins its incident, with the edge as reason."""
+    db = feat("PostgresSlowQueries", service="payments-db", instance="db-1")
+    d = decide(feat("HighLatency", T0 + 40, service="payments", instance="pay-1"), [inc("i1", db)], T0 + 40, cfg())
+    assert d.incident_id == "i1"
+    sig = {r.signal: r for r in d.reasons}
+    assert sig["time"].score > 0.9 and sig["topology"].matched == db.fingerprint
+    assert "payments calls payments-db" in sig["topology"].detail
+
+
+def test_same_service_joins_via_labels():
+    """Two alerts of the same service and instance within the window join through shared labels."""
+    a = feat("HighCPU", service="search", instance="s-1")
+    d = decide(feat("HighMemory", T0 + 100, service="search", instance="s-1"), [inc("i1", a)], T0 + 100, cfg())
+    assert d.incident_id == "i1"
+    assert any(r.signal == "labels" and "service=search" in r.detail for r in d.reasons)
+
+
+def test_unrelated_services_with_similar_names_stay_apart():
+    """Same alert name on services the call graph says are unrelated does not join (text alone is weak)."""
+    a = feat("HighErrorRate", service="search", cluster="prod")
+    d = decide(feat("HighErrorRate", T0 + 5, service="inventory", cluster="prod"), [inc("i1", a)], T0 + 5, cfg())
+    assert d.incident_id is None
+
+
+def test_text_plus_label_joins_without_topology():
+    """Without a call graph, the same alert name on the same namespace joins (two weak signals agree)."""
+    c = CorrelationConfig(enabled=True)
+    a = feat("KafkaConsumerLag", namespace="streaming", consumer="a")
+    d = decide(feat("KafkaConsumerLag", T0 + 10, namespace="streaming", consumer="b"), [inc("i1", a)], T0 + 10, c)
+    assert d.incident_id == "i1"
+
+
+def test_outside_window_needs_strong_signal_and_firing_incident():
+    """Past the window, only a very strong single signal joins, and only a still-firing incident."""
+    db = feat("HighCPU", service="payments-db", instance="db-1")
+    late_same = feat("HighConnections", T0 + 1200, service="payments-db", instance="db-1")
+    late_caller_2hops = feat("HighLatency", T0 + 1200, service="checkout")
+    assert decide(late_same, [inc("i1", db)], T0 + 1200, cfg()).incident_id == "i1"
+    assert decide(late_same, [inc("i1", db, firing=False)], T0 + 1200, cfg()).incident_id is None
+    assert decide(late_caller_2hops, [inc("i1", db)], T0 + 1200, cfg()).incident_id is None
+
+
+def test_resolved_incident_reopens_only_within_cooldown():
+    """A strongly related alert reopens a resolved incident within the cool-down, not after it."""
+    db = feat("HighCPU", service="payments-db", instance="db-1")
+    c = cfg(reopen_cooldown=600)
+    again = feat("HighCPU2", T0 + 900, service="payments-db", instance="db-1")
+    d = decide(again, [inc("i1", db, state="resolved", firing=False, resolved_at=T0 + 500)], T0 + 900, c)
+    assert d.incident_id == "i1" and d.reopen
+    later = feat("HighCPU2", T0 + 1500, service="payments-db", instance="db-1")
+    d = decide(later, [inc("i1", db, state="resolved", firing=False, resolved_at=T0 + 500)], T0 + 1500, c)
+    assert d.incident_id is None
+
+
+def test_best_candidate_wins():
+    """With two related incidents the alert joins the more strongly related one."""
+    pay = feat("HighCPU", service="payments-db", instance="db-1")
+    inv = feat("HighCPU", T0 + 10, service="inventory-db", instance="db-2")
+    d = decide(feat("HighLatency", T0 + 30, service="payments"), [inc("inv", inv), inc("pay", pay)], T0 + 30, cfg())
+    assert d.incident_id == "pay"
+
+
+def test_common_label_values_count_less():
+    """A label value shared by many open incidents weighs less than one only this incident has."""
+    assert label_rarity(1) == 1.0 and label_rarity(3) < 0.5 < label_rarity(2)
+    c = CorrelationConfig(enabled=True, labels={"namespace": 0.6}, text_similarity=False)
+    incs = [inc(f"i{n}", feat(f"A{n}", T0, namespace="shared", x=str(n))) for n in range(5)]
+    d = decide(feat("Other", T0 + 5, namespace="shared"), incs, T0 + 5, c)
+    assert d.incident_id is None
+    d = decide(feat("Other", T0 + 5, namespace="shared"), incs[:1], T0 + 5, c)
+    assert d.incident_id == "i0"
+
+
+def test_learned_cooccurrence_joins_unlabelled_pair():
+    """A learned co-occurrence weight joins alerts that share no labels or topology."""
+    a = feat("QueueDepth", service="mq")
+    b = feat("BatchLate", T0 + 60, service="reports")
+    c = CorrelationConfig(enabled=True, text_similarity=False)
+    assert decide(b, [inc("i1", a)], T0 + 60, c).incident_id is None
+    lookup = lambda x, y: 0.8 if {x, y} == {"mq/QueueDepth", "reports/BatchLate"} else 0.0  # noqa: E731
+    d = decide(b, [inc("i1", a)], T0 + 60, c, cooc=lookup)
+    assert d.incident_id == "i1" and any(r.signal == "cooccurrence" for r in d.reasons)
+
+
+def test_disabled_correlation_always_opens_new():
+    """With correlation disabled every new alert opens its own incident."""
+    a = feat("HighCPU", service="search")
+    assert decide(feat("HighMem", T0, service="search"), [inc("i1", a)], T0,
+                  CorrelationConfig(enabled=False)).incident_id is None
+
+
+def test_representatives_are_bounded_and_distinct():
+    """The comparison sample keeps one member per shape and at most `limit`, oldest and newest."""
+    ms = [feat("Down", T0 + i, service="web", instance=f"w{i}") for i in range(100)]
+    reps = representatives(ms + ms[:10], 10)
+    assert len(reps) == 10 and reps[0].onset == T0 and reps[-1].onset == T0 + 99
+
+
+@pytest.mark.parametrize("raw,seconds", [(30, 30.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("2d", 172800.0)])
+def test_durations(raw, seconds):
+    """Durations accept seconds or Prometheus duration strings."""
+    assert parse_duration(raw) == seconds
+
+
+@pytest.mark.parametrize("data,path", [
+    ({"window": "5 minutes"}, "tocsin.correlation.window"),
+    ({"weights": {"text": 2}}, "tocsin.correlation.weights.text"),
+    ({"labels": {"service": 1.5}}, "tocsin.correlation.labels"),
+    ({"topology": {"a": "b"}}, "tocsin.correlation.topology.a"),
+    ({"bogus": 1}, "tocsin.correlation.bogus"),
+    ({"service_criticality": {"api": "extreme"}}, "tocsin.correlation.service_criticality.api"),
+])
+def test_config_errors_name_the_path(data, path):
+    """Bad config raises ConfigError whose path names the bad field."""
+    with pytest.raises(ConfigError) as e:
+        CorrelationConfig.parse(data)
+    assert e.value.path == path
+
+
+def test_config_accepts_label_list_and_durations():
+    """A plain label list gets default weights and durations parse."""
+    c = CorrelationConfig.parse({"enabled": True, "labels": ["service", "team"], "window": "2m", "quiet_period": "10m"})
+    assert c.labels == {"service": 0.8, "team": 0.5} and c.window == 120 and c.quiet_period == 600
+
+
+def test_storm_of_identical_alerts_joins_across_unrelated_services():
+    """Ten or more identical alerts starting within a minute on distinct entities join despite the graph."""
+    c = cfg()
+    storm = [feat("InstanceDown", T0 + i, service=s, instance=f"{s}-{i}", cluster="prod")
+             for i, s in enumerate(["search", "payments-db", "frontend", "inventory", "search-index"] * 2)]
+    late = feat("InstanceDown", T0 + 30, service="mailer", instance="mail-9", cluster="prod")
+    d = decide(late, [inc("i1", *storm)], T0 + 30, c)
+    assert d.incident_id == "i1" and any("burst" in r.detail for r in d.reasons)
+    d = decide(late, [inc("i1", *storm[:5])], T0 + 30, c)  # five is a coincidence, not a storm
+    assert d.incident_id is None
+
+
+def test_storm_absorbs_incidents_opened_by_its_first_drops():
+    """Once a storm is visible, incidents made only of its earlier drops are marked for absorption."""
+    c = cfg()
+    drops = [inc(f"d{i}", feat("InstanceDown", T0 + i, service=s, instance=f"{s}-{i}"))
+             for i, s in enumerate(["search", "payments-db", "frontend", "inventory", "search-index"])]
+    big = inc("big", *[feat("InstanceDown", T0 + 5 + i, service="mailer", instance=f"m-{i}") for i in range(6)])
+    d = decide(feat("InstanceDown", T0 + 20, service="mailer", instance="m-99"), drops + [big], T0 + 20, c)
+    assert d.incident_id == "big" and sorted(d.absorb) == ["d0", "d1", "d2", "d3", "d4"]

@@ -1,0 +1,357 @@
+"""The Redis incident store: atomic assignment, lifecycle, human actions, feedback, the snapshot contract."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import textwrap
+
+import redis.asyncio as aioredis
+
+from service.clock import ManualClock
+from service.cooccurrence import CooccurrenceStore
+from service.correlation import CorrelationConfig
+from service.incidents import IncidentConflict, IncidentNotFound, IncidentStore
+from service.models import Alert
+
+T0 = 1_800_000_000.0
+TOPO = {"frontend": ["checkout"], "checkout": ["payments", "inventory"], "payments": ["payments-db"],
+        "search": ["search-index"]}
+CFG = CorrelationConfig(enabled=True, topology=TOPO, quiet_period=300, reopen_cooldown=600, retention=3600)
+
+SCHEMA_KEYS = {"id", "title", "state", "opened_at", "updated_at", "resolved_at", "severity", "severity_factors",
+               "confidence", "confidence_factors", "services", "metrics", "entities", "members", "root_causes",
+               "summary", "flapping", "acked_by", "acked_at", "snoozed_until", "timeline", "url"}
+MEMBER_KEYS = {"fingerprint", "labels", "annotations", "status", "starts_at", "ends_at", "score", "value",
+               "expected", "detector", "generator_url", "joined_by"}
+
+
+def alert(name: str, service: str, t: float, instance: str = "", **labels: str) -> Alert:
+    return Alert(labels={"alertname": name, "service": service, "instance": instance or f"{service}-1", **labels},
+                 annotations={"summary": f"{name} on {service}"}, starts_at=t, ends_at=t + 240)
+
+
+def resolved(a: Alert, t: float) -> Alert:
+    return Alert(labels=a.labels, annotations=a.annotations, starts_at=a.starts_at, ends_at=t)
+
+
+def cascade(t: float = T0) -> list[Alert]:
+    return [alert("PgConnectionsHigh", "payments-db", t, metric="pg_connections"),
+            alert("PgSlowQueries", "payments-db", t + 15),
+            alert("HighLatency", "payments", t + 40), alert("HighErrorRate", "payments", t + 55),
+            alert("HighLatency", "checkout", t + 80, instance="co-1"),
+            alert("HighLatency", "checkout", t + 85, instance="co-2"),
+            alert("HighErrorRate", "frontend", t + 120)]
+
+
+def store(redis, key_prefix, clock, cfg=CFG) -> IncidentStore:
+    return IncidentStore(redis, key_prefix, clock, cfg, external_url="http://tocsin:9093")
+
+
+async def test_cascade_becomes_one_incident_with_explained_joins(redis, key_prefix):
+    """A database fault spreading up the call graph becomes one incident, each join with its reasons."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    ids = set()
+    for a in cascade():
+        clock.set(a.starts_at)
+        iid, decision, created = await st.assign(a)
+        ids.add(iid)
+    assert len(ids) == 1
+    snap = await st.get(ids.pop())
+    assert SCHEMA_KEYS <= set(snap) and all(set(m) == MEMBER_KEYS for m in snap["members"])
+    assert snap["members"][0]["joined_by"][0]["signal"] == "seed"
+    for m in snap["members"][1:]:
+        assert m["joined_by"][0]["signal"] == "time" and len(m["joined_by"]) >= 2
+        assert all(j["matched"] and j["detail"] for j in m["joined_by"])
+    assert snap["root_causes"][0]["service"] == "payments-db"
+    assert snap["services"] == ["checkout", "frontend", "payments", "payments-db"]
+    assert snap["title"].startswith("payments-db pg_connections + 6 related")
+    assert snap["severity"] in ("critical", "error") and snap["severity_factors"][0]["explanation"]
+    assert 0 < snap["confidence"] < 1 and snap["confidence_factors"]
+    assert snap["url"] == f"http://tocsin:9093/api/v1/incidents/{snap['id']}"
+    assert [e["event"] for e in snap["timeline"]] == ["opened"] + ["member_joined"] * 6
+
+
+async def test_unrelated_alert_opens_second_incident(redis, key_prefix):
+    """An alert on a service unrelated by labels and topology opens its own incident."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    a, _, _ = await st.assign(cascade()[0])
+    b, decision, created = await st.assign(alert("DiskFull", "logging", T0 + 10))
+    assert created and a != b and decision.incident_id is None
+
+
+async def test_racing_replicas_create_one_incident(redis_url, key_prefix):
+    """Two replicas on separate connections assigning related alerts at the same moment create one incident."""
+    clients = [aioredis.from_url(redis_url), aioredis.from_url(redis_url)]
+    try:
+        for i in range(25):
+            clock = ManualClock(T0)
+            prefix = f"{key_prefix}r{i}"
+            s1, s2 = (IncidentStore(c, prefix, clock, CFG) for c in clients)
+            a = alert("PgSlowQueries", "payments-db", T0, run=str(i))
+            b = alert("HighLatency", "payments", T0 + 1, run=str(i))
+            (i1, _, c1), (i2, _, c2) = await asyncio.gather(s1.assign(a), s2.assign(b))
+            assert i1 == i2 and [c1, c2].count(True) == 1
+            assert len(await s1.list()) == 1
+    finally:
+        for c in clients:
+            async for k in c.scan_iter(match=f"{key_prefix}*", count=1000):
+                await c.delete(k)
+            await c.aclose()
+
+
+WORKER = textwrap.dedent("""
+    import asyncio, json, sys
+    import redis.asyncio as aioredis
+    from service.clock import ManualClock
+    from service.correlation import CorrelationConfig
+    from service.incidents import IncidentStore
+    from service.models import Alert
+
+    async def main():
+        url, prefix, cfg, alerts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+        r = aioredis.from_url(url)
+        clock = ManualClock(0)
+        st = IncidentStore(r, prefix, clock, CorrelationConfig(**cfg))
+        out = {}
+        for a in alerts:
+            clock.set(a["starts_at"])
+            al = Alert(**a)
+            out[al.fingerprint] = (await st.assign(al))[0]
+        print(json.dumps(out))
+        await r.aclose()
+    asyncio.run(main())
+""")
+
+
+async def _run_workers(redis_url: str, prefix: str, parts: list[list[Alert]]) -> dict[str, str]:
+    cfg = json.dumps(CFG.model_dump())
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, redis_url, prefix, cfg,
+        json.dumps([{"labels": a.labels, "annotations": a.annotations, "starts_at": a.starts_at,
+                     "ends_at": a.ends_at} for a in part]),
+        stdout=asyncio.subprocess.PIPE, cwd=".") for part in parts]
+    out: dict[str, str] = {}
+    for p in procs:
+        stdout, _ = await p.communicate()
+        assert p.returncode == 0
+        out.update(json.loads(stdout))
+    return out
+
+
+def _partition(assignment: dict[str, str]) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for fp, iid in assignment.items():
+        groups.setdefault(iid, set()).add(fp)
+    return {frozenset(g) for g in groups.values()}
+
+
+async def test_two_processes_yield_same_incidents_as_one(redis_url, key_prefix, redis):
+    """Concurrent ingestion of two overlapping cascades and a stray alert, split across two processes,
+    groups the alerts exactly as one process does."""
+    alerts = sorted(cascade(T0) + [alert("DiskFull", "logging", T0 + 30), alert("IndexLag", "search-index", T0 + 20),
+                                   alert("HighLatency", "search", T0 + 50), alert("HighErrorRate", "search", T0 + 60)],
+                    key=lambda a: a.starts_at)
+    single = await _run_workers(redis_url, key_prefix + "one", [alerts])
+    double = await _run_workers(redis_url, key_prefix + "two", [alerts[0::2], alerts[1::2]])
+    assert _partition(single) == _partition(double)
+    assert len(_partition(single)) == 3
+    for c in (key_prefix + "one", key_prefix + "two"):
+        async for k in redis.scan_iter(match=f"{c}*", count=1000):
+            await redis.delete(k)
+
+
+async def test_resend_changes_nothing(redis, key_prefix):
+    """A re-sent firing alert returns its incident without adding members or timeline entries."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    a = cascade()[0]
+    iid, _, _ = await st.assign(a)
+    before = await st.get(iid)
+    for _ in range(5):
+        clock.advance(60)
+        resend = Alert(labels=a.labels, annotations=a.annotations, starts_at=a.starts_at, ends_at=clock.now() + 240)
+        i2, d, created = await st.assign(resend)
+        assert i2 == iid and not created and d.detail == "known member, unchanged"
+    after = await st.get(iid)
+    assert after["timeline"] == before["timeline"] and len(after["members"]) == 1
+
+
+async def test_resolve_after_quiet_period_then_reopen_then_retire(redis, key_prefix):
+    """All members resolved + quiet period -> resolved; a member refiring within the cool-down reopens it;
+    after the cool-down the incident retires, a new alert opens a new incident and the old keys expire."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    a, b = cascade()[:2]
+    iid, _, _ = await st.assign(a)
+    await st.assign(b)
+    clock.set(T0 + 100)
+    await st.on_alert_resolved(resolved(a, T0 + 100))
+    assert await st.tick() == []
+    await st.on_alert_resolved(resolved(b, T0 + 100))
+    clock.set(T0 + 399)
+    assert await st.tick() == []  # quiet period not over yet
+    clock.set(T0 + 400)
+    assert await st.tick() == [iid]
+    assert (await st.get(iid))["state"] == "resolved"
+    clock.set(T0 + 700)
+    i2, d, created = await st.assign(Alert(labels=a.labels, starts_at=T0 + 700))
+    snap = await st.get(iid)
+    assert i2 == iid and d.reopen and not created and snap["state"] == "triggered"
+    assert [e["event"] for e in snap["timeline"]][-2:] == ["member_refired", "reopened"]
+    await st.on_alert_resolved(resolved(a, T0 + 710))
+    clock.set(T0 + 1010)
+    assert await st.tick() == [iid]
+    clock.set(T0 + 1700)  # past the 600 s cool-down: retired
+    await st.tick()
+    i3, _, created = await st.assign(Alert(labels=a.labels, starts_at=T0 + 1700))
+    assert created and i3 != iid
+    assert 0 < await redis.ttl(st.keys("default").meta(iid)) <= 3600
+
+
+async def test_flapping_member_marks_incident(redis, key_prefix):
+    """An alert that fires and resolves repeatedly marks the incident flapping with lower confidence."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    a = cascade()[0]
+    iid, _, _ = await st.assign(a)
+    steady = (await st.get(iid))["confidence"]
+    for i in range(3):
+        clock.advance(60)
+        await st.on_alert_resolved(resolved(a, clock.now()))
+        clock.advance(60)
+        await st.assign(Alert(labels=a.labels, starts_at=clock.now()))
+    snap = await st.get(iid)
+    assert snap["flapping"] and snap["confidence"] < steady
+    assert any(f["factor"] == "flapping" for f in snap["confidence_factors"])
+
+
+async def test_ack_snooze_and_snooze_end(redis, key_prefix):
+    """Ack records who and when; a snooze ends at its time through tick and returns to acknowledged."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    iid, _, _ = await st.assign(cascade()[0])
+    await st.ack(iid, "alice")
+    snap = await st.get(iid)
+    assert (snap["state"], snap["acked_by"], snap["acked_at"]) == ("acknowledged", "alice", T0)
+    await st.snooze(iid, T0 + 600, "alice")
+    assert (await st.get(iid))["state"] == "snoozed"
+    clock.set(T0 + 601)
+    assert await st.tick() == [iid]
+    snap = await st.get(iid)
+    assert snap["state"] == "acknowledged" and snap["snoozed_until"] is None
+    assert [e["event"] for e in snap["timeline"]] == ["opened", "acknowledged", "snoozed", "snooze_ended"]
+
+
+async def test_noise_feedback_lowers_confidence_of_similar_incidents(redis, key_prefix):
+    """After people mark an incident as noise, the next incident with the same alerts is less confident."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    a = alert("QueueBacklog", "batch", T0)
+    iid, _, _ = await st.assign(a)
+    before = (await st.get(iid))["confidence"]
+    await st.mark_noise(iid, "bob")
+    await st.mark_noise(iid, "carol")
+    clock.set(T0 + 60)
+    await st.on_alert_resolved(resolved(a, T0 + 60))
+    for t in (T0 + 400, T0 + 1100):  # resolve after the quiet period, retire after the cool-down
+        clock.set(t)
+        await st.tick()
+    st2 = store(redis, key_prefix, clock)
+    clock.set(T0 + 100_000)
+    j, _, _ = await st2.assign(alert("QueueBacklog", "batch", T0 + 100_000, instance="batch-2"))
+    snap = await st2.get(j)
+    assert j != iid and snap["confidence"] < before
+    assert any(f["factor"] == "feedback_history" for f in snap["confidence_factors"])
+
+
+async def test_merge_and_split_move_members_and_teach_cooccurrence(redis, key_prefix):
+    """Merge moves members (reason: manual) and raises the pair weight; split moves them out and lowers it."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock, CorrelationConfig(enabled=True, text_similarity=False))
+    a = alert("QueueDepth", "mq", T0)
+    b = alert("BatchLate", "reports", T0 + 30)
+    ia, _, _ = await st.assign(a)
+    clock.set(T0 + 30)
+    ib, _, created = await st.assign(b)
+    assert created and ia != ib
+    await st.merge(ia, ib, "dave")
+    snap = await st.get(ia)
+    assert {m["fingerprint"] for m in snap["members"]} == {a.fingerprint, b.fingerprint}
+    moved = next(m for m in snap["members"] if m["fingerprint"] == b.fingerprint)
+    assert moved["joined_by"][-1]["signal"] == "manual" and "dave" in moved["joined_by"][-1]["detail"]
+    other = await st.get(ib)
+    assert other["state"] == "resolved" and other["merged_into"] == ia and other["members"] == []
+    co = CooccurrenceStore(redis, key_prefix)
+    merged_w = await co.weight("mq/QueueDepth", "reports/BatchLate", T0 + 30)
+    assert merged_w > 0
+    assert (await st.incident_of(b)) == ia
+    new = await st.split(ia, [b.fingerprint], "erin")
+    assert (await st.incident_of(b)) == new
+    assert [m["fingerprint"] for m in (await st.get(new))["members"]] == [b.fingerprint]
+    assert await co.weight("mq/QueueDepth", "reports/BatchLate", T0 + 30) < merged_w
+    try:
+        await st.split(ia, [a.fingerprint], "erin")
+        raise AssertionError("splitting the last member must fail")
+    except IncidentConflict as e:
+        assert "at least one member" in str(e)
+
+
+async def test_closed_incidents_teach_cooccurrence_that_later_joins(redis, key_prefix):
+    """Pairs that closed together in several incidents later join on learned co-occurrence alone."""
+    clock = ManualClock(T0)
+    cfg = CorrelationConfig(enabled=True, text_similarity=False, quiet_period=60, reopen_cooldown=60)
+    st = store(redis, key_prefix, clock, cfg)
+    t = T0
+    for _ in range(4):
+        a, b = alert("QueueDepth", "mq", t), alert("BatchLate", "reports", t + 20)
+        clock.set(t)
+        ia, _, _ = await st.assign(a)
+        clock.set(t + 20)
+        ib, _, _ = await st.assign(b)
+        if ia != ib:
+            await st.merge(ia, ib, "ops")
+        clock.set(t + 100)
+        await st.on_alert_resolved(resolved(a, t + 100))
+        await st.on_alert_resolved(resolved(b, t + 100))
+        clock.set(t + 200)
+        await st.tick()
+        clock.set(t + 300)
+        await st.tick()
+        t += 3600
+    clock.set(t)
+    ia, _, _ = await st.assign(alert("QueueDepth", "mq", t))
+    clock.set(t + 20)
+    ib, d, created = await st.assign(alert("BatchLate", "reports", t + 20))
+    assert ib == ia and not created
+    assert any(r.signal == "cooccurrence" for r in d.reasons)
+
+
+async def test_domains_never_mix(redis, key_prefix):
+    """With domain_labels, identical alerts of two tenants land in separate incidents, each readable by id."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock, CorrelationConfig(enabled=True, domain_labels=["tenant"]))
+    i1, _, _ = await st.assign(alert("HighCPU", "api", T0, tenant="a"))
+    i2, _, _ = await st.assign(alert("HighCPU", "api", T0, tenant="b"))
+    assert i1 != i2
+    assert (await st.get(i2))["members"][0]["labels"]["tenant"] == "b"
+
+
+async def test_list_filters_and_missing_incident(redis, key_prefix):
+    """list filters by state and time; an unknown id raises IncidentNotFound."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    i1, _, _ = await st.assign(alert("DiskFull", "logging", T0))
+    clock.set(T0 + 5000)
+    i2, _, _ = await st.assign(alert("HighCPU", "search", T0 + 5000))
+    await st.ack(i2, "x")
+    assert [s["id"] for s in await st.list()] == [i2, i1]
+    assert [s["id"] for s in await st.list(state="acknowledged")] == [i2]
+    assert [s["id"] for s in await st.list(until=T0 + 10)] == [i1]
+    try:
+        await st.get("inc-nope")
+        raise AssertionError("expected IncidentNotFound")
+    except IncidentNotFound as e:
+        assert "inc-nope" in str(e)

@@ -1,0 +1,47 @@
+"""Root-cause ranking: onset, deviation, topology position, learned history."""
+from __future__ import annotations
+
+from service.correlation import CorrelationConfig
+from service.rootcause import rank
+
+T0 = 1_800_000_000.0
+TOPO = {"frontend": ["checkout"], "checkout": ["payments"], "payments": ["payments-db"]}
+
+
+def m(alertname: str, t: float, service: str, instance: str = "", score=None, value=None, expected=None) -> dict:
+    return {"labels": {"alertname": alertname, "service": service, "instance": instance or service + "-1"},
+            "annotations": {}, "starts_at": t, "status": "firing", "score": score, "value": value,
+            "expected": expected}
+
+
+def test_most_upstream_node_ranks_first_even_if_not_earliest():
+    """With a call graph, the anomalous dependency nobody else's fault explains ranks first."""
+    ms = [m("HighLatency", T0, "checkout"), m("HighLatency", T0 + 5, "frontend"),
+          m("PgConnections", T0 + 20, "payments-db", score=0.9), m("HighLatency", T0 + 10, "payments")]
+    ranked = rank(ms, CorrelationConfig(enabled=True, topology=TOPO))
+    assert (ranked[0]["service"], ranked[0]["metric"]) == ("payments-db", "PgConnections")
+    kinds = {e["kind"] for e in ranked[0]["evidence"]}
+    assert {"earliest_onset", "topology", "largest_deviation"} <= kinds
+    assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True)
+
+
+def test_without_topology_earliest_and_largest_deviation_win():
+    """Without a graph, the earliest onset with the largest deviation ranks first."""
+    ms = [m("Latency", T0 + 60, "api", score=0.6), m("DiskIO", T0, "storage", value=100, expected=10),
+          m("Errors", T0 + 90, "api", score=0.7)]
+    ranked = rank(ms, CorrelationConfig(enabled=True))
+    assert ranked[0]["service"] == "storage"
+    assert ranked[0]["evidence"][0] == {"kind": "earliest_onset", "weight": 1.0, "detail": "first to fire"}
+
+
+def test_learned_lead_history_is_evidence():
+    """A key that came first in past incidents gets co-occurrence evidence and a higher score."""
+    ms = [m("A", T0, "x"), m("B", T0, "y")]
+    ranked = rank(ms, CorrelationConfig(enabled=True), lead_history=lambda k: 0.9 if k == "y/B" else 0.0)
+    assert ranked[0]["service"] == "y"
+    assert any(e["kind"] == "cooccurrence" for e in ranked[0]["evidence"])
+
+
+def test_empty_incident_has_no_candidates():
+    """No members, no candidates."""
+    assert rank([], CorrelationConfig()) == []

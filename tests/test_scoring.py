@@ -1,0 +1,104 @@
+"""Severity and confidence: levels, and a factor with an explanation for each input."""
+from __future__ import annotations
+
+from service.correlation import CorrelationConfig
+from service.scoring import confidence, severity
+
+T0 = 1_800_000_000.0
+
+
+def m(alertname: str, t: float = T0, status: str = "firing", score: float | None = None, ends_at=None,
+      changes=(), info=None, **labels: str) -> dict:
+    return {"fingerprint": alertname + str(t), "labels": {"alertname": alertname, **labels}, "annotations": {},
+            "status": status, "starts_at": t, "ends_at": ends_at, "score": score,
+            "state_changes": list(changes), "detector_info": info or {}}
+
+
+CFG = CorrelationConfig(enabled=True, service_criticality={"payments": "critical", "batch": "low"})
+
+
+def factors(fs: list[dict]) -> dict:
+    return {f["factor"]: f for f in fs}
+
+
+def test_wide_user_facing_critical_service_is_critical():
+    """Errors across three services including a critical one, with a high score, rate critical."""
+    ms = [m("HighErrorRate", service="payments", score=0.97), m("HighLatency", service="checkout"),
+          m("HighLatency", service="frontend")]
+    level, fs = severity(ms, CFG, T0 + 60)
+    assert level == "critical"
+    f = factors(fs)
+    assert f["declared_criticality"]["contribution"] == 1.5 and f["user_facing"]["contribution"] == 1.5
+    assert all(x["explanation"] for x in fs)
+
+
+def test_single_resource_blip_on_low_service_is_info():
+    """A lone CPU alert on a low-criticality service with a modest score rates info."""
+    level, fs = severity([m("HighCPU", service="batch", score=0.55)], CFG, T0 + 60)
+    assert level == "info"
+    assert factors(fs)["user_facing"]["contribution"] < 0
+
+
+def test_declared_severity_label_counts_and_duration_adds():
+    """The alert's own severity label sets the base and a long incident rates higher."""
+    ms = [m("CertExpiringSoon", severity="warning", service="x")]
+    assert severity(ms, CFG, T0 + 60)[0] == "warning"
+    assert severity(ms, CFG, T0 + 3 * 3600)[0] == "error"
+
+
+def test_persistent_corroborated_incident_is_confident():
+    """Several metrics firing for ten minutes with high detector confidence give high confidence."""
+    info = {"confidence": "high", "agreeing_detectors": ["z", "ema", "iforest"],
+            "individual_scores": {"z": 0.9, "ema": 0.8, "iforest": 0.7}}
+    ms = [m("A", info=info, service="s"), m("B", T0 + 20, service="s"), m("C", T0 + 40, service="s")]
+    c, fs, flapping = confidence(ms, CFG, T0 + 900)
+    assert c >= 0.9 and not flapping
+    assert {"detector_confidence", "detector_agreement", "corroboration", "persistence"} <= set(factors(fs))
+
+
+def test_blip_has_low_confidence():
+    """A single alert that fired for 30 seconds is a blip with low confidence."""
+    c, fs, _ = confidence([m("A", status="resolved", ends_at=T0 + 30)], CFG, T0 + 60)
+    assert c < 0.35 and factors(fs)["persistence"]["contribution"] < 0
+
+
+def test_flapping_is_detected_and_lowers_confidence():
+    """An alert that changed state four times in ten minutes marks the incident flapping."""
+    flappy = m("A", changes=[T0 + 60, T0 + 120, T0 + 180, T0 + 240])
+    c, fs, flapping = confidence([flappy], CFG, T0 + 300)
+    steady, _, _ = confidence([m("A")], CFG, T0 + 300)
+    assert flapping and c < steady and factors(fs)["flapping"]["contribution"] < 0
+    assert not confidence([flappy], CFG, T0 + 3600)[2]  # changes older than the window do not count
+
+
+def test_feedback_history_moves_confidence():
+    """Past incidents marked noise lower confidence; acted-on ones raise it."""
+    base, _, _ = confidence([m("A")], CFG, T0 + 300)
+    noisy, fs, _ = confidence([m("A")], CFG, T0 + 300, {"A": {"acted": 0, "noise": 5}})
+    good, _, _ = confidence([m("A")], CFG, T0 + 300, {"A": {"acted": 5, "noise": 0}})
+    assert noisy < base < good
+    assert "marked noise" in factors(fs)["feedback_history"]["explanation"]
+
+
+def test_scorer_on_hand_made_replay_output():
+    """The benchmark scorer counts new notifications, noise, recall, purity and root-cause hits on a tiny output."""
+    from bench.correlation.scorer import score
+    truth = {"incidents": {"i1": {"start": 100.0, "root_cause": {"metric": "db_conn", "entity": "db-0", "service": "db"}}},
+             "episodes": [{"service": "db", "instance": "db-0", "name": "db_conn", "start": 100.0, "end": 900.0,
+                           "incident": "i1", "noise": ""},
+                          {"service": "api", "instance": "api-1", "name": "HighLatency", "start": 130.0, "end": 900.0,
+                           "incident": "i1", "noise": ""},
+                          {"service": "web", "instance": "web-1", "name": "HighCPU", "start": 500.0, "end": 560.0,
+                           "incident": None, "noise": "blip"}]}
+    def member(svc, inst, name, t):
+        return {"labels": {"service": svc, "instance": inst, "alertname": name}, "starts_at": t}
+    snap = {"id": "inc-1", "members": [member("db", "db-0", "db_conn", 100.0), member("api", "api-1", "HighLatency", 130.0)],
+            "root_causes": [{"metric": "db_conn", "entity": "db-0", "service": "db"}]}
+    notes = [{"receiver": "r", "status": "firing", "timestamp": 130.0, "incident": {**snap, "members": snap["members"][:1]}},
+             {"receiver": "r", "status": "firing", "timestamp": 190.0, "incident": snap},  # an update
+             {"receiver": "r", "status": "firing", "timestamp": 530.0, "incident": {"id": "inc-2", "root_causes": [],
+              "members": [member("web", "web-1", "HighCPU", 500.0)]}}]
+    r = score(notes, truth)
+    assert (r["new_notifications"], r["noise_notifications"], r["incident_recall"]) == (2, 1, 1.0)
+    assert r["notifications_per_incident"] == 1.0 and r["purity"] == 1.0 and r["rootcause_hit1"] == 1.0
+    assert r["time_to_notify_median_s"] == 30.0 and r["compression"] == 1.5
