@@ -126,6 +126,11 @@ class CorrelationConfig(BaseModel):
     service_criticality: dict[str, Literal["critical", "high", "normal", "low"]] = Field(default_factory=dict)
     metric_criticality: dict[str, Literal["critical", "high", "normal", "low"]] = Field(default_factory=dict)
     flapping: FlappingConfig = Field(default_factory=FlappingConfig)
+    # An incident is not paged while its confidence is below this (a single-point blip is not an outage):
+    # it is held and re-evaluated every group_wait until it persists, agrees across detectors, or resolves
+    # unseen. 0.4 sits between a lone new alert (about 0.3) and one that persisted or has company.
+    # Routes may override it with `tocsin: {min_confidence: ...}`.
+    min_confidence: float = Field(0.4, ge=0, le=1)
     # At most this many member alerts of an incident are compared against (the most informative
     # distinct ones); bounds the cost of a decision during an alert storm.
     max_compare_members: int = Field(48, ge=4, le=1000)

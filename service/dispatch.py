@@ -331,6 +331,11 @@ class Dispatcher:
                 return plan  # a flapping incident is held, not paged, until it settles
             if snap.get("merged_into"):
                 return plan  # its alerts now notify through the incident it was merged into
+            floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
+            if not any(g.nflog.values()) and float(snap.get("confidence") or 0) < floor:
+                # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
+                plan.next_due = now + max(1.0, min(opts.group_wait, opts.group_interval))
+                return plan
             if firing and not snap.get("summary") and self.summaries is not None:
                 snap = await self._summarize(snap)
                 plan.incident = snap

@@ -41,8 +41,10 @@ def event_time(d: dict[str, Any], prev: float | None) -> float:
     `timestamp`, else the alert's startsAt; never earlier than the previous line (lines are in time order)."""
     t = None
     for key in ("at", "receivedAt", "timestamp"):  # `timestamp`: a detector event's time, or when an alert was sent
-        if d.get(key):
-            t = parse_rfc3339(str(d[key]))
+        v = d.get(key)
+        if v is not None and v != "":
+            # RFC 3339, or epoch seconds
+            t = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else parse_rfc3339(str(v))
             break
     if t is None and d.get("startsAt"):
         t = parse_rfc3339(str(d["startsAt"]))
