@@ -80,6 +80,11 @@ def score(notifications: list[dict[str, Any]], truth_json: dict[str, Any]) -> di
     last_group: dict[int, str] = {}
     last_snapshot: dict[str, dict[str, Any]] = {}
     best_size: dict[str, int] = {}
+    # replay prints RFC 3339 event times; accept epoch seconds too
+    from service.clock import parse_rfc3339
+
+    notifications = [dict(n, timestamp=n["timestamp"] if isinstance(n["timestamp"], (int, float))
+                          else parse_rfc3339(n["timestamp"])) for n in notifications]
     notifications = sorted(notifications, key=lambda n: n["timestamp"])
     # An incident's message is edited in place: it is judged by what it finally says (its last snapshot).
     final_owner: dict[str, str] = {}

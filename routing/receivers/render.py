@@ -11,6 +11,8 @@ contract); `view()` turns either into one normalised dict, which is what the tem
 """
 from __future__ import annotations
 
+import re
+
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -359,6 +361,15 @@ class Renderer:
         blocks: list[dict[str, Any]] = []
         header = escaping.truncate(escaping.one_line(parts["header"]), escaping.SLACK_PLAIN_TEXT) or "Alert"
         blocks.append({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}})
+        esc = (n.incident or {}).get("escalation") if isinstance(n.incident, dict) else None
+        if isinstance(esc, dict):
+            # The mention comes from Tocsin's own configuration (trusted), never from alert text; only Slack's
+            # user, user-group and channel reference forms are let through.
+            mention = esc.get("mention") or ""
+            ok = re.fullmatch(r"<(@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+|#[CG][A-Z0-9]+|!here|!channel)>", mention)
+            line = f":rotating_light: Escalation level {int(esc.get('level', 1))} of {int(esc.get('of', 1))}"
+            line += f": {mention}" if ok else ""
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line}})
         for name in ("status", "state_line", "summary", "reasons", "scope", "root_causes", "grouping", "alerts", "links"):
             b = _section(parts[name])
             if b:
