@@ -29,6 +29,7 @@ from .store import Keys, Scripts
 
 log = structlog.get_logger("tocsin.engine")
 
+TICK_EVERY = 10.0  # seconds (event time) between incident lifecycle ticks in step()
 ReceiverFactory = Callable[[str, str, dict[str, Any], Config, Clock], Receiver]
 _PACERS: dict[int, Any] = {}
 
@@ -109,6 +110,7 @@ class Engine:
                              backoff_max=d.backoff_max, metrics=self.metrics)
         self.scheduler.on_flushed.append(self._after_flush)
         self.incidents: Any = None
+        self._last_tick = float("-inf")
         self.escalator: Any = None
         self.summaries: Any = None
         self._setup_extensions(cfg)
@@ -173,8 +175,10 @@ class Engine:
 
     async def step(self) -> int:
         """Advance everything due at the clock's now, then deliver what was decided (replay and tests)."""
-        if self.incidents is not None:
-            for iid in await self.incidents.tick(self.clock.now()):
+        now = self.clock.now()
+        if self.incidents is not None and now - self._last_tick >= TICK_EVERY:
+            self._last_tick = now
+            for iid in await self.incidents.tick(now):
                 await self.dispatcher.touch_incident(iid)
         n, _ = await self.scheduler.run_due()
         if self.escalator is not None:
