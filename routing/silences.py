@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from redis.asyncio import Redis
 
+from routing.matchers import compile_go
 from service.clock import parse_rfc3339, to_rfc3339
 from service.store import Keys
 
@@ -37,7 +38,7 @@ class SilenceMatcher:
     def matches(self, labels: Mapping[str, str]) -> bool:
         v = labels.get(self.name, "")
         if self.is_regex:
-            ok = _regex(self.value).fullmatch(v) is not None
+            ok = _regex(self.value).search(v) is not None
         else:
             ok = v == self.value
         return ok if self.is_equal else not ok
@@ -47,9 +48,10 @@ _RE_CACHE: dict[str, re.Pattern[str]] = {}
 
 
 def _regex(p: str) -> re.Pattern[str]:
+    """The silence regex as Alertmanager compiles it: a Go regexp anchored as ^(?:p)$ (GoRegexError if bad)."""
     r = _RE_CACHE.get(p)
     if r is None:
-        r = _RE_CACHE[p] = re.compile(f"(?:{p})", re.DOTALL)
+        r = _RE_CACHE[p] = compile_go(f"^(?:{p})$")
     return r
 
 
@@ -121,7 +123,7 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
         if is_regex:
             try:
                 _regex(value)
-            except re.error as e:
+            except (re.error, ValueError) as e:
                 raise SilenceError(f"{p}.value", f"invalid regular expression: {e}") from None
         matchers.append(SilenceMatcher(name, value, is_regex, is_equal))
     if all(m.matches({}) for m in matchers):

@@ -14,11 +14,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from routing.inhibition import inhibited_by
+from routing.matchers import compile_go, parse_matchers
 from routing.silences import SilenceError
 
 from .alerts import ItemError, parse_postable
 from .clock import parse_rfc3339, to_rfc3339
 from .config import redacted_source
+from .errors import ConfigError
 from .events import DetectorEvent
 from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 
@@ -130,7 +133,9 @@ async def post_alertmanager_webhook(request: web.Request) -> web.Response:
             if a.get("status") == "firing" or str(a.get("endsAt", "")).startswith("0001-"):
                 a.pop("endsAt", None)
         postable.append(a)
-    alerts, errors = parse_postable(postable, now, engine.cfg.resolve_timeout, "alertmanager", base="alerts")
+    # Firing alerts arrive only as often as the upstream's repeat_interval: resolve_timeout would end them early.
+    alerts, errors = parse_postable(postable, now, engine.cfg.alertmanager_resolve_after, "alertmanager",
+                                    base="alerts")
     return await _store(request, "alertmanager", alerts, errors)
 
 
@@ -154,37 +159,92 @@ async def post_events(request: web.Request) -> web.Response:
     return await _store(request, "detector", alerts, errors)
 
 
+def _filter(request: web.Request) -> list[Any]:
+    """The `filter` query parameters (Alertmanager matchers such as alertname="X" or env=~"prod|dev")."""
+    ms: list[Any] = []
+    for i, text in enumerate(request.query.getall("filter", [])):
+        try:
+            ms.extend(parse_matchers(text, f"filter[{i}]"))
+        except ConfigError as e:
+            raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": str(e)}),
+                                     content_type="application/json") from None
+    return ms
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "true").lower() != "false"
+
+
 @require_token("api")
 async def get_alerts(request: web.Request) -> web.Response:
+    """Alertmanager API v2 GET /alerts with its filter, receiver, active, silenced and inhibited parameters."""
     engine = request.app[ENGINE]
+    cfg = engine.cfg
     now = engine.clock.now()
-    want_active = request.query.get("active", "true") != "false"
-    want_silenced = request.query.get("silenced", "true") != "false"
+    filters = _filter(request)
+    receiver_re = None
+    if request.query.get("receiver"):
+        try:
+            receiver_re = compile_go(f"^(?:{request.query['receiver']})$")
+        except ValueError as e:
+            return json_error(400, f"receiver: {e}")
+    want_active, want_silenced, want_inhibited = _flag(request, "active"), _flag(request, "silenced"), \
+        _flag(request, "inhibited")
     silences = [s for s in await engine.silences.all() if s.state(now) == "active"]
+    firing = [a for a in await engine.dispatcher.store.all() if not a.resolved_at(now)]
+    # Inhibition as the flush sees it: an index of the firing source alerts of each rule.
+    sources: dict[tuple[int, str], list[tuple[str, dict[str, str]]]] = {}
+    for a in firing:
+        for i, rule in enumerate(cfg.inhibit_rules):
+            if rule.is_source(a.labels):
+                sources.setdefault((i, rule.equal_key(a.labels)), []).append((a.fingerprint, a.labels))
     out = []
-    for a in await engine.dispatcher.store.all():
-        if a.resolved_at(now):
+    for a in sorted(firing, key=lambda a: a.fingerprint):
+        if not all(m.matches(a.labels) for m in filters):
+            continue
+        receivers = [r.opts.receiver for r in cfg.route.match(a.labels)]
+        if receiver_re is not None and not any(receiver_re.search(r) for r in receivers):
             continue
         silenced_by = [s.id for s in silences if s.matches(a.labels)]
-        if silenced_by and not want_silenced:
+        by = inhibited_by(cfg.inhibit_rules, a.labels, a.fingerprint, lambda i, eq: sources.get((i, eq), []))
+        inhibited = [by] if by else []
+        if (silenced_by and not want_silenced) or (inhibited and not want_inhibited):
             continue
-        if not silenced_by and not want_active:
+        if not silenced_by and not inhibited and not want_active:
             continue
         out.append({
             "labels": a.labels, "annotations": a.annotations, "startsAt": to_rfc3339(a.starts_at),
             "endsAt": to_rfc3339(a.ends_at), "updatedAt": to_rfc3339(a.updated_at), "generatorURL": a.generator_url,
-            "fingerprint": a.fingerprint, "receivers": [{"name": r.opts.receiver} for r in engine.cfg.route.match(a.labels)],
-            "status": {"state": "suppressed" if silenced_by else "active", "silencedBy": silenced_by,
-                       "inhibitedBy": []},
+            "fingerprint": a.fingerprint, "receivers": [{"name": r} for r in receivers],
+            "status": {"state": "suppressed" if silenced_by or inhibited else "active", "silencedBy": silenced_by,
+                       "inhibitedBy": inhibited},
         })
     return web.json_response(out)
+
+
+def _silence_order(s: Any, now: float) -> tuple[int, float]:
+    """Alertmanager's order: active by end, then pending by start, then expired by end, latest first."""
+    st = s.state(now)
+    if st == "active":
+        return (0, s.ends_at)
+    if st == "pending":
+        return (1, s.starts_at)
+    return (2, -s.ends_at)
 
 
 @require_token("api")
 async def get_silences(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     now = engine.clock.now()
-    return web.json_response([s.to_api(now) for s in await engine.silences.all()])
+    filters = _filter(request)
+    out = []
+    for s in sorted(await engine.silences.all(), key=lambda s: _silence_order(s, now)):
+        # Alertmanager's filter on silences: each filter matcher must match the value a silence matcher
+        # of the same label name holds.
+        values = {m.name: m.value for m in s.matchers}
+        if all(f.name in values and f.matches_value(values[f.name]) for f in filters):
+            out.append(s.to_api(now))
+    return web.json_response(out)
 
 
 @require_token("api")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 import structlog
 from aiohttp import web
 
@@ -53,12 +54,19 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         client, embedded = await connect_redis(cfg)
         engine = Engine(cfg, client, clock, receiver_factory=receiver_factory)
-        await engine.start()
+        try:
+            await engine.start()
+            started = True
+        except (RedisError, OSError) as e:
+            # Start anyway: /-/healthy answers, /-/ready and the API answer 503 until Redis is back, and delivery
+            # starts once it is (a Redis that comes up after Tocsin, as in docker compose, is normal).
+            log.warning("redis_unavailable_at_start", error=type(e).__name__)
+            started = False
         app[ENGINE] = engine
         for w in cfg.warnings:
             log.warning("config_warning", detail=w)
         tasks = [asyncio.create_task(engine.scheduler.run(), name="scheduler"),
-                 asyncio.create_task(engine.outbox.run(), name="outbox"),
+                 asyncio.create_task(_deliver(engine, started), name="outbox"),
                  asyncio.create_task(_sweeper(engine), name="sweeper"),
                  asyncio.create_task(engine.run_timers(), name="timers")] if background else []
         log.info("started", listen=cfg.tocsin.listen, receivers=len(cfg.receivers))
@@ -108,6 +116,20 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
 
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(document())
+
+
+async def _deliver(engine: Engine, started: bool) -> None:
+    """The delivery loop, once the outbox exists in Redis (retrying with backoff while Redis is unreachable)."""
+    delay = 0.5
+    while not started:
+        await engine.clock.sleep(delay)
+        try:
+            await engine.start()
+            started = True
+            log.info("redis_available")
+        except (RedisError, OSError):
+            delay = min(delay * 2, 10.0)
+    await engine.outbox.run()
 
 
 async def _sweeper(engine: Engine, every: float = 60.0) -> None:

@@ -33,8 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
     async def on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
 
+        reloads: set[asyncio.Future[Any]] = set()  # keep a reference until the reload is done
+
         def hup() -> None:
-            asyncio.ensure_future(app[RELOAD]())
+            fut = asyncio.ensure_future(app[RELOAD]())
+            reloads.add(fut)
+            fut.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, hup)
 

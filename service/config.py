@@ -95,6 +95,15 @@ class EventsConfig(_Strict):
     resolve_after: str | int | float | None = None  # how long an anomaly stays open; default resolve_timeout
 
 
+class AlertmanagerDoorConfig(_Strict):
+    """POST /api/v1/alertmanager settings."""
+
+    # An upstream Alertmanager re-sends a firing alert only every repeat_interval (default 4h), not every minute
+    # as Prometheus does: a firing alert from it stays open this long (set it above the upstream's
+    # repeat_interval) unless a resolved notification comes first.
+    resolve_after: str | int | float = "4h10m"
+
+
 class TocsinSection(_Strict):
     """Tocsin's own settings: the top-level `tocsin:` key of the configuration file."""
 
@@ -107,6 +116,7 @@ class TocsinSection(_Strict):
     alert_retention: str = "1h"  # resolved alerts are forgotten this long after they end
     delivery: DeliveryConfig = DeliveryConfig()
     events: EventsConfig = EventsConfig()
+    alertmanager: AlertmanagerDoorConfig = AlertmanagerDoorConfig()
     correlation: dict[str, Any] = {}
     scoring: dict[str, Any] = {}
     escalation: dict[str, Any] = {}
@@ -146,6 +156,7 @@ class Config:
     global_: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     events_resolve_after: float = 300.0  # tocsin.events.resolve_after, else resolve_timeout
+    alertmanager_resolve_after: float = 15000.0  # tocsin.alertmanager.resolve_after
 
     @property
     def hash(self) -> str:
@@ -233,6 +244,12 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
                                                   numbers_as_seconds=True)
         except ConfigError as e:
             errors.append(e)
+    alertmanager_resolve_after = 15000.0
+    try:
+        alertmanager_resolve_after = parse_duration(tocsin.alertmanager.resolve_after,
+                                                    "tocsin.alertmanager.resolve_after", numbers_as_seconds=True)
+    except ConfigError as e:
+        errors.append(e)
     for i, t in enumerate(tocsin.auth.tokens):
         try:
             t.resolve()
@@ -330,6 +347,7 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
         source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
         inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=list(templates),
         tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
+        alertmanager_resolve_after=alertmanager_resolve_after,
     )
 
 

@@ -51,7 +51,7 @@ def _publish_aliases(schema: dict[str, Any]) -> None:
 class DetectorEvent(BaseModel):
     """One detector result. `metric`, `timestamp` and whether it is anomalous are required; the rest is evidence."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True,
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False,
                               json_schema_extra=lambda schema, cls: _publish_aliases(schema))
 
     kind: Literal["event"] = "event"
