@@ -107,7 +107,8 @@ IncidentLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
 class Escalator:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, clock: Clock, cfg: EscalationConfig,
                  integrations: Callable[[str], list[Any]], incident: IncidentLookup, external_url: str = "",
-                 lease: float = 30.0, replica_id: str | None = None):
+                 lease: float = 30.0, replica_id: str | None = None,
+                 on_schedule: Callable[[float], None] | None = None):
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
@@ -119,6 +120,7 @@ class Escalator:
         self.lease = lease
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self._counter = itertools.count()
+        self.on_schedule = on_schedule or (lambda t: None)
 
     async def start(self, incident_id: str, policy_name: str, route_id: str, now: float) -> bool:
         policy = self.cfg.policies.get(policy_name)
@@ -127,9 +129,12 @@ class Escalator:
             return False
         eid = escalation_id(incident_id, policy_name)
         shard = self.keys.shard_of(eid)
+        due = now + policy.levels[0].delay
         started = await self.scripts.start_escalation(
             keys=[self.keys.esc(eid), self.keys.esc_due(shard)],
-            args=[eid, incident_id, policy_name, ms(now + policy.levels[0].delay), TTL, route_id])
+            args=[eid, incident_id, policy_name, ms(due), TTL, route_id])
+        if int(started):
+            self.on_schedule(due)
         return bool(int(started))
 
     async def next_due(self) -> float | None:

@@ -100,8 +100,11 @@ class Engine:
         self.receivers = build_receivers(cfg, receiver_factory, clock)
         self.consumer = consumer or f"{default_consumer(cfg.tocsin.listen)}"
         self.scheduler: Scheduler
+        # A lower bound of the next timer of any kind, kept from this process's own scheduling (replay uses it
+        # to skip asking Redis); every path that schedules calls _scheduled.
+        self.due_hint = float("-inf")
         self.dispatcher = Dispatcher(redis, self.keys, self.scripts, cfg, clock, self.silences,
-                                     on_schedule=lambda t: self.scheduler.wake(t), metrics=self.metrics)
+                                     on_schedule=self._scheduled, metrics=self.metrics)
         self.scheduler = Scheduler(redis, self.keys, self.scripts, self.dispatcher, clock,
                                    replica_id=f"{self.consumer}.{uuid.uuid4().hex[:6]}")
         d = cfg.tocsin.delivery
@@ -114,6 +117,10 @@ class Engine:
         self.escalator: Any = None
         self.summaries: Any = None
         self._setup_extensions(cfg)
+
+    def _scheduled(self, t: float) -> None:
+        self.due_hint = min(self.due_hint, t)
+        self.scheduler.wake(t)
 
     def _setup_extensions(self, cfg: Config) -> None:
         """Correlation (incidents), summaries and escalation, when configured."""
@@ -146,7 +153,7 @@ class Engine:
             self.escalator = Escalator(self.redis, self.keys, self.scripts, self.clock, esc,
                                        lambda name: self.dispatcher.integrations.get(name, []), self._incident,
                                        external_url=self.dispatcher.external_url,
-                                       replica_id=self.scheduler.replica_id)
+                                       replica_id=self.scheduler.replica_id, on_schedule=self._scheduled)
         else:
             self.escalator = None
 
@@ -184,6 +191,7 @@ class Engine:
         if self.escalator is not None:
             n += await self.escalator.run_due()
         await self.outbox.drain()
+        self.due_hint = float("-inf")  # unknown again until the next exact look
         return n
 
     async def next_due(self) -> float | None:

@@ -214,8 +214,16 @@ class Outbox:
 
     async def run(self, poll: float = 0.2) -> None:
         """The serve loop: resume our own pending entries, then follow the outbox."""
-        await self.ensure_groups()
-        self._dispatch(await self._read("0"))
+        while True:
+            try:
+                await self.ensure_groups()
+                self._dispatch(await self._read("0"))
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # Redis not reachable yet
+                log.warning("outbox_waiting_for_redis", error=repr(e))
+                await self.clock.sleep(1.0)
         last_claim = self.clock.now()
         while True:
             try:

@@ -55,17 +55,27 @@ def event_time(d: dict[str, Any], prev: float | None) -> float:
     return t if prev is None else max(t, prev)
 
 
-def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float) -> Line:
+def is_detector_event(d: dict[str, Any]) -> bool:
+    """A detector result (any documented shape) rather than a Prometheus postable alert."""
+    if d.get("kind") == "event":
+        return True
+    return ("metric" in d or "metric_name" in d) and ("anomalous" in d or "is_anomaly" in d) and "startsAt" not in d
+
+
+def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float,
+               events_resolve_after: float | None = None) -> Line:
     if not isinstance(d, dict):
         raise ReplayInputError(f"line {lineno}: must be a JSON object")
     at = event_time(d, prev)
-    if d.get("kind") == "event" or ("metric" in d and "anomalous" in d and "labels" in d and "startsAt" not in d):
+    if is_detector_event(d):
         body = {k: v for k, v in d.items() if k not in ("at", "receivedAt")}
         try:
             ev = DetectorEvent.model_validate(body)
         except ValidationError as e:
-            raise ReplayInputError(f"line {lineno}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
-        return Line(at, [ev.to_alert(at, resolve_timeout)])
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "line"
+            raise ReplayInputError(f"line {lineno}: {loc}: {err['msg']}") from None
+        return Line(at, [ev.to_alert(at, events_resolve_after if events_resolve_after is not None else resolve_timeout)])
     body = {k: v for k, v in d.items() if k not in ("at", "receivedAt", "timestamp")}
     alerts, errors = parse_postable([body], at, resolve_timeout)
     if errors:
@@ -97,9 +107,11 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         emitted = len(sink)
 
     async def run_until(t: float) -> None:
-        while True:
+        # engine.due_hint is a lower bound of the next timer: ask Redis only when it may be due by t.
+        while engine.due_hint <= t:
             nxt = await engine.next_due()
             if nxt is None or nxt > t:
+                engine.due_hint = float("inf") if nxt is None else nxt
                 break
             clock.set(nxt)
             await engine.step()
@@ -117,7 +129,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
                 d = json.loads(raw)
             except ValueError as e:
                 raise ReplayInputError(f"line {lineno}: not JSON: {e}") from None
-            line = parse_line(d, lineno, prev, cfg.resolve_timeout)
+            line = parse_line(d, lineno, prev, cfg.resolve_timeout, getattr(cfg, "events_resolve_after", None))
             if prev is None:
                 clock.set(line.at)
             await run_until(line.at)
@@ -125,10 +137,8 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
             for a in line.alerts:
                 a.updated_at = line.at
             await engine.ingest(line.alerts)
-            nxt = await engine.next_due()
-            if nxt is not None and nxt <= line.at:  # e.g. an old alert that flushes its new group at once
-                await engine.step()
-                flush_out()
+            if engine.due_hint <= line.at:  # e.g. an old alert that flushes its new group at once
+                await run_until(line.at)
             stats["lines"] += 1
             stats["alerts"] += len(line.alerts)
         if prev is not None:
