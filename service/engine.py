@@ -53,6 +53,10 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
         # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
         pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
         return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer)
+    if kind == "digest":
+        from routing.receivers.digest import DigestReceiver
+
+        return DigestReceiver.from_config(d, path, integration, clock)
     if kind == "pagerduty":
         from routing.receivers.pagerduty import PagerDutyReceiver
 
@@ -112,11 +116,29 @@ class Engine:
                              max_attempts=d.max_attempts, backoff_initial=d.backoff_initial,
                              backoff_max=d.backoff_max, metrics=self.metrics)
         self.scheduler.on_flushed.append(self._after_flush)
+        self._bind_digests()
         self.incidents: Any = None
         self._last_tick = float("-inf")
         self.escalator: Any = None
         self.summaries: Any = None
         self._setup_extensions(cfg)
+
+    def _digests(self) -> list[Any]:
+        return [r for r in self.receivers.values() if hasattr(r, "run_due") and hasattr(r, "bind")]
+
+    def _bind_digests(self) -> None:
+        for r in self._digests():
+            r.bind(self.redis, self.keys.prefix, self._notify_receiver)
+
+    async def _notify_receiver(self, name: str, n: Notification) -> None:
+        """Send a notification straight to every integration of receiver `name` (a digest's escalation)."""
+        from dataclasses import replace
+
+        for integ in self.dispatcher.integrations.get(name, []):
+            r = self.receivers.get(integ.id)
+            if r is not None:
+                await r.send(replace(n, integration=integ.id, receiver=integ.receiver,
+                                     reason="escalated from digest"), None)
 
     def _scheduled(self, t: float) -> None:
         self.due_hint = min(self.due_hint, t)
@@ -191,6 +213,8 @@ class Engine:
         if self.escalator is not None:
             n += await self.escalator.run_due()
         await self.outbox.drain()
+        for d in self._digests():
+            n += await d.run_due()
         self.due_hint = float("-inf")  # unknown again until the next exact look
         return n
 
@@ -199,6 +223,8 @@ class Engine:
         times = [await self.scheduler.next_due()]
         if self.escalator is not None:
             times.append(await self.escalator.next_due())
+        for d in self._digests():
+            times.append(await d.next_due())
         times = [t for t in times if t is not None]
         return min(times) if times else None
 
@@ -213,6 +239,8 @@ class Engine:
                         await self.dispatcher.touch_incident(iid)
                 if self.escalator is not None and await self.escalator.run_due():
                     self.outbox.wake()
+                for d in self._digests():
+                    await d.run_due()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -226,6 +254,7 @@ class Engine:
         self.cfg = cfg
         self.receivers = receivers
         self.outbox.receivers = receivers.get
+        self._bind_digests()
         self.dispatcher.set_config(cfg)
         self._setup_extensions(cfg)
         for r in old.values():

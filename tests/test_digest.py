@@ -1,0 +1,107 @@
+"""Digests in event time (issue 4, acceptance 4): incidents routed to a digest go out together at the scheduled
+times; one that grows past the configured severity is taken out and notified at once."""
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from routing.receivers.digest import Schedule, next_run
+from service.clock import to_rfc3339
+from tests.pipeline_kit import T0, harness
+
+CONFIG = """
+global: {resolve_timeout: 4h}
+route:
+  receiver: digest
+  group_by: [service]
+  group_wait: 30s
+  group_interval: 2m
+  tocsin: {min_confidence: 0}
+receivers:
+  - name: digest
+    digest_configs:
+      - schedule: {every: 1h}
+        escalate: {severity: critical, receiver: oncall}
+        webhook: {url: "http://127.0.0.1:%(port)d/digest"}
+  - name: oncall
+    webhook_configs: [{url: "http://127.0.0.1:%(port)d/oncall"}]
+tocsin:
+  correlation: {enabled: true}
+"""
+
+
+@pytest.fixture
+async def capture():
+    got: dict[str, list] = {"digest": [], "oncall": []}
+
+    async def handle(request: web.Request) -> web.Response:
+        got[request.match_info["name"]].append(await request.json())
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/{name}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield server.port, got
+    await server.close()
+
+
+def alert(service: str, name: str, severity: str, starts: float) -> dict:
+    return {"labels": {"alertname": name, "service": service, "severity": severity},
+            "annotations": {"summary": f"{name} on {service}"}, "startsAt": to_rfc3339(T0 + starts)}
+
+
+async def test_digest_goes_out_on_schedule_and_growing_items_escape(redis, key_prefix, capture):
+    """Two quiet incidents arrive in one hourly digest; one turning critical is paged at once, not digested."""
+    port, got = capture
+    from service.engine import Engine, default_receiver_factory
+    from tests.pipeline_kit import Harness, make_config
+    from service.clock import ManualClock
+
+    cfg = make_config(CONFIG % {"port": port}, key_prefix)
+    clock = ManualClock(T0)
+    engine = Engine(cfg, redis, clock, consumer="t", receiver_factory=default_receiver_factory)
+    await engine.start()
+    h = Harness(engine, clock)
+    try:
+        await h.post(alert("billing", "QueueBacklog", "warning", 0))
+        await h.advance_to(600)
+        await h.post(alert("search", "IndexLag", "warning", 600))
+        await h.advance_to(3599)
+        assert got["digest"] == [] and got["oncall"] == []
+        await h.advance_to(3601)
+        assert len(got["digest"]) == 1
+        d = got["digest"][0]
+        assert d["total"] == 2 and d["end"] == T0 + 3600
+        assert sorted(i["title"].split()[0] for i in d["items"]) == ["billing", "search"]
+
+        # billing grows: a critical alert joins its incident; it leaves the digest and pages now
+        await h.advance_to(3700)
+        await h.post(alert("billing", "PaymentsFailing", "critical", 3700))
+        await h.advance_to(3700 + 130)
+        assert len(got["oncall"]) == 1
+        assert got["oncall"][0]["groupLabels"]["incident"]
+        await h.advance_to(7201)
+        later = [i for dg in got["digest"][1:] for i in dg["items"]]
+        assert all(not i["title"].startswith("billing") for i in later)
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize("schedule, after, expected", [
+    ({"every": "1h"}, T0 + 10, T0 + 3600),
+    ({"every": "15m"}, T0 + 900, T0 + 1800),
+    ({"cron": "0 9 * * *", "timezone": "Europe/Berlin"}, 1_767_225_600.0, 1_767_254_400.0),  # 2026-01-01 09:00 CET
+    ({"cron": "30 17 * * 1-5", "timezone": "UTC"}, 1_767_225_600.0, 1_767_288_600.0),  # Thu 2026-01-01 17:30
+])
+def test_next_run(schedule, after, expected):
+    """A digest schedule gives the first run strictly after a time, in its time zone."""
+    assert next_run(Schedule.model_validate(schedule), after) == expected
+
+
+def test_schedule_needs_exactly_one_kind():
+    """A schedule with both or neither of every/cron, or a bad time zone, is rejected."""
+    for bad in ({}, {"every": "1h", "cron": "* * * * *"}, {"cron": "nope"}, {"every": "1h", "timezone": "Mars/Base"}):
+        with pytest.raises(ValueError):
+            Schedule.model_validate(bad)
