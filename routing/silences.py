@@ -105,7 +105,8 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
         raise SilenceError("body", "must be a JSON object")
     ms = body.get("matchers")
     if not isinstance(ms, list) or not ms:
-        raise SilenceError("matchers", "at least one matcher is required")
+        # A schema violation: Alertmanager's API (go-swagger) answers 422 for these, 400 for semantic errors.
+        raise SilenceError("matchers", "at least one matcher is required", status=422)
     matchers = []
     for i, m in enumerate(ms):
         p = f"matchers[{i}]"

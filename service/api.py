@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import uuid
 import time as _wall  # latency metrics only (measurement, not logic)
 from typing import Any, Awaitable, Callable
 
@@ -258,9 +259,20 @@ async def post_silences(request: web.Request) -> web.Response:
     return web.json_response({"silenceID": sid})
 
 
+def _uuid_or_422(sid: str) -> web.Response | None:
+    """Alertmanager's API declares silence ids as UUIDs and answers 422 for anything else."""
+    try:
+        uuid.UUID(sid)
+    except ValueError:
+        return json_error(422, f"silenceID in path must be of type uuid: {sid[:100]!r}")
+    return None
+
+
 @require_token("api")
 async def get_silence(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
+    if (bad := _uuid_or_422(request.match_info["id"])) is not None:
+        return bad
     s = await engine.silences.get(request.match_info["id"])
     if s is None:
         return json_error(404, "silence not found")
@@ -270,6 +282,8 @@ async def get_silence(request: web.Request) -> web.Response:
 @require_token("api")
 async def delete_silence(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
+    if (bad := _uuid_or_422(request.match_info["id"])) is not None:
+        return bad
     try:
         await engine.silences.expire(request.match_info["id"], engine.clock.now())
     except SilenceError as e:

@@ -10,6 +10,7 @@ This is Alertmanager's dispatcher and notification pipeline with the state in Re
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -41,14 +42,36 @@ def go_quote_meta(s: str) -> str:
     return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", s)
 
 
-def alert_sort_key(a: Alert) -> tuple[Any, ...]:
-    """Alertmanager's AlertSlice order: by job, then instance (present before absent), then by labels."""
-    key: list[Any] = []
+def _labels_before(a: dict[str, str], b: dict[str, str]) -> int:
+    """prometheus/common LabelSet.Before: fewer labels first, then by name and value."""
+    if len(a) != len(b):
+        return -1 if len(a) < len(b) else 1
+    for n in sorted(set(a) | set(b)):
+        if n not in a:
+            return -1
+        if n not in b:
+            return 1
+        if a[n] != b[n]:
+            return -1 if a[n] < b[n] else 1
+    return 0
+
+
+def _alert_cmp(x: Alert, y: Alert) -> int:
+    """Alertmanager's AlertSlice order: by job, then instance (present before absent), then LabelSet.Before."""
     for name in ("job", "instance"):
-        v = a.labels.get(name)
-        key.append((0, v) if v is not None else (1, ""))
-    key.append(sorted(a.labels.items()))
-    return tuple(key)
+        xv, yv = x.labels.get(name), y.labels.get(name)
+        if xv is None and yv is None:
+            continue
+        if xv is None:
+            return 1
+        if yv is None:
+            return -1
+        if xv != yv:
+            return -1 if xv < yv else 1
+    return _labels_before(x.labels, y.labels)
+
+
+alert_sort_key = functools.cmp_to_key(_alert_cmp)
 
 
 @dataclass

@@ -62,7 +62,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._queues: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-        self._seen: set[str] = set()
+        self._seen: set[tuple[int, str]] = set()
 
     async def ensure_groups(self) -> None:
         for shard in range(self.keys.shards):
@@ -115,9 +115,9 @@ class Outbox:
 
     def _dispatch(self, entries: list[Entry]) -> None:
         for e in entries:
-            if e.id in self._seen:
+            if (e.shard, e.id) in self._seen:  # entry ids are per stream: the same id can exist in two shards
                 continue
-            self._seen.add(e.id)
+            self._seen.add((e.shard, e.id))
             lane = (e.gid, e.integration)
             q = self._queues[lane]
             q.append(e)
@@ -132,7 +132,7 @@ class Outbox:
             try:
                 await self._deliver(e)
             finally:
-                self._seen.discard(e.id)
+                self._seen.discard((e.shard, e.id))
         self._queues.pop(lane, None)
 
     async def _delivered_seq(self, e: Entry) -> tuple[int, dict[str, Any] | None]:
@@ -203,7 +203,7 @@ class Outbox:
         n = 0
         while True:
             entries = await self._read("0") + await self._read(">")
-            fresh = [e for e in entries if e.id not in self._seen]
+            fresh = [e for e in entries if (e.shard, e.id) not in self._seen]
             self._dispatch(fresh)
             n += len(fresh)
             lanes = [t for t in self._lanes.values() if not t.done()]

@@ -134,9 +134,12 @@ async def test_delete_of_a_pending_silence_expires_it_without_a_window(h: Harnes
 
 
 async def test_unknown_id_is_404(h: Harness) -> None:
-    """GET and DELETE of an unknown silence id answer 404."""
-    assert (await h.client.get("/api/v2/silence/nope")).status == 404
-    assert (await h.client.delete("/api/v2/silence/nope")).status == 404
+    """GET and DELETE of an unknown silence id answer 404; an id that is not a UUID is a 422 (Alertmanager's schema)."""
+    unknown = "8c0b2a5e-1d3f-4c1e-9a7b-2f6d5e4c3b2a"
+    assert (await h.client.get(f"/api/v2/silence/{unknown}")).status == 404
+    assert (await h.client.delete(f"/api/v2/silence/{unknown}")).status == 404
+    assert (await h.client.get("/api/v2/silence/nope")).status == 422
+    assert (await h.client.delete("/api/v2/silence/nope")).status == 422
 
 
 @pytest.mark.parametrize("over,path", [
@@ -158,9 +161,10 @@ async def test_unknown_id_is_404(h: Harness) -> None:
 ])
 async def test_invalid_silences_are_400_with_the_path(h: Harness, over: dict[str, Any], path: str) -> None:
     """No matchers, matchers that all match the empty string, a bad regex or label name, an end in the past or
-    before the start, and missing author or comment are rejected with 400 naming the field; nothing is stored."""
+    before the start, and missing author or comment are rejected naming the field (422 for a missing or empty
+    matcher list, a schema violation in Alertmanager's API; 400 otherwise); nothing is stored."""
     r = await h.post("/api/v2/silences", silence(**over))
-    assert r.status == 400
+    assert r.status == (422 if over.get("matchers") in ([], None) and "matchers" in over else 400)
     body = await r.json()
     assert body["errors"][0]["path"] == path, body
     assert await (await h.client.get("/api/v2/silences")).json() == []
