@@ -15,7 +15,7 @@ from service.appkeys import ENGINE
 from service.clock import ManualClock, to_rfc3339
 from service.config import parse_config
 from service.incident_api import SLACK_HANDLER
-from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.pagerduty import FakePagerDuty, sign_webhook, webhook_event
 from tests.fakes.slack import FakeSlack, sign_action
 
 T0 = 1_800_000_000.0
@@ -42,6 +42,7 @@ receivers:
 tocsin:
   correlation: {enabled: true}
   slack: {signing_secret: "%(secret)s"}
+  pagerduty: {webhook_secrets: ["pd-webhook-secret"]}
   escalation:
     policies:
       primary:
@@ -168,3 +169,31 @@ async def test_bad_presses_change_nothing(loop_env, kind):
         assert (await app[ENGINE].incidents.get(dedup_key))["state"] == "acknowledged"
         return
     assert (await app[ENGINE].incidents.get(dedup_key))["state"] == "triggered"
+
+
+async def test_acknowledge_in_pagerduty_comes_back_to_tocsin_and_slack(loop_env):
+    """A signed PagerDuty webhook v3 acknowledgement acks the incident and edits the Slack message; a replay of
+    the same delivery (same X-Webhook-Id) and a bad signature change nothing."""
+    slack, pd, clock, app, server, http = loop_env
+    await post_alert(http, server)
+    await advance(app, clock, 31)
+    msg = slack.messages[0]
+    (dedup_key,) = pd.incidents
+    body = json.dumps(webhook_event("incident.acknowledged", dedup_key, agent="Pat Oncall")).encode()
+    bad = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers={
+        "Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "wrong"),
+        "X-Webhook-Id": "w-1"})
+    assert bad.status == 401
+    assert (await app[ENGINE].incidents.get(dedup_key))["state"] == "triggered"
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "pd-webhook-secret"),
+               "X-Webhook-Id": "w-2"}
+    ok = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers=headers)
+    assert ok.status in (200, 202, 204)
+    inc = await app[ENGINE].incidents.get(dedup_key)
+    assert inc["state"] == "acknowledged" and "Pat Oncall" in inc["acked_by"]
+    await advance(app, clock, 40)
+    assert "Pat Oncall" in json.dumps(slack.message(msg.ts).blocks)
+    again = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers=headers)
+    assert again.status in (200, 202, 204)  # a retried delivery is accepted but not applied twice
+    timeline = (await app[ENGINE].incidents.get(dedup_key))["timeline"]
+    assert sum(1 for t in timeline if t["event"].startswith("ack")) == 1
