@@ -128,6 +128,7 @@ class Upserted:
     was_firing: bool
     existed: bool
     generation: str  # changes whenever the stored record changes
+    grouped: bool = False  # was firing, and its memberships under this config were written after it was stored
 
 
 class AlertStore:
@@ -136,22 +137,23 @@ class AlertStore:
         self.keys = keys
         self.scripts = scripts
 
-    def queue_upserts(self, pipe: Any, alerts: Iterable[Alert], now: float) -> None:
+    def queue_upserts(self, pipe: Any, alerts: Iterable[Alert], now: float, config_hash: str = "") -> None:
         now_ms = ms(now)
         for a in alerts:
             shard = self.keys.shard_of(a.fingerprint)
             queue_script(
                 pipe, self.scripts.upsert_alert_merge,
-                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard)],
+                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
                 args=[a.fingerprint, ms(a.starts_at), ms(a.ends_at), int(a.timeout), ms(a.updated_at),
-                      encode_body(a), now_ms],
+                      encode_body(a), now_ms, config_hash],
             )
 
     @staticmethod
     def upserted(fp: str, result: list[Any]) -> Upserted:
         rec = result[0].decode() if isinstance(result[0], bytes) else result[0]
         alert = decode_record(fp, rec)
-        return Upserted(alert, bool(int(result[1])), bool(int(result[2])), rec.split("|", 4)[3])
+        return Upserted(alert, bool(int(result[1])), bool(int(result[2])), rec.split("|", 4)[3],
+                        len(result) > 3 and bool(int(result[3])))
 
     async def get_many(self, fps: list[str]) -> dict[str, Alert]:
         if not fps:
@@ -173,7 +175,8 @@ class AlertStore:
         n = 0
         for shard in range(self.keys.shards):
             n += int(await self.scripts.sweep_resolved_alerts(
-                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard)], args=[ms(cutoff), limit]))
+                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
+                args=[ms(cutoff), limit]))
         return n
 
     async def count_firing(self, now: float) -> int:

@@ -222,13 +222,14 @@ class Dispatcher:
         now = self.clock.now()
         now_ms = ms(now)
         pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_upserts(pipe, alerts, now)
+        self.store.queue_upserts(pipe, alerts, now, self.cfg.hash)
         results = await pipe.execute()
         ups = [AlertStore.upserted(a.fingerprint, r) for a, r in zip(alerts, results)]
 
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
         group_slots: list[int] = []  # positions of group_upsert results in the pipeline
+        grouped: list[str] = []  # firing alerts whose memberships this pipeline writes
         for u in ups:
             a = u.alert
             firing_now = not a.resolved_at(now)
@@ -238,7 +239,7 @@ class Dispatcher:
                     pipe.hset(k, a.fingerprint, ms(a.ends_at))
                     pipe.expire(k, GROUP_TTL)
                     queued += 2
-            if u.existed and u.was_firing and firing_now:
+            if u.grouped and firing_now:
                 continue  # a re-sent firing alert: already a member of its groups, nothing to reschedule
             if a.source == "detector" and not firing_now and not u.was_firing:
                 continue  # a detector's "all normal" reading for a metric with no open alert
@@ -257,6 +258,13 @@ class Dispatcher:
                 )
                 group_slots.append(queued)
                 queued += 1
+            if firing_now:
+                grouped.append(a.fingerprint)
+        # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
+        # a crash in between, the next re-send writes them again).
+        for fp in grouped:
+            pipe.hset(self.keys.alerts_grouped(self.keys.shard_of(fp)), fp, self.cfg.hash)
+            queued += 1
         if queued:
             res = await pipe.execute()
             dues = [float(res[i]) for i in group_slots]

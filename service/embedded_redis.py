@@ -9,6 +9,7 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,10 +114,22 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"embedded redis-server exited with {self.proc.returncode}; see {self.data_dir}/redis.log")
-            if sock.exists():
+            if sock.exists() and self._answers_ping():
                 return self.url
             time.sleep(0.02)
         raise RuntimeError("embedded redis-server did not start in time")
+
+    def _answers_ping(self) -> bool:
+        """True once the server accepts commands: it listens before it has loaded its append-only file, and answers
+        LOADING until then."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                s.connect(self.socket)
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -130,9 +130,14 @@ class Outbox:
         while q:
             e = q.pop(0)
             try:
-                await self._deliver(e)
-            finally:
+                if not await self._deliver(e):
+                    q.append(e)  # an earlier entry of this lane arrived meanwhile (e.g. reclaimed): it goes first
+                    q.sort(key=lambda x: x.seq)
+                    continue
+            except BaseException:
                 self._seen.discard((e.shard, e.id))
+                raise
+            self._seen.discard((e.shard, e.id))
         self._queues.pop(lane, None)
 
     async def _delivered_seq(self, e: Entry) -> tuple[int, dict[str, Any] | None]:
@@ -146,14 +151,18 @@ class Outbox:
             args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id, 30 * 86400],
         )
 
-    async def _deliver(self, e: Entry) -> None:
+    async def _deliver(self, e: Entry) -> bool:
+        """Deliver (or give up on) one entry; False when an earlier entry of its lane is queued and must go first."""
         attempt = 0
         waited_for_predecessor = 0
         while True:
             done_seq, state = await self._delivered_seq(e)
             if done_seq >= e.seq:
                 await self._mark(e, None)  # a redelivery of something already sent
-                return
+                return True
+            q = self._queues.get((e.gid, e.integration))
+            if q and any(x.seq < e.seq for x in q):
+                return False
             if done_seq < e.seq - 1 and waited_for_predecessor < 600:
                 # The predecessor is still on its way (maybe with another replica): keep order.
                 waited_for_predecessor += 1
@@ -163,7 +172,7 @@ class Outbox:
             if receiver is None:
                 log.warning("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
                 await self._mark(e, None)
-                return
+                return True
             try:
                 result = await receiver.send(e.notification, state)
             except NotifyError as err:
@@ -173,7 +182,7 @@ class Outbox:
                     log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
                               reason=err.reason, attempts=attempt, retryable=err.retryable)
                     await self._mark(e, None)  # give up: do not block the lane forever
-                    return
+                    return True
                 delay = err.retry_after if err.retry_after is not None else min(
                     self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
                 delay *= 1 + random.uniform(0, 0.1) if err.retry_after is None else 1
@@ -192,7 +201,7 @@ class Outbox:
             self._count("sent", e, "")
             if self.on_delivered is not None:
                 await self.on_delivered(e.notification, merged)
-            return
+            return True
 
     def _count(self, what: str, e: Entry, reason: str) -> None:
         if self.metrics is not None:

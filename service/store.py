@@ -5,6 +5,7 @@ one Redis Cluster slot):
 
   P:{sN}:alerts            hash  fingerprint -> alert record      (alert store, sharded by fingerprint)
   P:{sN}:alerts:ends       zset  fingerprint -> endsAt ms         (retention sweeps, listing)
+  P:{sN}:alerts:grouped    hash  fingerprint -> config hash        (its group memberships are written)
   P:{sN}:due               zset  group id -> next flush ms        (group timers, sharded by group id)
   P:{sN}:claims            hash  group id -> fencing token
   P:{sN}:g:<gid>           hash  route, key, labels, created, flushed
@@ -56,6 +57,9 @@ class Keys:
 
     def alert_ends(self, shard: int) -> str:
         return f"{self.tag(shard)}:alerts:ends"
+
+    def alerts_grouped(self, shard: int) -> str:
+        return f"{self.tag(shard)}:alerts:grouped"
 
     # groups
     def due(self, shard: int) -> str:
