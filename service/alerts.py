@@ -137,23 +137,45 @@ class AlertStore:
         self.keys = keys
         self.scripts = scripts
 
-    def queue_upserts(self, pipe: Any, alerts: Iterable[Alert], now: float, config_hash: str = "") -> None:
+    async def upsert_many(self, alerts: list[Alert], now: float, config_hash: str = "") -> list[Upserted]:
+        """Store (merge) a batch of alerts: one script call per shard, all in one round trip. Results are in
+        the order of `alerts`."""
+        by_shard: dict[int, list[int]] = {}
+        for i, a in enumerate(alerts):
+            by_shard.setdefault(self.keys.shard_of(a.fingerprint), []).append(i)
+        pipe = self.redis.pipeline(transaction=False)
         now_ms = ms(now)
-        for a in alerts:
-            shard = self.keys.shard_of(a.fingerprint)
-            queue_script(
-                pipe, self.scripts.upsert_alert_merge,
-                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
-                args=[a.fingerprint, ms(a.starts_at), ms(a.ends_at), int(a.timeout), ms(a.updated_at),
-                      encode_body(a), now_ms, config_hash],
-            )
+        order = list(by_shard.items())
+        for shard, idxs in order:
+            args: list[Any] = [now_ms, config_hash]
+            for i in idxs:
+                a = alerts[i]
+                args += [a.fingerprint, ms(a.starts_at), ms(a.ends_at), int(a.timeout), ms(a.updated_at),
+                         encode_body(a)]
+            queue_script(pipe, self.scripts.upsert_alert_merge,
+                         keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
+                         args=args)
+        results = await pipe.execute()
+        out: list[Upserted | None] = [None] * len(alerts)
+        for (shard, idxs), res in zip(order, results):
+            for j, i in enumerate(idxs):
+                head, kept, was_firing, existed, grouped = res[5 * j: 5 * j + 5]
+                out[i] = self._upserted(alerts[i], head, kept, was_firing, existed, grouped)
+        return out  # type: ignore[return-value]
 
     @staticmethod
-    def upserted(fp: str, result: list[Any]) -> Upserted:
-        rec = result[0].decode() if isinstance(result[0], bytes) else result[0]
-        alert = decode_record(fp, rec)
-        return Upserted(alert, bool(int(result[1])), bool(int(result[2])), rec.split("|", 4)[3],
-                        len(result) > 3 and bool(int(result[3])))
+    def _upserted(posted: Alert, head: Any, kept: Any, was_firing: Any, existed: Any, grouped: Any) -> Upserted:
+        head = head.decode() if isinstance(head, bytes) else head
+        s, e, t, u = head.split("|")
+        if kept:  # the stored version was younger: its labels/annotations stay
+            stored = decode_record(posted.fingerprint, f"{head}|{kept.decode() if isinstance(kept, bytes) else kept}")
+            alert = stored
+        else:
+            alert = Alert(labels=posted.labels, annotations=posted.annotations, starts_at=int(float(s)) / 1000,
+                          ends_at=int(float(e)) / 1000, generator_url=posted.generator_url,
+                          updated_at=int(float(u)) / 1000, timeout=t == "1", fingerprint=posted.fingerprint,
+                          source=posted.source, detector=posted.detector)
+        return Upserted(alert, bool(int(was_firing)), bool(int(existed)), u, bool(int(grouped)))
 
     async def get_many(self, fps: list[str]) -> dict[str, Alert]:
         if not fps:

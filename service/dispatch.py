@@ -201,14 +201,9 @@ class Dispatcher:
             new_gk = incident_group_key(r, to_iid)
             new_gid = group_id(r.id, new_gk)
             pipe = self.redis.pipeline(transaction=False)
-            for fp, a in alerts.items():
-                queue_script(
-                    pipe, self.scripts.group_upsert,
-                    keys=[self.keys.group_meta(new_gid), self.keys.group_members(new_gid),
-                          self.keys.due(self.keys.shard_of(new_gid))],
-                    args=[new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), fp, f"m{ms(now)}", ms(now),
-                          ms(r.opts.group_wait), ms(a.starts_at), GROUP_TTL],
-                )
+            self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), [
+                (new_gid, [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), fp, f"m{ms(now)}",
+                           ms(r.opts.group_wait), ms(a.starts_at)]) for fp, a in alerts.items()], ms(now))
             await pipe.execute()
             await self.redis.hdel(self.keys.group_members(old_gid), *fps)
             moved += len(alerts)
@@ -221,15 +216,12 @@ class Dispatcher:
             return []
         now = self.clock.now()
         now_ms = ms(now)
-        pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_upserts(pipe, alerts, now, self.cfg.hash)
-        results = await pipe.execute()
-        ups = [AlertStore.upserted(a.fingerprint, r) for a, r in zip(alerts, results)]
+        ups = await self.store.upsert_many(alerts, now, self.cfg.hash)
 
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
-        group_slots: list[int] = []  # positions of group_upsert results in the pipeline
-        grouped: list[str] = []  # firing alerts whose memberships this pipeline writes
+        memberships: dict[int, list[tuple[str, list[Any]]]] = {}  # group shard -> [(gid, script args)]
+        grouped: dict[int, list[str]] = {}  # alert shard -> firing alerts whose memberships this request writes
         for u in ups:
             a = u.alert
             firing_now = not a.resolved_at(now)
@@ -250,27 +242,35 @@ class Dispatcher:
                     groups = [(g[0], group_id(g[0].id, incident_group_key(g[0], iid)), incident_group_key(g[0], iid),
                                {"incident": iid}) if self.correlates(g[0]) else g for g in groups]
             for r, gid, gk, gl in groups:
-                queue_script(
-                    pipe, self.scripts.group_upsert,
-                    keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(self.keys.shard_of(gid))],
-                    args=[gid, r.id, gk, json.dumps(gl, sort_keys=True), a.fingerprint, u.generation, now_ms,
-                          ms(r.opts.group_wait), ms(a.starts_at), GROUP_TTL],
-                )
-                group_slots.append(queued)
-                queued += 1
+                memberships.setdefault(self.keys.shard_of(gid), []).append(
+                    (gid, [gid, r.id, gk, json.dumps(gl, sort_keys=True), a.fingerprint, u.generation,
+                           ms(r.opts.group_wait), ms(a.starts_at)]))
             if firing_now:
-                grouped.append(a.fingerprint)
+                grouped.setdefault(self.keys.shard_of(a.fingerprint), []).append(a.fingerprint)
+        group_slots: list[int] = []  # positions of group_upsert results in the pipeline
+        for shard, items in memberships.items():
+            self._queue_group_upserts(pipe, shard, items, now_ms)
+            group_slots.append(queued)
+            queued += 1
         # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
         # a crash in between, the next re-send writes them again).
-        for fp in grouped:
-            pipe.hset(self.keys.alerts_grouped(self.keys.shard_of(fp)), fp, self.cfg.hash)
+        for shard, fps in grouped.items():
+            pipe.hset(self.keys.alerts_grouped(shard), mapping={fp: self.cfg.hash for fp in fps})
             queued += 1
         if queued:
             res = await pipe.execute()
-            dues = [float(res[i]) for i in group_slots]
+            dues = [float(d) for i in group_slots for d in res[i]]
             if dues:
                 self.on_schedule(min(dues) / 1000)
         return ups
+
+    def _queue_group_upserts(self, pipe: Any, shard: int, items: list[tuple[str, list[Any]]], now_ms: int) -> None:
+        keys = [self.keys.due(shard)]
+        args: list[Any] = [now_ms, GROUP_TTL]
+        for gid, item in items:
+            keys += [self.keys.group_meta(gid), self.keys.group_members(gid)]
+            args += item
+        queue_script(pipe, self.scripts.group_upsert, keys=keys, args=args)
 
     # -- flush ----------------------------------------------------------------------------------------------
 
