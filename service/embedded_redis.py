@@ -69,6 +69,16 @@ class EmbeddedRedis:
     def pidfile(self) -> Path:
         return self.data_dir / "redis.pid"
 
+    def _is_ours(self, pid: int) -> bool:
+        """Is `pid` a redis-server serving this data dir? (Only Linux can tell; elsewhere assume yes.)"""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except FileNotFoundError:
+            return not Path("/proc").exists()
+        except OSError:
+            return False
+        return "redis-server" in cmdline and str(self.data_dir) in cmdline
+
     def _wait_for_previous(self, timeout: float) -> None:
         """A redis-server left from a killed Tocsin must finish writing its append-only file before a new one
         opens it: ask it to stop and wait."""
@@ -76,8 +86,8 @@ class EmbeddedRedis:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        if not _alive(pid):
-            return
+        if not _alive(pid) or not self._is_ours(pid):
+            return  # gone, or the pid now belongs to another process (pids wrap)
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

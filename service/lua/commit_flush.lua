@@ -34,5 +34,8 @@ if redis.call('HLEN', KEYS[2]) == 0 then
 else
   redis.call('HSET', KEYS[1], 'flushed', 1)
   redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), gid)
+  -- a group whose alerts keep firing (re-sends do not touch it) stays as long as it keeps flushing
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 return 1
