@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from service.errors import ConfigError
 from service.models import Notification
 
 
@@ -81,3 +82,20 @@ class Receiver(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def read_secret_file(d: dict[str, Any], key: str, path: str) -> str | None:
+    """The stripped content of the file named by `d[key]` (a `*_file` setting), or None if unset."""
+    p = d.get(key)
+    if p is None:
+        return None
+    if not isinstance(p, str) or not p:
+        raise ConfigError(f"{path}.{key}", "must be a file path")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            value = fh.read().strip()
+    except OSError as e:
+        raise ConfigError(f"{path}.{key}", f"cannot read file: {e.strerror}") from None
+    if not value:
+        raise ConfigError(f"{path}.{key}", "file is empty")
+    return value

@@ -20,7 +20,7 @@ from service.errors import ConfigError
 from service.models import Notification
 
 from ..ratelimit import ChannelPacer, PacingDelay
-from .base import Delivered, NotifyError, error_for_status, redact, redact_url
+from .base import Delivered, NotifyError, error_for_status, redact, redact_url, read_secret_file
 from .escaping import one_line
 from .render import SEVERITIES, Renderer, view
 
@@ -51,22 +51,6 @@ def _literal(d: dict[str, Any], key: str, path: str) -> str | None:
     if not isinstance(v, str):
         raise ConfigError(f"{path}.{key}", f"must be a string, not {type(v).__name__}")
     return None if "{{" in v else v
-
-
-def _read_file(d: dict[str, Any], key: str, path: str) -> str | None:
-    p = d.get(key)
-    if p is None:
-        return None
-    if not isinstance(p, str) or not p:
-        raise ConfigError(f"{path}.{key}", "must be a file path")
-    try:
-        with open(p, encoding="utf-8") as fh:
-            value = fh.read().strip()
-    except OSError as e:
-        raise ConfigError(f"{path}.{key}", f"cannot read file: {e.strerror}") from None
-    if not value:
-        raise ConfigError(f"{path}.{key}", "file is empty")
-    return value
 
 
 class PagerDutyReceiver:
@@ -136,7 +120,7 @@ class PagerDutyReceiver:
             raise ConfigError(path, "one of routing_key, routing_key_file, service_key or service_key_file is required")
         k = keys[0]
         if k.endswith("_file"):
-            routing_key = _read_file(d, k, path)
+            routing_key = read_secret_file(d, k, path)
         else:
             routing_key = d[k]
             if not isinstance(routing_key, str) or not routing_key.strip():

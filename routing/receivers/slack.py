@@ -26,7 +26,7 @@ from service.errors import ConfigError
 from service.models import Notification
 
 from ..ratelimit import ChannelPacer, PacingDelay
-from .base import Delivered, NotifyError, classify, redact, redact_url
+from .base import Delivered, NotifyError, classify, redact, redact_url, read_secret_file
 from .render import Renderer, change_snapshot, view
 
 # Slack `error` codes (HTTP 200, ok:false) that a later attempt may get past.
@@ -45,22 +45,6 @@ _AM_KEYS = {
 }
 _TOCSIN_KEYS = {"bot_token", "bot_token_file", "api_base_url", "signing_secret", "signing_secret_file",
                 "thread_updates", "max_wait", "templates_dir"}
-
-
-def _read_secret_file(d: dict[str, Any], key: str, path: str) -> str | None:
-    p = d.get(key)
-    if p is None:
-        return None
-    if not isinstance(p, str) or not p:
-        raise ConfigError(f"{path}.{key}", "must be a file path")
-    try:
-        with open(p, encoding="utf-8") as fh:
-            value = fh.read().strip()
-    except OSError as e:
-        raise ConfigError(f"{path}.{key}", f"cannot read file: {e.strerror}") from None
-    if not value:
-        raise ConfigError(f"{path}.{key}", "file is empty")
-    return value
 
 
 def _opt_str(d: dict[str, Any], key: str, path: str) -> str | None:
@@ -135,9 +119,9 @@ class SlackReceiver:
                      ("signing_secret", "signing_secret_file")):
             if d.get(both[0]) is not None and d.get(both[1]) is not None:
                 raise ConfigError(f"{path}.{both[1]}", f"at most one of {both[0]} and {both[1]} may be set")
-        bot_token = _opt_str(d, "bot_token", path) or _read_secret_file(d, "bot_token_file", path)
-        api_url = _opt_str(d, "api_url", path) or _read_secret_file(d, "api_url_file", path)
-        signing_secret = _opt_str(d, "signing_secret", path) or _read_secret_file(d, "signing_secret_file", path)
+        bot_token = _opt_str(d, "bot_token", path) or read_secret_file(d, "bot_token_file", path)
+        api_url = _opt_str(d, "api_url", path) or read_secret_file(d, "api_url_file", path)
+        signing_secret = _opt_str(d, "signing_secret", path) or read_secret_file(d, "signing_secret_file", path)
         if bot_token is not None and not bot_token.startswith(("xoxb-", "xoxp-")):
             raise ConfigError(f"{path}.bot_token", "must be a Slack bot token (xoxb-…)")
         if api_url is not None and not api_url.startswith(("http://", "https://")):
