@@ -83,7 +83,7 @@ class RedisConfig(_Strict):
 
 
 class DeliveryConfig(_Strict):
-    max_attempts: int = Field(12, ge=1)
+    max_attempts: int = Field(40, ge=1)  # with backoff capped at 60 s: about 35 minutes of outage
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
     timeout: float = 10.0
