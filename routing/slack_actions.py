@@ -181,7 +181,8 @@ class SlackActionsHandler:
             return web.Response(status=400, text=str(e) if str(e).startswith("payload") else "payload: invalid JSON")
         if action is None:
             return web.Response(status=200)
-        if self.allowed is not None and action.user_id not in self.allowed and action.user_name not in self.allowed:
+        # Only the immutable user id counts: usernames can be changed by their owners.
+        if self.allowed is not None and action.user_id not in self.allowed:
             log.info("slack action from a user not on the allow-list: %s", action.user_id)
             if self.on_denied is not None:
                 self._spawn(self.on_denied(action))

@@ -411,9 +411,15 @@ def redacted(raw: Any) -> Any:
         out = {}
         for k, v in raw.items():
             key = str(k).lower()
-            secret = (key in SECRET_VALUE_KEYS or key.endswith(("_token", "_secret", "_password", "_key"))) \
-                and not key.endswith(("_file", "_env")) and isinstance(v, (str, int, float))
-            out[k] = "<secret>" if secret else redacted(v)
+            named = (key in SECRET_VALUE_KEYS or key.endswith(("_token", "_secret", "_password", "_key", "_secrets",
+                                                                 "_tokens", "_keys"))) \
+                and not key.endswith(("_file", "_env", "_files"))
+            if named and isinstance(v, (str, int, float)):
+                out[k] = "<secret>"
+            elif named and isinstance(v, list):  # e.g. pagerduty.webhook_secrets: every item is a secret
+                out[k] = ["<secret>" if isinstance(x, (str, int, float)) else redacted(x) for x in v]
+            else:
+                out[k] = redacted(v)
         return out
     if isinstance(raw, list):
         return [redacted(v) for v in raw]

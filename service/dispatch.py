@@ -137,6 +137,7 @@ class Dispatcher:
         self.incidents: Any = None  # service.incidents.IncidentStore when correlation is on
         self.summaries: Any = None  # service.summaries.summarizer.SummaryService when set up
         self.background: set[Any] = set()
+        self.before_commit: list[Any] = []  # async callbacks(plan) run after deciding, before committing
         self.set_config(cfg)
 
     def set_config(self, cfg: Config) -> None:
@@ -309,8 +310,17 @@ class Dispatcher:
         got = dict(zip(wanted, await pipe.execute()))
         now_ms = ms(now)
         firing: dict[tuple[int, str], list[str]] = {}
+        stale = ms(now - 3600)
+        prune = self.redis.pipeline(transaction=False)
+        pruned = 0
         for key, h in got.items():
             firing[key] = [(fp.decode() if isinstance(fp, bytes) else fp) for fp, e in h.items() if int(e) > now_ms]
+            old = [fp for fp, e in h.items() if int(e) < stale]
+            if old:  # sources that ended an hour ago: forget them so the index does not grow forever
+                prune.hdel(wanted[key], *old)
+                pruned += 1
+        if pruned:
+            await prune.execute()
         # Two-sided rules need the sources' labels.
         src_fps = {fp for fps in firing.values() for fp in fps}
         src_alerts = await self.store.get_many(sorted(src_fps)) if src_fps else {}
@@ -454,6 +464,8 @@ class Dispatcher:
             await self.redis.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
             return None
         plan = await self.plan_flush(g, now)
+        for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
+            await hook(plan)
         if not await self.commit(gid, token, plan):
             log.info("flush_claim_lost", gid=gid)
             return None

@@ -116,6 +116,7 @@ class Engine:
                              max_attempts=d.max_attempts, backoff_initial=d.backoff_initial,
                              backoff_max=d.backoff_max, metrics=self.metrics)
         self.scheduler.on_flushed.append(self._after_flush)
+        self.dispatcher.before_commit.append(self._start_escalation)
         self._bind_digests()
         self.incidents: Any = None
         self._last_tick = float("-inf")
@@ -191,6 +192,8 @@ class Engine:
         self.metrics.flushes.inc()
         if plan.notifications:
             self.outbox.wake()
+
+    async def _start_escalation(self, plan: Any) -> None:
         if self.escalator is not None and plan.incident is not None and plan.route is not None:
             policy = plan.route.extra.get("escalation")
             if policy and any(n.reason == "first notification" for n in plan.notifications):

@@ -26,6 +26,12 @@ log = structlog.get_logger("tocsin.incidents")
 async def apply_action(engine: Any, iid: str, action: str, who: str, snooze_seconds: float | None = None) -> None:
     inc = engine.incidents
     now = engine.clock.now()
+    if action in ("ack", "snooze", "noise"):
+        from .incidents import IncidentConflict
+
+        state = (await inc.get(iid))["state"]
+        if state == "resolved":  # a stale button or a late PagerDuty retry must not revive a resolved incident
+            raise IncidentConflict(f"incident {iid} is resolved; {action} does not apply")
     if action == "ack":
         await inc.ack(iid, who)
     elif action == "resolve":
@@ -182,8 +188,12 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
             if engine.incidents is None or a.incident_id.startswith("group:"):
                 return
             who = a.user_name or a.user_id
+            from .incidents import IncidentConflict
+
             try:
                 await apply_action(engine, a.incident_id, a.action, who, a.snooze_seconds)
+            except IncidentConflict as e:
+                log.info("slack_action_ignored", action=a.action, incident=a.incident_id, reason=str(e))
             except Exception as e:
                 log.error("slack_action_failed", action=a.action, incident=a.incident_id, error=repr(e))
 
@@ -210,12 +220,14 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
             action = {"acknowledged": "ack", "resolved": "resolve"}.get(ev.kind)
             if action is None:
                 return
-            from .incidents import IncidentNotFound
+            from .incidents import IncidentConflict, IncidentNotFound
 
             try:
                 await apply_action(engine, ev.incident_key, action, f"{ev.agent or 'someone'} (PagerDuty)")
             except IncidentNotFound:
                 log.info("pagerduty_webhook_unknown_incident", incident=ev.incident_key)
+            except IncidentConflict as e:
+                log.info("pagerduty_webhook_ignored", incident=ev.incident_key, reason=str(e))
 
         pd_holder: dict[str, Any] = {}
 

@@ -127,18 +127,26 @@ class Outbox:
 
     async def _run_lane(self, lane: tuple[str, str]) -> None:
         q = self._queues[lane]
-        while q:
-            e = q.pop(0)
-            try:
-                if not await self._deliver(e):
-                    q.append(e)  # an earlier entry of this lane arrived meanwhile (e.g. reclaimed): it goes first
-                    q.sort(key=lambda x: x.seq)
-                    continue
-            except BaseException:
+        try:
+            while q:
+                e = q.pop(0)
+                try:
+                    if not await self._deliver(e):
+                        q.append(e)  # an earlier entry of this lane arrived meanwhile (e.g. reclaimed): it goes first
+                        q.sort(key=lambda x: x.seq)
+                        continue
+                except asyncio.CancelledError:
+                    self._seen.discard((e.shard, e.id))
+                    raise
+                except Exception as err:  # Redis hiccup, receiver bug: leave it pending; autoclaim retries it
+                    log.error("delivery_error", integration=e.integration, notification=e.notification.id,
+                              error=repr(err))
                 self._seen.discard((e.shard, e.id))
-                raise
-            self._seen.discard((e.shard, e.id))
-        self._queues.pop(lane, None)
+        finally:
+            for e in q:  # entries left behind by a cancelled lane are picked up again later
+                self._seen.discard((e.shard, e.id))
+            self._queues.pop(lane, None)
+            self._lanes.pop(lane, None)
 
     async def _delivered_seq(self, e: Entry) -> tuple[int, dict[str, Any] | None]:
         k = self.keys.delivery_state(e.gid)
@@ -164,8 +172,12 @@ class Outbox:
             if q and any(x.seq < e.seq for x in q):
                 return False
             if done_seq < e.seq - 1 and waited_for_predecessor < 600:
-                # The predecessor is still on its way (maybe with another replica): keep order.
+                # The predecessor is still on its way (maybe with another replica): keep order. Keep the entry
+                # claimed meanwhile, so that no other replica's autoclaim takes it and sends it twice.
                 waited_for_predecessor += 1
+                if waited_for_predecessor % 50 == 0:
+                    await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id],
+                                            justid=True)
                 await self.clock.sleep(0.1)
                 continue
             receiver = self.receivers(e.integration)

@@ -386,6 +386,8 @@ class Renderer:
     def _action_blocks(self, v: dict[str, Any]) -> list[dict[str, Any]]:
         ref = v["ref"]
         out: list[dict[str, Any]] = []
+        if str(ref).startswith("group:"):
+            return out  # without an incident (correlation off) there is nothing for the buttons to act on
         state = v["state"]
         elements: list[dict[str, Any]] = []
         if state not in ("resolved",) and v["status"] != "resolved":
