@@ -104,7 +104,16 @@ async def _get(engine: Any, iid: str) -> dict[str, Any]:
             snap["evidence"] = build_evidence(snap).model_dump(mode="json")
         except ValueError:
             pass
+        snap["summary_feedback"] = await engine.summaries.feedback(iid)
     return snap
+
+
+@require_token("api")
+async def summary_feedback(request: web.Request) -> web.Response:
+    """The share of summary votes that said helpful, over all incidents (also tocsin_llm_summary_helpful_share)."""
+    engine = _engine_with_incidents(request)
+    share = await engine.summaries.helpful_share() if engine.summaries is not None else None
+    return web.json_response({"helpful_share": share})
 
 
 @require_token("api")
@@ -178,6 +187,7 @@ def _secret(cfg: dict[str, Any], key: str) -> str | None:
 def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg: dict[str, Any], clock: Any) -> None:
     r = app.router
     r.add_get("/api/v1/incidents", list_incidents)
+    r.add_get("/api/v1/summaries/feedback", summary_feedback)
     r.add_get("/api/v1/incidents/{id}", get_incident)
     r.add_post("/api/v1/incidents/{id}/{action}", post_action)
 

@@ -123,3 +123,19 @@ async def test_split_and_merge_by_hand(api):
     assert len(merged["members"]) == 3
     open_ids = {i["id"] for i in await (await http.get("/api/v1/incidents")).json() if not i.get("merged_into")}
     assert inc["id"] in open_ids
+
+
+async def test_summary_feedback_is_stored_and_reported(api):
+    """Helpful / not helpful votes on a summary are kept per incident and reported as a share."""
+    http, app, clock, sent = api
+    await cascade(http, app, clock)
+    (inc,) = await (await http.get("/api/v1/incidents")).json()
+    assert (await http.get("/api/v1/summaries/feedback")).status == 200
+    for who, helpful in (("ann", True), ("bob", False), ("cy", True)):
+        r = await http.post(f"/api/v1/incidents/{inc['id']}/feedback", json={"helpful": helpful, "by": who})
+        assert r.status == 200
+    got = await (await http.get(f"/api/v1/incidents/{inc['id']}")).json()
+    assert got["summary_feedback"]["helpful"] == 2 and got["summary_feedback"]["not_helpful"] == 1
+    share = (await (await http.get("/api/v1/summaries/feedback")).json())["helpful_share"]
+    assert abs(share - 2 / 3) < 1e-9
+    assert (await http.post(f"/api/v1/incidents/{inc['id']}/feedback", json={"helpful": "yes"})).status == 400
