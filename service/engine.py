@@ -210,8 +210,7 @@ class Engine:
         now = self.clock.now()
         if self.incidents is not None and now - self._last_tick >= TICK_EVERY:
             self._last_tick = now
-            for iid in await self.incidents.tick(now):
-                await self.dispatcher.touch_incident(iid)
+            await self._tick_incidents(now)
         n, _ = await self.scheduler.run_due()
         if self.escalator is not None:
             n += await self.escalator.run_due()
@@ -220,6 +219,12 @@ class Engine:
             n += await d.run_due()
         self.due_hint = float("-inf")  # unknown again until the next exact look
         return n
+
+    async def _tick_incidents(self, now: float) -> None:
+        """Incident lifecycles (snooze ends, quiet resolution, retirement) in every correlation domain."""
+        for domain in await self.incidents.domains():
+            for iid in await self.incidents.tick(now, domain=domain):
+                await self.dispatcher.touch_incident(iid)
 
     async def next_due(self) -> float | None:
         """The earliest timer of any kind (group flushes, escalation steps)."""
@@ -238,8 +243,7 @@ class Engine:
         while True:
             try:
                 if self.incidents is not None:
-                    for iid in await self.incidents.tick(self.clock.now()):
-                        await self.dispatcher.touch_incident(iid)
+                    await self._tick_incidents(self.clock.now())
                 if self.escalator is not None and await self.escalator.run_due():
                     self.outbox.wake()
                 for d in self._digests():

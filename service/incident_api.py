@@ -45,7 +45,7 @@ async def apply_action(engine: Any, iid: str, action: str, who: str, snooze_seco
             await engine.summaries.record_feedback(iid, action == "summary_helpful", who)
         return
     elif action == "unack":
-        await inc.unack(iid, who) if hasattr(inc, "unack") else None
+        await inc.unack(iid, who)
     else:
         raise ValueError(f"unknown action {action!r}")
     log.info("incident_action", incident=iid, action=action, who=who)
@@ -227,7 +227,7 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
             engine = app[ENGINE]
             if engine.incidents is None or ev.agent_type == "service_reference":
                 return  # our own acknowledge coming back through the API
-            action = {"acknowledged": "ack", "resolved": "resolve"}.get(ev.kind)
+            action = {"acknowledged": "ack", "resolved": "resolve", "unacknowledged": "unack"}.get(ev.kind)
             if action is None:
                 return
             from .incidents import IncidentConflict, IncidentNotFound

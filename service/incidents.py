@@ -178,6 +178,15 @@ class IncidentStore:
     def _domain_index(self) -> str:
         return f"{self.prefix}:{{incidx}}:dom"
 
+    @property
+    def _domains(self) -> str:
+        return f"{self.prefix}:{{incidx}}:domains"
+
+    async def domains(self) -> list[str]:
+        """Every correlation domain that has had an incident ("default" always)."""
+        extra = await self.redis.smembers(self._domains)
+        return ["default"] + sorted({_s(d) for d in extra} - {"default"})
+
     async def _domain_of(self, iid: str) -> str:
         d = _s(await self.redis.hget(self._domain_index, iid))
         return d or "default"
@@ -234,6 +243,7 @@ class IncidentStore:
                     continue
             if created and domain != "default":
                 await self.redis.hset(self._domain_index, iid, domain)
+                await self.redis.sadd(self._domains, domain)
             for other in decision.absorb:
                 try:
                     await self.merge(iid, other, "tocsin (alert storm)", feedback=False)
@@ -409,19 +419,26 @@ class IncidentStore:
         domain = await self._domain_of(iid)
         k = self.keys(domain)
         keys = {json.loads(v).get("key") for v in (await self.redis.hvals(k.members(iid)))} - {None}
+        pipe = self.redis.pipeline(transaction=False)
         for key in sorted(keys)[:100]:
-            raw = await self.redis.hget(k.fb, key)
-            fb = json.loads(raw) if raw else {"acted": 0.0, "noise": 0.0}
-            fb[kind] = fb.get(kind, 0.0) + 1.0
-            await self.redis.hset(k.fb, key, _j(fb))
+            pipe.hincrbyfloat(k.fb, f"{key}|{kind}", 1.0)  # atomic: replicas never overwrite each other's counts
+        await pipe.execute()
 
     # ----------------------------------------------------------------------------------- human actions
 
     async def ack(self, iid: str, who: str) -> None:
         now = self.clock.now()
+        k = self.keys(await self._domain_of(iid))
+        before = json.loads(await self.redis.get(k.meta(iid)) or b"{}").get("state")
         await self._simple(iid, "acknowledged", f"acknowledged by {who}", state="acknowledged",
                            acked_by=who, acked_at=now)
-        await self._feedback(iid, "acted")
+        if before != "acknowledged":  # a repeated ack is not more evidence that the incident was real
+            await self._feedback(iid, "acted")
+
+    async def unack(self, iid: str, who: str) -> None:
+        """Back to triggered (e.g. un-acknowledged in PagerDuty): repeats and escalation apply again."""
+        await self._simple(iid, "unacknowledged", f"unacknowledged by {who}", state="triggered", acked_by=None,
+                           acked_at=None)
 
     async def resolve(self, iid: str, who: str) -> None:
         await self._simple(iid, "resolved", f"resolved by {who}", state="resolved", resolved_at="$now")
@@ -543,6 +560,7 @@ class IncidentStore:
         domain = await self._domain_of(iid)
         if domain != "default":
             await self.redis.hset(self._domain_index, new_id, domain)
+            await self.redis.sadd(self._domains, domain)
         await self.cooc(domain).feedback(keys_moved, keys_left, False, self.clock.now())
         return new_id
 
@@ -628,9 +646,12 @@ class IncidentStore:
         keys = sorted({m["key"] for m in members})
         fb: dict[str, dict[str, float]] = {}
         if keys:
-            for key, raw in zip(keys, await self.redis.hmget(k.fb, keys[:200])):
-                if raw:
-                    fb[key] = json.loads(raw)
+            wanted = keys[:200]
+            raw = await self.redis.hmget(k.fb, [f"{key}|{kind}" for key in wanted for kind in ("acted", "noise")])
+            for i, key in enumerate(wanted):
+                acted, noise = raw[2 * i], raw[2 * i + 1]
+                if acted or noise:
+                    fb[key] = {"acted": float(acted or 0), "noise": float(noise or 0)}
         sev, sev_f = severity(members, cfg, now) if members else ("info", [])
         conf, conf_f, flapping = confidence(members, cfg, now, fb) if members else (0.0, [], False)
         lead = await self.cooc(domain).lead_history(keys, now) if keys else None

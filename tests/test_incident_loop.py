@@ -197,3 +197,9 @@ async def test_acknowledge_in_pagerduty_comes_back_to_tocsin_and_slack(loop_env)
     assert again.status in (200, 202, 204)  # a retried delivery is accepted but not applied twice
     timeline = (await app[ENGINE].incidents.get(dedup_key))["timeline"]
     assert sum(1 for t in timeline if t["event"].startswith("ack")) == 1
+    body = json.dumps(webhook_event("incident.unacknowledged", dedup_key, agent="Pat Oncall")).encode()
+    r = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers={
+        "Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "pd-webhook-secret"),
+        "X-Webhook-Id": "w-3"})
+    assert r.status in (200, 202, 204)
+    assert (await app[ENGINE].incidents.get(dedup_key))["state"] == "triggered"  # un-acknowledged in PagerDuty
