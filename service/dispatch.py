@@ -377,8 +377,8 @@ class Dispatcher:
                 # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
                 plan.next_due = now + max(1.0, min(opts.group_wait, opts.group_interval))
                 return plan
-            if firing and not snap.get("summary") and self.summaries is not None:
-                snap = await self._summarize(snap)
+            if firing and self.summaries is not None:
+                snap = await self._summarize(snap)  # cached by evidence digest: no new work when nothing changed
                 plan.incident = snap
             mark = incident_mark(snap)
         for integ in self.integrations.get(opts.receiver, []):
@@ -420,7 +420,14 @@ class Dispatcher:
         except Exception as e:  # the summary must never block the page
             log.warning("summary_failed", incident=snap.get("id"), error=repr(e))
             return snap
-        snap = dict(snap, summary=summary.to_incident_summary())
+        new = summary.to_incident_summary()
+        old = snap.get("summary") or {}
+        if old.get("source") == "claude" and new.get("source") != "claude" and pending is not None:
+            return snap  # keep showing Claude's summary of the previous evidence while the new one is on its way
+        if (old.get("digest"), old.get("source"), old.get("headline")) == (new.get("digest"), new.get("source"),
+                                                                          new.get("headline")):
+            return snap
+        snap = dict(snap, summary=new)
         await self.incidents.set_summary(snap["id"], snap["summary"])
         if pending is not None:
             task = asyncio.ensure_future(self._late_summary(snap["id"], pending))

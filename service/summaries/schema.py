@@ -40,6 +40,7 @@ class Summary(BaseModel):
             "source": self.source,
             "note": self.note,
             "cited": list(self.cited),
+            "digest": getattr(self, "digest", None),  # of the evidence it was made from
         }
 
 
