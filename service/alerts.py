@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import orjson
 from redis.asyncio import Redis
 
 from .clock import parse_rfc3339
@@ -105,18 +106,16 @@ def parse_postable(
 
 # -- records ----------------------------------------------------------------------------------------------
 
-def encode_body(a: Alert) -> str:
-    return json.dumps(
-        {"l": a.labels, "a": a.annotations, "g": a.generator_url, "s": a.source, "d": a.detector},
-        separators=(",", ":"), sort_keys=True,
-    )
+def encode_body(a: Alert) -> bytes:
+    return orjson.dumps({"l": a.labels, "a": a.annotations, "g": a.generator_url, "s": a.source, "d": a.detector},
+                        option=orjson.OPT_SORT_KEYS)
 
 
 def decode_record(fp: str, rec: bytes | str) -> Alert:
     if isinstance(rec, bytes):
         rec = rec.decode()
     s, e, t, u, body = rec.split("|", 4)
-    d = json.loads(body)
+    d = orjson.loads(body)
     return Alert(labels=d["l"], annotations=d["a"], starts_at=int(float(s)) / 1000, ends_at=int(float(e)) / 1000,
                  generator_url=d["g"], updated_at=int(float(u)) / 1000, timeout=t == "1", fingerprint=fp,
                  source=d.get("s", "prometheus"), detector=d.get("d"))

@@ -8,6 +8,7 @@ import uuid
 import time as _wall  # latency metrics only (measurement, not logic)
 from typing import Any, Awaitable, Callable
 
+import orjson
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
@@ -79,6 +80,10 @@ async def _json_body(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise
     try:
+        return orjson.loads(raw)  # the fast path
+    except orjson.JSONDecodeError:
+        pass
+    try:  # the stdlib also reads NaN/Infinity, which detectors write; the schema then names those fields
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": f"body is not valid JSON: {e}"}),

@@ -12,24 +12,25 @@ from typing import Any, Literal
 from .clock import to_rfc3339
 
 
-_FP_CACHE: dict[bytes, str] = {}
+_FP_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
 _FP_CACHE_MAX = 100_000
 
 
 def fingerprint(labels: dict[str, str]) -> str:
     """Alertmanager's label-set fingerprint: FNV-1a 64 over sorted `name 0xFF value 0xFF`.
 
-    Prometheus re-sends the same label sets every minute, so results are cached by the hashed bytes."""
-    data = b"".join(name.encode() + b"\xff" + labels[name].encode() + b"\xff" for name in sorted(labels))
-    fp = _FP_CACHE.get(data)
+    Prometheus re-sends the same label sets every minute, so results are cached by the sorted label pairs."""
+    key = tuple(sorted(labels.items()))
+    fp = _FP_CACHE.get(key)
     if fp is None:
         h = 0xCBF29CE484222325
-        for byte in data:
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        for name, value in key:
+            for byte in name.encode() + b"\xff" + value.encode() + b"\xff":
+                h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
         fp = f"{h:016x}"
         if len(_FP_CACHE) >= _FP_CACHE_MAX:
             _FP_CACHE.clear()
-        _FP_CACHE[data] = fp
+        _FP_CACHE[key] = fp
     return fp
 
 
