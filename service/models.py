@@ -12,6 +12,18 @@ from typing import Any, Literal
 from .clock import to_rfc3339
 
 
+def _fnv1a_64_py(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+try:  # the C implementation (fnv-c); the pure-Python one gives the same numbers, 40x slower
+    from fnv_c import fnv1a_64 as _fnv1a_64
+except ImportError:  # pragma: no cover
+    _fnv1a_64 = _fnv1a_64_py
+
 _FP_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
 _FP_CACHE_MAX = 100_000
 
@@ -23,11 +35,7 @@ def fingerprint(labels: dict[str, str]) -> str:
     key = tuple(sorted(labels.items()))
     fp = _FP_CACHE.get(key)
     if fp is None:
-        h = 0xCBF29CE484222325
-        for name, value in key:
-            for byte in name.encode() + b"\xff" + value.encode() + b"\xff":
-                h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-        fp = f"{h:016x}"
+        fp = f"{_fnv1a_64(b''.join(n.encode() + b'\xff' + v.encode() + b'\xff' for n, v in key)):016x}"
         if len(_FP_CACHE) >= _FP_CACHE_MAX:
             _FP_CACHE.clear()
         _FP_CACHE[key] = fp

@@ -32,3 +32,13 @@ def test_entry_round_trips():
     """A log entry survives its JSON form unchanged."""
     e = Entry(F({"x", "y"}), F({"z"}), 12.5)
     assert Entry.from_json(e.to_json()) == e
+
+
+def test_fingerprint_matches_alertmanager_and_the_reference_implementation():
+    """The fingerprint is Alertmanager's (FNV-1a 64 over sorted name/value pairs), with or without the C hash."""
+    from service.models import _fnv1a_64, _fnv1a_64_py, fingerprint
+
+    assert fingerprint({"alertname": "X", "severity": "page"}) == "1efb09bd1b43c88a"
+    assert fingerprint({}) == "cbf29ce484222325"
+    for data in (b"", b"a\xffb\xff", "ü\xff😀".encode() * 50):
+        assert _fnv1a_64(data) == _fnv1a_64_py(data)
