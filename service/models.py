@@ -24,6 +24,7 @@ try:  # the C implementation (fnv-c); the pure-Python one gives the same numbers
 except ImportError:  # pragma: no cover
     _fnv1a_64 = _fnv1a_64_py
 
+SEP = b"\xff"
 _FP_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
 _FP_CACHE_MAX = 100_000
 
@@ -35,7 +36,8 @@ def fingerprint(labels: dict[str, str]) -> str:
     key = tuple(sorted(labels.items()))
     fp = _FP_CACHE.get(key)
     if fp is None:
-        fp = f"{_fnv1a_64(b''.join(n.encode() + b'\xff' + v.encode() + b'\xff' for n, v in key)):016x}"
+        data = b"".join(n.encode() + SEP + v.encode() + SEP for n, v in key)
+        fp = f"{_fnv1a_64(data):016x}"
         if len(_FP_CACHE) >= _FP_CACHE_MAX:
             _FP_CACHE.clear()
         _FP_CACHE[key] = fp
