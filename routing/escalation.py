@@ -78,23 +78,42 @@ class EscalationConfig(BaseModel):
     policies: dict[str, Policy] = {}
 
 
+WATCH_EVERY = 60.0  # after the last level: how often to look whether the incident was acknowledged/resolved
+
+
 @dataclass(frozen=True)
 class Decision:
-    kind: Literal["fire", "stop", "pause"]
+    kind: Literal["fire", "stop", "pause", "watch"]
     next_step: int  # the step stored after this decision
     next_due: float | None  # None: the escalation is finished
 
 
 def decide(policy: Policy, step: int, state: str | None, snoozed_until: float | None, now: float) -> Decision:
-    """What to do when step `step` of `policy` falls due at `now`, given the incident's state. Pure."""
-    if state is None or state in STOP_STATES or step >= policy.steps:
+    """What to do when step `step` of `policy` falls due at `now`, given the incident's state. Pure.
+
+    After the last level the escalation keeps watching the incident (without paging again), so that the
+    targets it paged hear of the acknowledgement or resolution (a PagerDuty incident opened by a level is
+    acknowledged/resolved with it)."""
+    if state is None or state in STOP_STATES:
         return Decision("stop", step, None)
     if state == "snoozed" and snoozed_until is not None and snoozed_until > now:
         return Decision("pause", step, snoozed_until)
+    if step >= policy.steps:
+        return Decision("watch", step, now + WATCH_EVERY)
     nxt = step + 1
     if nxt >= policy.steps:
-        return Decision("fire", nxt, None)
+        return Decision("fire", nxt, now + WATCH_EVERY)
     return Decision("fire", nxt, now + policy.level(nxt).delay)
+
+
+def paged_receivers(policy: Policy, step: int) -> list[str]:
+    """The receivers the levels before `step` have paged, once each, in order."""
+    out: list[str] = []
+    for i in range(min(step, policy.steps)):
+        for t in policy.level(i).targets:
+            if t.receiver not in out:
+                out.append(t.receiver)
+    return out
 
 
 def escalation_id(incident_id: str, policy: str) -> str:
@@ -179,6 +198,12 @@ class Escalator:
             for t in level.targets:
                 for integ in self.integrations(t.receiver):
                     notes.append(self._notification(eid, integ, t, snap, step, policy, now))
+        elif d.kind == "stop" and policy is not None and snap is not None and step > 0:
+            # Tell every target already paged that the incident is acknowledged or resolved.
+            for name in paged_receivers(policy, step):
+                for integ in self.integrations(name):
+                    notes.append(self._notification(eid, integ, Target(receiver=name), snap, step - 1, policy, now,
+                                                    closing=True))
         shard = self.keys.shard_of(eid)
         args: list[Any] = [eid, token, ms(d.next_due) if d.next_due is not None else -1, d.next_step, TTL, len(notes)]
         for n in notes:
@@ -193,7 +218,7 @@ class Escalator:
         return 1 if d.kind == "fire" else 0
 
     def _notification(self, eid: str, integ: Any, target: Target, snap: dict[str, Any], step: int, policy: Policy,
-                      now: float) -> Notification:
+                      now: float, closing: bool = False) -> Notification:
         level_no = step % len(policy.levels) + 1
         cycle = step // len(policy.levels)
         alerts = [Alert(labels=m.get("labels", {}), annotations=m.get("annotations", {}),
@@ -202,9 +227,14 @@ class Escalator:
                   for m in snap.get("members", [])[:50]]
         incident = dict(snap, escalation={"level": level_no, "of": len(policy.levels), "cycle": cycle,
                                           "mention": target.mention})
+        if closing:
+            incident = dict(snap)  # no escalation banner: this is the update that closes the page
+            reason = f"escalation stopped: {snap.get('state')}"
+        else:
+            reason = f"escalation level {level_no}" + (f" (repeat {cycle})" if cycle else "")
         return Notification(
             id="", receiver=integ.receiver, integration=integ.id, group_key=f"escalation:{snap.get('id')}",
-            group_labels={"incident": str(snap.get("id"))}, status="firing", alerts=alerts, timestamp=now,
-            reason=f"escalation level {level_no}" + (f" (repeat {cycle})" if cycle else ""),
-            external_url=self.external_url, incident=incident,
+            group_labels={"incident": str(snap.get("id"))},
+            status="resolved" if closing and snap.get("state") == "resolved" else "firing", alerts=alerts,
+            timestamp=now, reason=reason, external_url=self.external_url, incident=incident,
         )

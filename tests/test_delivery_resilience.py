@@ -138,6 +138,18 @@ async def test_two_replicas_fire_each_escalation_level_once_even_if_one_dies(red
         clock.set(T0 + 3600)
         await b.engine.step()
         assert sorted(n.receiver for n in sent) == ["l1", "l2", "l3", "team"]
+
+        # Resolved by hand: every level's target hears it once (a PagerDuty incident a level opened is resolved).
+        iid = sent[0].incident["id"]
+        await b.engine.incidents.resolve(iid, "sam")
+        clock.set(T0 + 3600 + 61)
+        await asyncio.gather(a.engine.step(), b.engine.step())
+        closing = [n for n in sent if n.reason.startswith("escalation stopped")]
+        assert sorted(n.receiver for n in closing) == ["l1", "l2", "l3"]
+        assert all(n.status == "resolved" for n in closing)
+        clock.set(T0 + 7200)
+        await asyncio.gather(a.engine.step(), b.engine.step())
+        assert len([n for n in sent if n.reason.startswith("escalation")]) == 6
     finally:
         await a.engine.close()
         await b.engine.close()
