@@ -215,9 +215,18 @@ class Engine:
         if self.escalator is not None:
             n += await self.escalator.run_due()
         await self.outbox.drain()
-        for d in self._digests():
-            n += await d.run_due()
+        n += await self._run_digests()
         self.due_hint = float("-inf")  # unknown again until the next exact look
+        return n
+
+    async def _run_digests(self) -> int:
+        """Send the digests that are due; one failing digest does not hold up the others."""
+        n = 0
+        for d in self._digests():
+            try:
+                n += await d.run_due()
+            except Exception as e:
+                log.warning("digest_failed", digest=d.integration, error=repr(e))
         return n
 
     async def _tick_incidents(self, now: float) -> None:
@@ -246,8 +255,7 @@ class Engine:
                     await self._tick_incidents(self.clock.now())
                 if self.escalator is not None and await self.escalator.run_due():
                     self.outbox.wake()
-                for d in self._digests():
-                    await d.run_due()
+                await self._run_digests()
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -218,13 +218,23 @@ class DigestReceiver:
         raw = await self.redis.hgetall(self._k("buf"))
         items = [Notification.from_json(v) for v in raw.values()]
         if items:
-            await self._deliver(start, now, items)
-        pipe = self.redis.pipeline(transaction=True)
-        if raw:
-            pipe.hdel(self._k("buf"), *raw.keys())
-        pipe.set(self._k("last"), ms(now))
-        pipe.delete(self._k("due"))  # the next item schedules the next run
-        await pipe.execute()
+            try:
+                await self._deliver(start, now, items)
+            except NotifyError as e:
+                if e.retryable:
+                    raise  # the claim moved the run 60 s ahead: it is retried then
+                log.error("digest_dropped", digest=self.integration, items=len(items), reason=e.reason)
+        # Forget exactly what was sent: an item updated meanwhile stays for the next digest.
+        args: list[Any] = [ms(now), ms(next_run(self.cfg.schedule, now))]
+        for k, v in raw.items():
+            args += [k, v]
+        await self.redis.eval(
+            "for i = 3, #ARGV, 2 do if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then "
+            "redis.call('HDEL', KEYS[1], ARGV[i]) end end "
+            "redis.call('SET', KEYS[2], ARGV[1]) "
+            "if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) "
+            "else redis.call('ZADD', KEYS[3], ARGV[2], 'run') end return 1",
+            3, self._k("buf"), self._k("last"), self._k("due"), *args)
         return 1 if items else 0
 
     async def _deliver(self, start: float, end: float, items: list[Notification]) -> None:
