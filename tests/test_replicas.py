@@ -7,11 +7,6 @@ racing `run_due()` on the same due groups, which must flush each group exactly o
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -27,14 +22,8 @@ from service.config import EnvSettings, parse_config
 from service.engine import Engine, recording_factory
 from service.models import Alert, Notification
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.serve_kit import TocsinProcess as Serve
 DEADLINE = 45.0  # generous for a loaded 2-core machine; normally reached in a few seconds
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -83,46 +72,6 @@ receivers:
 tocsin:
   data_dir: {data_dir}
 """
-
-
-class Serve:
-    def __init__(self, config: Path, log: Path, instance: str, redis_url: str, prefix: str):
-        self.config, self.log = config, log
-        self.env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TOCSIN_KEY_PREFIX")}
-        self.env.update(TOCSIN_INSTANCE=instance, REDIS_URL=redis_url, TOCSIN_KEY_PREFIX=prefix, PYTHONPATH=str(REPO))
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, session: ClientSession) -> None:
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--config", str(self.config),
-                 "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning"],
-                cwd=REPO, env=self.env, stdout=logf, stderr=logf, start_new_session=True)
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"tocsin exited: {self.log.read_text()[-2000:]}"
-            try:
-                async with session.get(self.base + "/-/ready") as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("tocsin never became ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
 
 
 async def wait_for(cond, what: str, timeout: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
