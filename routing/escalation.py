@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Literal

@@ -6,10 +6,9 @@ re-sent alerts atomically (Lua `upsert_alert_merge`).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis

@@ -21,7 +21,7 @@ from routing.matchers import compile_go, parse_matchers
 from routing.silences import SilenceError
 
 from .alerts import ItemError, parse_postable
-from .clock import parse_rfc3339, to_rfc3339
+from .clock import to_rfc3339
 from .config import redacted_source
 from .errors import ConfigError
 from .events import DetectorEvent

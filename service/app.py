@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError

@@ -28,7 +28,7 @@ from .alerts import AlertStore, Upserted
 from .clock import Clock
 from .config import Config
 from .models import Alert, Notification
-from .notify_log import FIRST, Entry, needs_incident_update, needs_update
+from .notify_log import Entry, needs_incident_update, needs_update
 from .store import Keys, Scripts, group_id, ms, queue_script
 
 log = structlog.get_logger("tocsin.dispatch")

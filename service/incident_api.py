@@ -95,7 +95,7 @@ async def _get(engine: Any, iid: str) -> dict[str, Any]:
     try:
         snap = await engine.incidents.get(iid)
     except IncidentNotFound:
-        raise web.HTTPNotFound(text=f'{{"code": 404, "message": "incident not found"}}',
+        raise web.HTTPNotFound(text='{"code": 404, "message": "incident not found"}',
                                content_type="application/json") from None
     if engine.summaries is not None:
         from .summaries.evidence import build_evidence

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from routing.receivers.digest import Schedule, next_run
 from service.clock import to_rfc3339
-from tests.pipeline_kit import T0, harness
+from tests.pipeline_kit import T0
 
 CONFIG = """
 global: {resolve_timeout: 4h}

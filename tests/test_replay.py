@@ -12,7 +12,6 @@ from service.app import create_app
 from service.appkeys import ENGINE
 from service.clock import ManualClock, parse_rfc3339, to_rfc3339
 from service.config import parse_config
-from service.models import Notification
 from service.replay import replay
 from routing.receivers.console import notification_record
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from service.app import create_app
