@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
+import signal
 import uuid
 import time as _wall  # latency metrics only (measurement, not logic)
 from typing import Any, Awaitable, Callable
@@ -342,6 +344,10 @@ async def metrics(request: web.Request) -> web.Response:
 @require_token("api")
 async def reload(request: web.Request) -> web.Response:
     ok, message = await request.app[RELOAD]()
+    supervisor = os.environ.get("TOCSIN_SUPERVISOR_PID")
+    if ok and supervisor and supervisor.isdigit():
+        # `serve --workers N`: the sibling workers reload too (the supervisor forwards SIGHUP to each).
+        os.kill(int(supervisor), signal.SIGHUP)
     return web.Response(status=200 if ok else 400, text=message)
 
 

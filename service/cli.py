@@ -27,6 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     if args.listen:
         cfg.tocsin.listen = args.listen
+    if args.workers > 1:
+        return _serve_workers(args, cfg)
     host, _, port = cfg.tocsin.listen.rpartition(":")
     app = create_app(args.config, cfg=cfg)
 
@@ -44,8 +46,64 @@ def _serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(on_startup)
     web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=5)
+                handle_signals=True, shutdown_timeout=5, reuse_port=args.reuse_port or None)
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, cfg: Any) -> int:
+    """Several `serve` processes on one port (SO_REUSEPORT) and one Redis: replicas on one machine, so that
+    ingest uses more than one core. The parent owns the embedded Redis, forwards SIGHUP (reload) and SIGTERM,
+    and stops everything when a worker exits."""
+    import os
+    import socket
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from .embedded_redis import EmbeddedRedis
+
+    embedded = None
+    url = cfg.tocsin.redis.url
+    if not url:
+        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True)
+        url = embedded.start()
+    base = os.environ.get("TOCSIN_INSTANCE") or f"{socket.gethostname()}:{cfg.tocsin.listen}"
+    procs = []
+    for i in range(args.workers):
+        env = dict(os.environ, REDIS_URL=url, TOCSIN_INSTANCE=f"{base}/w{i}", TOCSIN_SUPERVISOR_PID=str(os.getpid()))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--config", args.config, "--listen", cfg.tocsin.listen,
+             "--log-level", args.log_level, "--reuse-port"], env=env))
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    stopping = {"flag": False}
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping["flag"] = True
+        forward(signal.SIGTERM, frame)
+
+    signal.signal(signal.SIGHUP, forward)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.2)  # supervising child processes (not logic time)
+        code = next((p.returncode for p in procs if p.poll() is not None and p.returncode), 0)
+    finally:
+        forward(signal.SIGTERM, None)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded is not None:
+            embedded.stop()
+    return 0 if stopping["flag"] else code
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -105,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config", required=True)
     s.add_argument("--listen", help="HOST:PORT (default from config, else 127.0.0.1:9093)")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--workers", type=int, default=1,
+                   help="run N replica processes on the same port and Redis (uses N cores)")
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(fn=_serve)
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("config")
