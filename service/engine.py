@@ -132,14 +132,22 @@ class Engine:
             r.bind(self.redis, self.keys.prefix, self._notify_receiver)
 
     async def _notify_receiver(self, name: str, n: Notification) -> None:
-        """Send a notification straight to every integration of receiver `name` (a digest's escalation)."""
+        """Queue a notification for every integration of receiver `name` (a digest item that grew), through the
+        outbox on a lane of its own per incident and receiver: delivered durably, and later updates of the same
+        incident edit the same message."""
+        import hashlib
         from dataclasses import replace
 
+        ident = (n.incident or {}).get("id") if isinstance(n.incident, dict) else None
+        gid = "d" + hashlib.sha1(f"{ident or n.group_key}\x00{name}".encode()).hexdigest()[:19]
+        args: list[Any] = [gid, 30 * 24 * 3600]
         for integ in self.dispatcher.integrations.get(name, []):
-            r = self.receivers.get(integ.id)
-            if r is not None:
-                await r.send(replace(n, integration=integ.id, receiver=integ.receiver,
-                                     reason="escalated from digest"), None)
+            m = replace(n, integration=integ.id, receiver=integ.receiver, reason="escalated from digest")
+            args += [integ.id, integ.receiver, m.to_json()]
+        if len(args) > 2:
+            shard = self.keys.shard_of(gid)
+            await self.scripts.enqueue_notifications(keys=[self.keys.outbox(shard), self.keys.seq(gid)], args=args)
+            self.outbox.wake()
 
     def _scheduled(self, t: float) -> None:
         self.due_hint = min(self.due_hint, t)

@@ -130,6 +130,7 @@ class Scripts:
         "sweep_resolved_alerts",
         "start_escalation",
         "commit_escalation",
+        "enqueue_notifications",
     )
 
     def __init__(self, redis: Redis):
