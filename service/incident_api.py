@@ -184,70 +184,82 @@ def _secret(cfg: dict[str, Any], key: str) -> str | None:
     return None
 
 
+def _pd_secrets(pd_cfg: dict[str, Any]) -> list[str]:
+    one = _secret(pd_cfg, "webhook_secret")
+    return list(pd_cfg.get("webhook_secrets") or []) + ([one] if one else [])
+
+
 def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg: dict[str, Any], clock: Any) -> None:
+    """Incident routes, and the Slack / PagerDuty doors. Their secrets are read from the live configuration, so a
+    reload that rotates them takes effect (and a door without a secret answers 404)."""
     r = app.router
     r.add_get("/api/v1/incidents", list_incidents)
     r.add_get("/api/v1/summaries/feedback", summary_feedback)
     r.add_get("/api/v1/incidents/{id}", get_incident)
     r.add_post("/api/v1/incidents/{id}/{action}", post_action)
 
-    signing = _secret(slack_cfg, "signing_secret")
-    if signing:
-        async def on_slack(a: SlackAction) -> None:
-            engine = app[ENGINE]
-            if engine.incidents is None or a.incident_id.startswith("group:"):
-                return
-            who = a.user_name or a.user_id
-            from .incidents import IncidentConflict
+    async def on_slack(a: SlackAction) -> None:
+        engine = app[ENGINE]
+        if engine.incidents is None or a.incident_id.startswith("group:"):
+            return
+        who = a.user_name or a.user_id
+        from .incidents import IncidentConflict
 
-            try:
-                await apply_action(engine, a.incident_id, a.action, who, a.snooze_seconds)
-            except IncidentConflict as e:
-                log.info("slack_action_ignored", action=a.action, incident=a.incident_id, reason=str(e))
-            except Exception as e:
-                log.error("slack_action_failed", action=a.action, incident=a.incident_id, error=repr(e))
+        try:
+            await apply_action(engine, a.incident_id, a.action, who, a.snooze_seconds)
+        except IncidentConflict as e:
+            log.info("slack_action_ignored", action=a.action, incident=a.incident_id, reason=str(e))
+        except Exception as e:
+            log.error("slack_action_failed", action=a.action, incident=a.incident_id, error=repr(e))
 
-        allowed = slack_cfg.get("allowed_users") or None
-        holder: dict[str, Any] = {}
+    holder: dict[str, Any] = {}
 
-        async def slack_actions(request: web.Request) -> web.StreamResponse:
-            if "h" not in holder:
-                engine = request.app[ENGINE]
-                holder["h"] = make_slack_actions_handler(
-                    signing, clock, on_slack, allowed_users=allowed,
-                    replay_guard=RedisReplayGuard(engine.redis, engine.keys.prefix))
-            return await holder["h"](request)
+    async def slack_actions(request: web.Request) -> web.StreamResponse:
+        engine = request.app[ENGINE]
+        cfg = engine.cfg.tocsin.slack or {}
+        signing = _secret(cfg, "signing_secret")
+        if not signing:
+            return web.json_response({"code": 404, "message": "set tocsin.slack.signing_secret"}, status=404)
+        allowed = tuple(cfg.get("allowed_users") or ())
+        if holder.get("key") != (signing, allowed):  # first use, or the secret / allow-list was reloaded
+            holder["key"] = (signing, allowed)
+            holder["h"] = make_slack_actions_handler(
+                signing, clock, on_slack, allowed_users=allowed or None,
+                replay_guard=RedisReplayGuard(engine.redis, engine.keys.prefix))
+        return await holder["h"](request)
 
-        app[SLACK_HANDLER] = holder
-        r.add_post("/api/v1/slack/actions", slack_actions)
+    app[SLACK_HANDLER] = holder
+    r.add_post("/api/v1/slack/actions", slack_actions)
 
-    pd_secrets = pd_cfg.get("webhook_secrets") or ([_secret(pd_cfg, "webhook_secret")] if _secret(pd_cfg, "webhook_secret") else [])
-    if pd_secrets:
-        async def on_pd(ev: PagerDutyEvent) -> None:
-            engine = app[ENGINE]
-            if engine.incidents is None or ev.agent_type == "service_reference":
-                return  # our own acknowledge coming back through the API
-            action = {"acknowledged": "ack", "resolved": "resolve", "unacknowledged": "unack"}.get(ev.kind)
-            if action is None:
-                return
-            from .incidents import IncidentConflict, IncidentNotFound
+    async def on_pd(ev: PagerDutyEvent) -> None:
+        engine = app[ENGINE]
+        if engine.incidents is None or ev.agent_type == "service_reference":
+            return  # our own acknowledge coming back through the API
+        action = {"acknowledged": "ack", "resolved": "resolve", "unacknowledged": "unack"}.get(ev.kind)
+        if action is None:
+            return
+        from .incidents import IncidentConflict, IncidentNotFound
 
-            try:
-                await apply_action(engine, ev.incident_key, action, f"{ev.agent or 'someone'} (PagerDuty)")
-            except IncidentNotFound:
-                log.info("pagerduty_webhook_unknown_incident", incident=ev.incident_key)
-            except IncidentConflict as e:
-                log.info("pagerduty_webhook_ignored", incident=ev.incident_key, reason=str(e))
+        try:
+            await apply_action(engine, ev.incident_key, action, f"{ev.agent or 'someone'} (PagerDuty)")
+        except IncidentNotFound:
+            log.info("pagerduty_webhook_unknown_incident", incident=ev.incident_key)
+        except IncidentConflict as e:
+            log.info("pagerduty_webhook_ignored", incident=ev.incident_key, reason=str(e))
 
-        pd_holder: dict[str, Any] = {}
+    pd_holder: dict[str, Any] = {}
 
-        async def pd_webhook(request: web.Request) -> web.StreamResponse:
-            if "h" not in pd_holder:
-                engine = request.app[ENGINE]
-                pd_holder["h"] = make_pagerduty_webhook_handler(pd_secrets, engine.redis, engine.keys.prefix, on_pd)
-            return await pd_holder["h"](request)
+    async def pd_webhook(request: web.Request) -> web.StreamResponse:
+        engine = request.app[ENGINE]
+        secrets = _pd_secrets(engine.cfg.tocsin.pagerduty or {})
+        if not secrets:
+            return web.json_response({"code": 404, "message": "set tocsin.pagerduty.webhook_secrets"}, status=404)
+        if pd_holder.get("key") != tuple(secrets):
+            pd_holder["key"] = tuple(secrets)
+            pd_holder["h"] = make_pagerduty_webhook_handler(secrets, engine.redis, engine.keys.prefix, on_pd)
+        return await pd_holder["h"](request)
 
-        r.add_post("/api/v1/pagerduty/webhook", pd_webhook)
+    r.add_post("/api/v1/pagerduty/webhook", pd_webhook)
 
 
 SLACK_HANDLER: web.AppKey[dict[str, Any]] = web.AppKey("slack_handler", dict)
