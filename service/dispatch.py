@@ -167,7 +167,10 @@ class Dispatcher:
 
     async def _incident_for(self, a: Alert, now: float) -> str | None:
         if not a.resolved_at(now):
-            iid, _decision, _created = await self.incidents.assign(a)
+            iid, decision, _created = await self.incidents.assign(a)
+            for other in getattr(decision, "absorb", None) or []:
+                # Incidents the store folded into this one (a storm's first drops): their alerts move too.
+                await self.regroup_incident(other, iid)
             return iid
         return await self.incidents.on_alert_resolved(a) or await self.incidents.incident_of(a)
 
