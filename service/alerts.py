@@ -168,11 +168,12 @@ class AlertStore:
         if kept:  # the stored version was younger: its labels/annotations stay
             stored = decode_record(posted.fingerprint, f"{head}|{kept.decode() if isinstance(kept, bytes) else kept}")
             alert = stored
-        else:
-            alert = Alert(labels=posted.labels, annotations=posted.annotations, starts_at=int(float(s)) / 1000,
-                          ends_at=int(float(e)) / 1000, generator_url=posted.generator_url,
-                          updated_at=int(float(u)) / 1000, timeout=t == "1", fingerprint=posted.fingerprint,
-                          source=posted.source, detector=posted.detector)
+        else:  # the posted alert is ours (parsed from the request): give it the merged times
+            alert = posted
+            alert.starts_at = int(float(s)) / 1000
+            alert.ends_at = int(float(e)) / 1000
+            alert.updated_at = int(float(u)) / 1000
+            alert.timeout = t == "1"
         return Upserted(alert, bool(int(was_firing)), bool(int(existed)), u, bool(int(grouped)))
 
     async def get_many(self, fps: list[str]) -> dict[str, Alert]:
