@@ -139,3 +139,14 @@ async def test_summary_feedback_is_stored_and_reported(api):
     share = (await (await http.get("/api/v1/summaries/feedback")).json())["helpful_share"]
     assert abs(share - 2 / 3) < 1e-9
     assert (await http.post(f"/api/v1/incidents/{inc['id']}/feedback", json={"helpful": "yes"})).status == 400
+
+
+async def test_a_resolved_incident_cannot_be_acknowledged_or_snoozed(api):
+    """A stale button or late webhook cannot revive a resolved incident: ack and snooze answer 409."""
+    http, app, clock, sent = api
+    await cascade(http, app, clock)
+    (inc,) = await (await http.get("/api/v1/incidents")).json()
+    assert (await http.post(f"/api/v1/incidents/{inc['id']}/resolve", json={"by": "sam"})).status == 200
+    assert (await http.post(f"/api/v1/incidents/{inc['id']}/ack", json={"by": "kim"})).status == 409
+    assert (await http.post(f"/api/v1/incidents/{inc['id']}/snooze", json={"seconds": 60})).status == 409
+    assert (await (await http.get(f"/api/v1/incidents/{inc['id']}")).json())["state"] == "resolved"
