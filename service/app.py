@@ -34,7 +34,7 @@ async def connect_redis(cfg: Config) -> tuple[aioredis.Redis, EmbeddedRedis | No
     embedded = None
     url = cfg.tocsin.redis.url
     if not url:
-        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True)
+        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True, fsync=cfg.tocsin.redis.fsync)
         url = embedded.start()  # main thread: the server's lifetime is tied to the starting thread
         log.info("embedded_redis_started", dir=str(embedded.data_dir))
     # A blocking pool: under a burst (up to 128 concurrent group flushes, one delivery lane per group, ingest),

@@ -65,7 +65,7 @@ def _serve_workers(args: argparse.Namespace, cfg: Any) -> int:
     embedded = None
     url = cfg.tocsin.redis.url
     if not url:
-        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True)
+        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True, fsync=cfg.tocsin.redis.fsync)
         url = embedded.start()
     base = os.environ.get("TOCSIN_INSTANCE") or f"{socket.gethostname()}:{cfg.tocsin.listen}"
     procs = []

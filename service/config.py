@@ -80,6 +80,9 @@ class RedisConfig(_Strict):
     url: str | None = None  # REDIS_URL overrides; unset -> embedded redis-server under data_dir
     key_prefix: str = "tocsin"
     shards: int = Field(16, ge=1, le=1024)
+    # The embedded Redis's append-only fsync policy: `always` (no acknowledged alert is lost even if the machine
+    # crashes) or `everysec` (faster; up to a second of acknowledged writes lost in a machine crash).
+    fsync: Literal["always", "everysec"] = "always"
 
 
 class DeliveryConfig(_Strict):
