@@ -21,31 +21,23 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import LocalServer
+
 SEVERITIES = {"critical", "error", "warning", "info"}
 
 
-class FakePagerDuty:
+class FakePagerDuty(LocalServer):
     def __init__(self) -> None:
+        super().__init__()
         self.events: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
         self.incidents: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[int, float | None]] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    async def __aenter__(self) -> "FakePagerDuty":
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+    client_max_size = 4 * 1024 * 1024
+
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/enqueue", self._enqueue)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     @property
     def events_url(self) -> str:

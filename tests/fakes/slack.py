@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import LocalServer
+
 
 @dataclass
 class Failure:
@@ -98,8 +100,9 @@ def block_kit_problems(blocks: Any) -> list[str]:
     return problems
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     def __init__(self, token: str = "xoxb-fake-token", webhook_path: str = "/services/T000/B000/XXXXXXXX"):
+        super().__init__()
         self.token = token
         self.webhook_path = webhook_path
         self.messages: list[Message] = []  # top-level messages in posting order
@@ -108,25 +111,12 @@ class FakeSlack:
         self._by_ts: dict[str, Message] = {}
         self._failures: list[Failure] = []
         self._seq = 0
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeSlack":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post(self.webhook_path, self._webhook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     @property
     def base_url(self) -> str:
