@@ -444,6 +444,7 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
     if a is None:
         return best, False
     known_other = False
+    explains = False  # some relation runs with time: the new alert could be a cause or an effect of a member
     for m in members:
         b = _node(m, topo)
         if b is None:
@@ -455,6 +456,7 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
         h = topo.calls(a, b)
         if h:
             s, detail = HOP_SCORE.get(h, 0.4), f"{a} calls {b} ({h} hop{'s' if h > 1 else ''}): {b} is upstream"
+            explains = True
         h2 = topo.calls(b, a)
         if h2:
             # The new alert is on a dependency of the member: it explains the member only if it started
@@ -462,6 +464,7 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
             # more likely a separate fault, so it counts half.
             hs = HOP_SCORE.get(h2, 0.4)
             before = f.onset <= m.onset + CAUSE_SLACK
+            explains |= before
             hs = hs if before else hs * 0.5
             if hs > s:
                 s, detail = hs, (f"{b} calls {a} ({h2} hop{'s' if h2 > 1 else ''}): {a} is upstream"
@@ -470,10 +473,14 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
             sd = topo.shared_dependency(a, b)
             if sd:
                 s, detail = SIBLING_SCORE - 0.1 * (sd[1] - 2), f"{a} and {b} both depend on {sd[0]}"
+                explains = True
         if s > best.score:
             best = Reason("topology", s, m.fingerprint, detail)
     if best.score > 0:
-        return best, False
+        # Only dependencies of members that broke after them: the graph explains the alert neither as a cause
+        # (it came too late) nor as an effect (it calls none of them). Like unrelated services, that damps
+        # the other evidence; the weak topology score itself still counts.
+        return best, not explains
     same = any(_node(m, topo) == a for m in members)
     return best, known_other and not same
 

@@ -196,3 +196,19 @@ def test_storm_absorbs_incidents_opened_by_its_first_drops():
     big = inc("big", *[feat("InstanceDown", T0 + 5 + i, service="mailer", instance=f"m-{i}") for i in range(6)])
     d = decide(feat("InstanceDown", T0 + 20, service="mailer", instance="m-99"), drops + [big], T0 + 20, c)
     assert d.incident_id == "big" and sorted(d.absorb) == ["d0", "d1", "d2", "d3", "d4"]
+
+
+def test_a_dependency_that_broke_after_its_caller_is_not_pulled_in_by_weak_evidence():
+    """An alert on a dependency that fired minutes after its (already explained) caller is neither a cause nor
+    an effect in the call graph: shared namespace and similar names do not make it join; the same alert
+    firing before its caller does join, as the likely cause."""
+    inv_db = feat("DiskIOSaturation", T0, service="inventory-db", namespace="shop", instance="inv-db-0")
+    checkout = feat("HighLatency", T0 + 30, service="checkout", namespace="shop", instance="co-1")
+    late = feat("DiskIOSaturation", T0 + 240, service="payments-db", namespace="shop", instance="pay-db-0")
+    payments = feat("HighLatency", T0 + 40, service="payments", namespace="shop", instance="pay-1")
+    incident2 = inc("i1", inv_db, checkout, payments)
+    d = decide(late, [incident2], T0 + 240, cfg())
+    assert d.incident_id is None, d
+    early = feat("DiskIOSaturation", T0 + 35, service="payments-db", namespace="shop", instance="pay-db-0")
+    d2 = decide(early, [incident2], T0 + 35, cfg())
+    assert d2.incident_id == "i1"
