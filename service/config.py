@@ -358,7 +358,7 @@ def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], rou
     """Validate Tocsin's correlation, escalation and LLM sections and their references, with paths."""
     from routing.escalation import EscalationConfig
 
-    from .correlation import CorrelationConfig
+    from .incidents.correlation import CorrelationConfig
     from .summaries.config import LLMConfig
 
     errors: list[ConfigError] = []

@@ -157,7 +157,7 @@ class Engine:
         """Correlation (incidents), summaries and escalation, when configured."""
         from routing.escalation import EscalationConfig, Escalator
 
-        from .correlation import CorrelationConfig
+        from .incidents.correlation import CorrelationConfig
 
         corr = CorrelationConfig.model_validate(cfg.tocsin.correlation or {})
         if corr.enabled:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.correlation import (AlertFeatures, CorrelationConfig, IncidentView, decide, label_rarity,
+from service.incidents.correlation import (AlertFeatures, CorrelationConfig, IncidentView, decide, label_rarity,
                                  parse_duration, representatives, tokens)
 from service.errors import ConfigError
 from service.models import Alert

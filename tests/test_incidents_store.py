@@ -9,8 +9,8 @@ import textwrap
 import redis.asyncio as aioredis
 
 from service.clock import ManualClock
-from service.cooccurrence import CooccurrenceStore
-from service.correlation import CorrelationConfig
+from service.incidents.cooccurrence import CooccurrenceStore
+from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentConflict, IncidentNotFound, IncidentStore
 from service.models import Alert
 
@@ -106,7 +106,7 @@ WORKER = textwrap.dedent("""
     import asyncio, json, sys
     import redis.asyncio as aioredis
     from service.clock import ManualClock
-    from service.correlation import CorrelationConfig
+    from service.incidents.correlation import CorrelationConfig
     from service.incidents import IncidentStore
     from service.models import Alert
 

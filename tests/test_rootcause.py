@@ -1,8 +1,8 @@
 """Root-cause ranking: onset, deviation, topology position, learned history."""
 from __future__ import annotations
 
-from service.correlation import CorrelationConfig
-from service.rootcause import rank
+from service.incidents.correlation import CorrelationConfig
+from service.incidents.rootcause import rank
 
 T0 = 1_800_000_000.0
 TOPO = {"frontend": ["checkout"], "checkout": ["payments"], "payments": ["payments-db"]}

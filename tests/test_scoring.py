@@ -1,8 +1,8 @@
 """Severity and confidence: levels, and a factor with an explanation for each input."""
 from __future__ import annotations
 
-from service.correlation import CorrelationConfig
-from service.scoring import confidence, severity
+from service.incidents.correlation import CorrelationConfig
+from service.incidents.scoring import confidence, severity
 
 T0 = 1_800_000_000.0
 

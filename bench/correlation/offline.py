@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from redis.asyncio import Redis
 
 from service.clock import ManualClock, parse_rfc3339, to_rfc3339
-from service.correlation import CorrelationConfig
+from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentStore
 from service.models import Alert
 

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from bench.correlation import generator, offline, scorer
-from service.correlation import CorrelationConfig
+from service.incidents.correlation import CorrelationConfig
 
 KEYS = ["alerts_in", "real_incidents", "new_notifications", "incident_recall", "notifications_per_incident",
         "noise_notifications", "compression", "purity", "ari", "rootcause_hit1", "rootcause_hit3",

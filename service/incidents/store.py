@@ -33,11 +33,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from .clock import Clock
+from ..clock import Clock
 from .cooccurrence import CooccurrenceStore
 from .correlation import (AlertFeatures, CorrelationConfig, Decision, IncidentView, Reason, decide,
                           representatives)
-from .models import Alert
+from ..models import Alert
 from .rootcause import rank
 from .scoring import confidence, member_entity, member_metric, member_service, severity
 
