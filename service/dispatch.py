@@ -168,11 +168,20 @@ class Dispatcher:
     async def _incident_for(self, a: Alert, now: float) -> str | None:
         if not a.resolved_at(now):
             iid, decision, _created = await self.incidents.assign(a)
+            if getattr(decision, "moved_from", None):
+                await self._leave_incident_groups(a.fingerprint, decision.moved_from)
             for other in getattr(decision, "absorb", None) or []:
                 # Incidents the store folded into this one (a storm's first drops): their alerts move too.
                 await self.regroup_incident(other, iid)
             return iid
         return await self.incidents.on_alert_resolved(a) or await self.incidents.incident_of(a)
+
+    async def _leave_incident_groups(self, fp: str, incident_id: str) -> None:
+        """A member that fired again started another incident: its old incident's groups forget it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for gid in await self.incident_groups(incident_id):
+            pipe.hdel(self.keys.group_members(gid), fp)
+        await pipe.execute()
 
     async def incident_groups(self, incident_id: str) -> list[str]:
         """Group ids an incident can have (one per correlating route)."""
@@ -384,6 +393,12 @@ class Dispatcher:
                 snap = await self._summarize(snap)  # cached by evidence digest: no new work when nothing changed
                 plan.incident = snap
             mark = incident_mark(snap)
+        if snap is not None and not firing and snap.get("state") != "resolved":
+            # Every member resolved but the incident has not (its quiet period runs): no delivery now, and the
+            # resolved members stay in the group for the incident's one resolve when it does.
+            plan.removals = {}
+            plan.next_due = now + opts.group_interval
+            return plan
         for integ in self.integrations.get(opts.receiver, []):
             entry = g.nflog.get(integ.id)
             reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)

@@ -29,7 +29,6 @@ from .store import Keys, Scripts
 
 log = structlog.get_logger("tocsin.engine")
 
-TICK_EVERY = 10.0  # seconds (event time) between incident lifecycle ticks in step()
 ReceiverFactory = Callable[[str, str, dict[str, Any], Config, Clock], Receiver]
 _PACERS: dict[int, Any] = {}
 
@@ -84,6 +83,21 @@ def build_receivers(cfg: Config, factory: ReceiverFactory, clock: Clock | None =
             integration = f"{name}/{kind}/{idx}"
             out[integration] = factory(integration, kind, c, cfg, clock)
     return out
+
+
+def entity_labels_of(cfg: Config, defaults: list[str]) -> list[str]:
+    """The labels that name an entity: what the correlating routes group by (the user said so) that is not a
+    service or alert name, then the well-known entity labels, the most specific first."""
+    from .incidents.correlation import SERVICE_LABELS
+
+    first: list[str] = []
+    for r in cfg.route.walk():
+        if not r.extra.get("correlate", True):
+            continue
+        for name in r.opts.group_by:
+            if name not in SERVICE_LABELS and name not in ("alertname", "severity") and name not in first:
+                first.append(name)
+    return first + [x for x in defaults if x not in first]
 
 
 def default_consumer(listen: str) -> str:
@@ -160,6 +174,8 @@ class Engine:
         from .incidents.correlation import CorrelationConfig
 
         corr = CorrelationConfig.model_validate(cfg.tocsin.correlation or {})
+        if corr.enabled and "entity_labels" not in (cfg.tocsin.correlation or {}):
+            corr.entity_labels = entity_labels_of(cfg, corr.entity_labels)
         if corr.enabled:
             from .incidents import IncidentStore
 
@@ -216,9 +232,8 @@ class Engine:
     async def step(self) -> int:
         """Advance everything due at the clock's now, then deliver what was decided (replay and tests)."""
         now = self.clock.now()
-        if self.incidents is not None and now - self._last_tick >= TICK_EVERY:
-            self._last_tick = now
-            await self._tick_incidents(now)
+        if self.incidents is not None:
+            await self._tick_incidents(now)  # reads only incidents whose lifecycle time has come
         n, _ = await self.scheduler.run_due()
         if self.escalator is not None:
             n += await self.escalator.run_due()
@@ -250,6 +265,9 @@ class Engine:
             times.append(await self.escalator.next_due())
         for d in self._digests():
             times.append(await d.next_due())
+        if self.incidents is not None:
+            for domain in await self.incidents.domains():
+                times.append(await self.incidents.next_due(domain))
         times = [t for t in times if t is not None]
         return min(times) if times else None
 

@@ -43,9 +43,12 @@ INCIDENT_UPDATED = "incident updated"
 def needs_incident_update(entry: Entry | None, firing: frozenset[str], mark: str, acknowledged: bool,
                           reason: str | None) -> str | None:
     """Incident groups also notify when what people see changed (state, severity, summary), as an update of
-    the message already posted; and an acknowledged incident does not repeat (PagerDuty's semantics)."""
+    the message already posted; an acknowledged incident does not repeat (PagerDuty's semantics); and a member
+    that resolves while others fire is not a delivery of its own (the incident resolves once, as a whole)."""
     if reason == REPEAT and acknowledged:
         return None
+    if reason == RESOLVED:
+        return None  # one member resolving is not news while the incident burns: shown with the next update
     if reason is None and entry is not None and firing and entry.mark != mark:
         return INCIDENT_UPDATED
     return reason

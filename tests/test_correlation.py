@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.incidents.correlation import (AlertFeatures, CorrelationConfig, IncidentView, decide, label_rarity,
-                                 parse_duration, representatives, tokens)
+from service.incidents.correlation import (AlertFeatures, Context, CorrelationConfig, IncidentView, decide,
+                                           label_rarity, parse_duration, representatives, tokens)
 from service.errors import ConfigError
 from service.models import Alert
 
@@ -51,22 +51,21 @@ def test_tokens_split_camel_case_and_bound_untrusted_text():
 
 
 def test_caller_joins_dependency_incident_via_topology():
-    """An alert on a direct caller of a failing dependency joins its incident, with the edge as reason."""
+    """An alert on a direct caller of a failing dependency (another entity) joins its incident: time and the
+    call edge, two kinds of evidence, each a reason."""
     db = feat("PostgresSlowQueries", service="payments-db", instance="db-1")
     d = decide(feat("HighLatency", T0 + 40, service="payments", instance="pay-1"), [inc("i1", db)], T0 + 40, cfg())
-    assert d.incident_id == "i1"
+    assert d.incident_id == "i1" and d.hop == 1
     sig = {r.signal: r for r in d.reasons}
-    assert sig["time"].score > 0.9 and sig["topology"].matched == db.fingerprint
+    assert sig["time"].score > 0.8 and sig["topology"].matched == db.fingerprint
     assert "payments calls payments-db" in sig["topology"].detail
 
-
-def test_same_service_joins_via_labels():
-    """Two alerts of the same service and instance within the window join through shared labels."""
+def test_same_entity_joins_within_the_rolling_window():
+    """Two alerts of the same entity within the rolling window join; the reason names the entity."""
     a = feat("HighCPU", service="search", instance="s-1")
     d = decide(feat("HighMemory", T0 + 100, service="search", instance="s-1"), [inc("i1", a)], T0 + 100, cfg())
-    assert d.incident_id == "i1"
-    assert any(r.signal == "labels" and "service=search" in r.detail for r in d.reasons)
-
+    assert d.incident_id == "i1" and d.hop == 0
+    assert any(r.signal == "labels" and "same entity s-1" in r.detail for r in d.reasons)
 
 def test_unrelated_services_with_similar_names_stay_apart():
     """Same alert name on services the call graph says are unrelated does not join (text alone is weak)."""
@@ -83,27 +82,34 @@ def test_text_plus_label_joins_without_topology():
     assert d.incident_id == "i1"
 
 
-def test_outside_window_needs_strong_signal_and_firing_incident():
-    """Past the window, only a very strong single signal joins, and only a still-firing incident."""
+def test_the_rolling_window_runs_from_the_latest_onset_and_scales_with_the_cadence():
+    """Past the rolling window of the incident's latest onset even the same entity starts a new incident; the
+    window is at least `window_samples` steps of the source's cadence (300 s is one sample of 5-minute data)."""
     db = feat("HighCPU", service="payments-db", instance="db-1")
-    late_same = feat("HighConnections", T0 + 1200, service="payments-db", instance="db-1")
-    late_caller_2hops = feat("HighLatency", T0 + 1200, service="checkout")
-    assert decide(late_same, [inc("i1", db)], T0 + 1200, cfg()).incident_id == "i1"
-    assert decide(late_same, [inc("i1", db, firing=False)], T0 + 1200, cfg()).incident_id is None
-    assert decide(late_caller_2hops, [inc("i1", db)], T0 + 1200, cfg()).incident_id is None
+    mid = feat("HighIO", T0 + 250, service="payments-db", instance="db-1")
+    late = feat("HighConnections", T0 + 500, service="payments-db", instance="db-1")
+    assert decide(late, [inc("i1", db)], T0 + 500, cfg()).incident_id is None
+    assert decide(late, [inc("i1", db, mid)], T0 + 500, cfg()).incident_id == "i1"  # rolling: 250 s after mid
+    five_minutes = Context(cadence=300.0)  # window max(300 s, 5 x 300 s)
+    assert decide(feat("X", T0 + 1400, service="payments-db", instance="db-1"), [inc("i1", db)], T0 + 1400, cfg(),
+                  ctx=five_minutes).incident_id == "i1"
+    assert decide(feat("X", T0 + 1600, service="payments-db", instance="db-1"), [inc("i1", db)], T0 + 1600, cfg(),
+                  ctx=five_minutes).incident_id is None
 
 
-def test_resolved_incident_reopens_only_within_cooldown():
-    """A strongly related alert reopens a resolved incident within the cool-down, not after it."""
+def test_an_incident_takes_nothing_after_its_life_cap():
+    """An entity that keeps misbehaving is a page a day (max_life), not one unbounded incident."""
+    c = cfg(max_life=3600)
+    ms = [feat("A", T0 + i * 200, instance="h-1") for i in range(18)]  # every 200 s for an hour
+    assert decide(feat("B", T0 + 3500, instance="h-1"), [inc("i1", *ms)], T0 + 3500, c).incident_id == "i1"
+    assert decide(feat("B", T0 + 3700, instance="h-1"), [inc("i1", *ms)], T0 + 3700, c).incident_id is None
+
+def test_a_resolved_incident_takes_no_new_alerts():
+    """A series that fires again after its incident went quiet and resolved starts a new incident."""
     db = feat("HighCPU", service="payments-db", instance="db-1")
-    c = cfg(reopen_cooldown=600)
-    again = feat("HighCPU2", T0 + 900, service="payments-db", instance="db-1")
-    d = decide(again, [inc("i1", db, state="resolved", firing=False, resolved_at=T0 + 500)], T0 + 900, c)
-    assert d.incident_id == "i1" and d.reopen
-    later = feat("HighCPU2", T0 + 1500, service="payments-db", instance="db-1")
-    d = decide(later, [inc("i1", db, state="resolved", firing=False, resolved_at=T0 + 500)], T0 + 1500, c)
+    again = feat("HighCPU", T0 + 200, service="payments-db", instance="db-1")
+    d = decide(again, [inc("i1", db, state="resolved", firing=False, resolved_at=T0 + 100)], T0 + 200, cfg())
     assert d.incident_id is None
-
 
 def test_best_candidate_wins():
     """With two related incidents the alert joins the more strongly related one."""
@@ -113,16 +119,36 @@ def test_best_candidate_wins():
     assert d.incident_id == "pay"
 
 
-def test_common_label_values_count_less():
-    """A label value shared by many open incidents weighs less than one only this incident has."""
+def test_shared_labels_alone_never_join_different_entities():
+    """A namespace (or any label every alert of a cluster shares) is not a relation between two entities; learned
+    co-activation far above chance is, together with time."""
     assert label_rarity(1) == 1.0 and label_rarity(3) < 0.5 < label_rarity(2)
-    c = CorrelationConfig(enabled=True, labels={"namespace": 0.6}, text_similarity=False)
-    incs = [inc(f"i{n}", feat(f"A{n}", T0, namespace="shared", x=str(n))) for n in range(5)]
-    d = decide(feat("Other", T0 + 5, namespace="shared"), incs, T0 + 5, c)
-    assert d.incident_id is None
-    d = decide(feat("Other", T0 + 5, namespace="shared"), incs[:1], T0 + 5, c)
-    assert d.incident_id == "i0"
+    c = CorrelationConfig(enabled=True, text_similarity=False)
+    a = feat("A", T0, namespace="shop", pod="cart-1")
+    b = feat("B", T0 + 30, namespace="shop", pod="web-1")
+    assert decide(b, [inc("i1", a)], T0 + 30, c).incident_id is None
+    learned = Context(cadence=60.0, lift=lambda x, y: (12.0, 5.0) if {x, y} == {"cart-1", "web-1"} else (0.0, 0.0))
+    d = decide(b, [inc("i1", a)], T0 + 30, c, ctx=learned)
+    assert d.incident_id == "i1" and any(r.signal == "cooccurrence" and "12.0x" in r.detail for r in d.reasons)
+    rare = Context(cadence=60.0, lift=lambda x, y: (12.0, 2.0))  # not seen often enough (lift_support 3)
+    assert decide(b, [inc("i1", a)], T0 + 30, c, ctx=rare).incident_id is None
+    chance = Context(cadence=60.0, lift=lambda x, y: (1.2, 40.0))  # together often, but no more than chance
+    assert decide(b, [inc("i1", a)], T0 + 30, c, ctx=chance).incident_id is None
 
+
+def test_no_chaining_an_entity_must_relate_to_the_seed_or_a_direct_neighbour():
+    """Related to a neighbour's neighbour only is not enough: incidents do not grow along chains of members."""
+    topo = {"a": ["b"], "b": ["c"], "c": ["d"]}
+    c = CorrelationConfig(enabled=True, topology=topo, topology_max_hops=1, text_similarity=False)
+    d_ = feat("X", T0, service="d", instance="d-1")
+    c_ = feat("X", T0 + 10, service="c", instance="c-1")
+    b_ = feat("X", T0 + 20, service="b", instance="b-1")
+    a_ = feat("X", T0 + 30, service="a", instance="a-1")
+    view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[d_, c_, b_], seed_entity="d-1",
+                        entities={"d-1": 0, "c-1": 1, "b-1": 2})
+    assert decide(a_, [view], T0 + 30, c).incident_id is None  # a calls b (hop 2): a chain
+    view.entities["b-1"] = 1  # had b been a direct neighbour of the seed, a would join
+    assert decide(a_, [view], T0 + 30, c).incident_id == "i1"
 
 def test_learned_cooccurrence_joins_unlabelled_pair():
     """A learned co-occurrence weight joins alerts that share no labels or topology."""

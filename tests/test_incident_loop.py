@@ -119,6 +119,8 @@ async def test_acknowledge_in_slack_stops_escalation_and_syncs_pagerduty(loop_en
 
     await post_alert(http, server, ends=700)
     await advance(app, clock, 800)
+    assert pd.actions(dedup_key)[-1] == "acknowledge"  # every alert resolved: the incident's quiet period runs
+    await advance(app, clock, 700 + 300 + 60)  # the incident resolves once, as a whole
     assert pd.actions(dedup_key)[-1] == "resolve"
     assert "resolved" in json.dumps(slack.message(msg.ts).blocks).lower()
     assert len([m for m in slack.messages if m.channel == slack.channel_id("#oncall")]) == 1

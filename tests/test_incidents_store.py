@@ -22,7 +22,7 @@ CFG = CorrelationConfig(enabled=True, topology=TOPO, quiet_period=300, reopen_co
 SCHEMA_KEYS = {"id", "title", "state", "opened_at", "updated_at", "resolved_at", "severity", "severity_factors",
                "confidence", "confidence_factors", "services", "metrics", "entities", "members", "root_causes",
                "summary", "flapping", "acked_by", "acked_at", "snoozed_until", "timeline", "url"}
-MEMBER_KEYS = {"fingerprint", "labels", "annotations", "status", "starts_at", "ends_at", "score", "value",
+MEMBER_KEYS = {"entity", "fingerprint", "labels", "annotations", "status", "starts_at", "ends_at", "score", "value",
                "expected", "detector", "generator_url", "joined_by"}
 
 
@@ -179,9 +179,10 @@ async def test_resend_changes_nothing(redis, key_prefix):
     assert after["timeline"] == before["timeline"] and len(after["members"]) == 1
 
 
-async def test_resolve_after_quiet_period_then_reopen_then_retire(redis, key_prefix):
-    """All members resolved + quiet period -> resolved; a member refiring within the cool-down reopens it;
-    after the cool-down the incident retires, a new alert opens a new incident and the old keys expire."""
+async def test_resolve_after_quiet_period_then_a_refire_opens_a_new_incident_then_retire(redis, key_prefix):
+    """All members resolved + quiet period -> resolved; a member firing again after that starts a NEW incident
+    (it does not reopen the old one: no chaining of episodes days apart); after the cool-down the old incident
+    retires and its keys expire, while the member keeps its new incident."""
     clock = ManualClock(T0)
     st = store(redis, key_prefix, clock)
     a, b = cascade()[:2]
@@ -191,6 +192,7 @@ async def test_resolve_after_quiet_period_then_reopen_then_retire(redis, key_pre
     await st.on_alert_resolved(resolved(a, T0 + 100))
     assert await st.tick() == []
     await st.on_alert_resolved(resolved(b, T0 + 100))
+    assert await st.next_due() == T0 + 400
     clock.set(T0 + 399)
     assert await st.tick() == []  # quiet period not over yet
     clock.set(T0 + 400)
@@ -198,17 +200,15 @@ async def test_resolve_after_quiet_period_then_reopen_then_retire(redis, key_pre
     assert (await st.get(iid))["state"] == "resolved"
     clock.set(T0 + 700)
     i2, d, created = await st.assign(Alert(labels=a.labels, starts_at=T0 + 700))
-    snap = await st.get(iid)
-    assert i2 == iid and d.reopen and not created and snap["state"] == "triggered"
-    assert [e["event"] for e in snap["timeline"]][-2:] == ["member_refired", "reopened"]
-    await st.on_alert_resolved(resolved(a, T0 + 710))
-    clock.set(T0 + 1010)
-    assert await st.tick() == [iid]
-    clock.set(T0 + 1700)  # past the 600 s cool-down: retired
+    assert created and i2 != iid and d.moved_from == iid
+    old, new = await st.get(iid), await st.get(i2)
+    assert old["state"] == "resolved" and a.fingerprint not in {m["fingerprint"] for m in old["members"]}
+    assert [m["fingerprint"] for m in new["members"]] == [a.fingerprint]
+    assert old["timeline"][-1]["event"] == "member_left"
+    clock.set(T0 + 1000)  # past the 600 s cool-down of the old incident: retired
     await st.tick()
-    i3, _, created = await st.assign(Alert(labels=a.labels, starts_at=T0 + 1700))
-    assert created and i3 != iid
     assert 0 < await redis.ttl(st.keys("default").meta(iid)) <= 3600
+    assert await st.incident_of(Alert(labels=a.labels, starts_at=T0 + 700)) == i2
 
 
 async def test_flapping_member_marks_incident(redis, key_prefix):

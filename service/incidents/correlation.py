@@ -80,6 +80,10 @@ DEFAULT_LABELS: dict[str, float] = {
 }
 
 
+# Labels that name an entity, the most specific first: a container or pod runs on a node, an instance on a host.
+ENTITY_LABELS = ("pod", "container", "instance", "host", "entity", "device", "node")
+
+
 class FlappingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # An alert that changes state `max_changes` times within `window` is flapping (Nagios uses ~20%
@@ -96,10 +100,27 @@ class CorrelationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    # Onsets further apart than this do not agree in time. Cascades spread through a call graph in
-    # seconds to a few minutes (timeouts, retries, pool exhaustion); 5 minutes is Alertmanager's
-    # group_interval and covers a Prometheus `for: 2m` rule plus a 1m evaluation jitter.
+    # The rolling window: an alert joins an incident of its own entity only if its onset is within this of the
+    # incident's latest onset, and at least `window_samples` steps of the source's own cadence (the step
+    # between its samples, learned from the episodes it sends): 300 s is one sample of 5-minute data.
     window: float = 300.0
+    window_samples: float = Field(5.0, ge=1)
+    # Another entity joins only close to the incident's latest onset (a fault spreads to callers within a
+    # few scrapes) AND with a second kind of evidence (topology, learned co-occurrence, a storm).
+    cross_window: float = 120.0
+    cross_window_samples: float = Field(2.0, ge=0)
+    # An incident takes no new alerts this long after it opened (Moogsoft caps a situation at 24 h):
+    # an entity that keeps misbehaving for days gets a page a day, not one unbounded incident.
+    max_life: float = 86400.0
+    # The cadence assumed until a source's own is learned.
+    default_cadence: float = Field(60.0, gt=0)
+    # Labels naming the entity (the thing that breaks), the most specific first; the correlating routes'
+    # `group_by` labels are put in front (see Engine). A Kubernetes pod outranks its node.
+    entity_labels: list[str] = Field(default_factory=lambda: list(ENTITY_LABELS))
+    # Learned co-occurrence of entities: two entities are related when they became active within the cross
+    # window of each other at least `lift_support` times and `lift_min` times more often than chance.
+    lift_min: float = Field(3.0, ge=1)
+    lift_support: int = Field(3, ge=1)
     # Combined structural evidence needed to join while time agrees. 0.5 means: one specific shared
     # label (service/instance, 0.8), a caller/callee edge (0.9 * 0.9), or two weaker signals together.
     join_threshold: float = Field(0.5, gt=0, le=1)
@@ -145,7 +166,7 @@ class CorrelationConfig(BaseModel):
     cooccurrence_half_life: float = 14 * 86400.0
 
     @field_validator("window", "reopen_cooldown", "quiet_period", "retention", "cooccurrence_half_life",
-                     "burst_window", mode="before")
+                     "burst_window", "cross_window", "max_life", "default_cadence", mode="before")
     @classmethod
     def _durations(cls, v: Any) -> float:
         return parse_duration(v)
@@ -187,7 +208,6 @@ class CorrelationConfig(BaseModel):
 # --------------------------------------------------------------------------------------------------
 
 SERVICE_LABELS = ("service", "app", "application", "job")
-ENTITY_LABELS = ("instance", "pod", "host", "node", "container", "device")
 METRIC_LABELS = ("metric", "__name__", "metric_name")
 _TOKEN = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d*[a-z]+")
 STOPWORDS = frozenset(
@@ -237,20 +257,23 @@ class AlertFeatures:
         return f"{self.service}/{self.metric}" if self.service else self.metric
 
     @classmethod
-    def from_alert(cls, alert: Alert, compare_labels: dict[str, float] | None = None) -> "AlertFeatures":
+    def from_alert(cls, alert: Alert, compare_labels: dict[str, float] | None = None,
+                   entity_labels: list[str] | tuple[str, ...] | None = None) -> "AlertFeatures":
         lab = alert.labels
         det = alert.detector or {}
         ann = alert.annotations
         service = next((lab[k] for k in SERVICE_LABELS if lab.get(k)), "")
-        entity = next((lab[k] for k in ENTITY_LABELS if lab.get(k)), "")
-        metric = str(det.get("metric") or "") or next((lab[k] for k in METRIC_LABELS if lab.get(k)), "")
+        ent_labels = tuple(entity_labels or ENTITY_LABELS)
         alertname = lab.get("alertname", "")
+        # The entity: the most specific entity label, else the service, else the alert itself.
+        entity = next((lab[k] for k in ent_labels if lab.get(k)), "") or service or alertname
+        metric = str(det.get("metric") or "") or next((lab[k] for k in METRIC_LABELS if lab.get(k)), "")
         metric = metric or alertname or "unknown"
         score = _float(det.get("score"))
         if score is None:
-            score = _float(lab.get("anomaly_score", ann.get("anomaly_score")))
+            score = _float(lab.get("anomaly_score", ann.get("anomaly_score", ann.get("score"))))
         text = " ".join([alertname, metric if metric != alertname else "", ann.get("summary", "")])
-        keep = set(compare_labels or DEFAULT_LABELS) | set(SERVICE_LABELS) | set(ENTITY_LABELS)
+        keep = set(compare_labels or DEFAULT_LABELS) | set(SERVICE_LABELS) | set(ent_labels)
         return cls(
             fingerprint=alert.fingerprint,
             alertname=alertname,
@@ -284,6 +307,15 @@ class IncidentView:
     firing: bool = True  # some member still fires
     resolved_at: float | None = None
     member_fps: frozenset[str] = frozenset()  # every member fingerprint, not just the sample
+    seed_entity: str = ""  # the entity of the alert that opened it
+    # entity -> hops from the seed (0: the seed's own entity, 1: related to it directly, 2: to a direct neighbour)
+    entities: dict[str, int] = field(default_factory=dict)
+    last_onset: float | None = None  # the latest onset of any member: the rolling window runs from here
+
+    def latest_onset(self) -> float:
+        if self.last_onset is not None:
+            return self.last_onset
+        return max((m.onset for m in self.members), default=self.opened_at)
 
 
 @dataclass
@@ -305,6 +337,8 @@ class Decision:
     reopen: bool = False
     detail: str = ""
     absorb: list[str] = field(default_factory=list)  # incidents to merge into this one (storm drops)
+    hop: int = 0  # hops of the alert's entity from the incident's seed entity
+    moved_from: str | None = None  # a member that fired again left this (quiet) incident for the decided one
 
     @property
     def join(self) -> bool:
@@ -579,97 +613,143 @@ class Population:
         return cls(vi, idf, storm)
 
 
-# When the graph says two services are unrelated, other evidence counts half: shared namespaces or
-# similar names between services that do not talk to each other are usually coincidence.
-UNRELATED_DAMPING = 0.5
+LiftLookup = Callable[[str, str], tuple[float, float]]
+
+
+@dataclass
+class Context:
+    """What a decision knows beyond the candidates: the cadence of the alert's source (seconds between its
+    samples, learned from its episodes) and the learned relations between entities."""
+
+    cadence: float = 60.0
+    lift: LiftLookup | None = None  # (lift over chance, co-activations) of two entities
+
+
+def windows(cfg: CorrelationConfig, cadence: float) -> tuple[float, float]:
+    """(the rolling window of an entity's own incident, the window another entity must join within)."""
+    return (max(cfg.window, cfg.window_samples * cadence), max(cfg.cross_window, cfg.cross_window_samples * cadence))
+
+
+def lift_signal(f: AlertFeatures, anchors: list[str], cfg: CorrelationConfig, lift: LiftLookup | None) -> Reason:
+    """Entities that became active together before, far more often than their base rates predict."""
+    best = Reason("cooccurrence", 0.0, None, "no learned relation between the entities")
+    if lift is None:
+        return best
+    for a in anchors:
+        if a == f.entity:
+            continue
+        value, support = lift(f.entity, a)
+        if support >= cfg.lift_support and value >= cfg.lift_min:
+            s = min(1.0, 0.5 + 0.5 * (1.0 - cfg.lift_min / value)) if value > 0 else 0.0
+            if s > best.score:
+                best = Reason("cooccurrence", s, None, f"{f.entity} and {a} became anomalous together "
+                              f"{support:.0f} times before, {value:.1f}x more often than chance")
+    return best
+
+
+def _relation(f: AlertFeatures, anchors: list[AlertFeatures], cfg: CorrelationConfig, pop: Population,
+              cooc: CoocLookup | None, lift: LiftLookup | None) -> Reason | None:
+    """The strongest structural relation of `f` to the incident's anchor members (its seed entity and the
+    seed's direct neighbours): declared topology, learned co-occurrence (entities or alert keys), or a storm.
+    Shared labels and text are not relations across entities: every alert of a cluster shares them."""
+    found: list[Reason] = []
+    if cfg.weights.topology > 0 and cfg.topology:
+        r, _unrelated = topology_signal(f, anchors, topology_of(cfg))
+        if r.score >= min(HOP_SCORE.values()):  # a call edge within max_hops, not siblings of a dependency
+            r.score *= cfg.weights.topology
+            found.append(r)
+    if cfg.weights.cooccurrence > 0:
+        r = lift_signal(f, sorted({m.entity for m in anchors}), cfg, lift)
+        if r.score > 0:
+            r.score *= cfg.weights.cooccurrence
+            found.append(r)
+        r = cooccurrence_signal(f, anchors, cooc)
+        if r.score >= 0.5:  # learned from closed incidents and people's merges: a firm weight only
+            r.score *= cfg.weights.cooccurrence
+            found.append(r)
+    if cfg.burst_weight > 0:
+        r = burst_signal(f, anchors, cfg, pop.storm_size)
+        if r.score > 0:
+            r.score *= cfg.burst_weight
+            found.append(r)
+    return max(found, key=lambda r: r.score) if found else None
 
 
 def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: CorrelationConfig,
-                    pop: Population, cooc: CoocLookup | None) -> tuple[float, list[Reason], bool, str]:
-    """(combined score, reasons, joinable, explanation) of `f` joining candidate `c`."""
-    w = cfg.weights
-    members = c.members
-    t = time_signal(f, members, cfg.window)
-    reasons: list[Reason] = []
-    if w.labels > 0:
-        reasons.append(labels_signal(f, members, cfg, pop.value_incidents))
-    unrelated = False
-    if w.topology > 0 and cfg.topology:
-        r, unrelated = topology_signal(f, members, topology_of(cfg))
-        reasons.append(r)
-    if w.cooccurrence > 0:
-        reasons.append(cooccurrence_signal(f, members, cooc))
-    text = None
-    if w.text > 0 and cfg.text_similarity:
-        text = text_signal(f, members, pop.idf)
-        text.score *= w.text
-    burst = burst_signal(f, members, cfg, pop.storm_size) if cfg.burst_weight > 0 else None
-    if burst is not None and burst.score > 0:
-        burst.score *= cfg.burst_weight
-        unrelated = False  # a storm crosses service boundaries by nature
-        if text is None or burst.score >= text.score:
-            text = burst
-    if text is not None:
-        reasons.append(text)
-    weight = {"labels": w.labels, "topology": w.topology, "cooccurrence": w.cooccurrence, "text": 1.0}
-    miss, strongest = 1.0, 0.0
-    for r in reasons:
-        r.score *= weight[r.signal]
-        miss *= 1.0 - r.score
-        strongest = max(strongest, r.score)
-    structural = 1.0 - miss  # noisy-OR: independent pieces of evidence
-    if unrelated:
-        structural *= UNRELATED_DAMPING
-    positive = [r for r in reasons if r.score > 0]
+                    pop: Population, cooc: CoocLookup | None,
+                    ctx: Context | None = None) -> tuple[float, list[Reason], bool, str, int]:
+    """(score, reasons, joinable, explanation, hop) of `f` joining candidate `c`.
+
+    - A resolved incident takes nothing: a series that fires again after its incident went quiet starts a new one.
+    - An incident older than `max_life` takes nothing.
+    - The alert's own entity (the seed's, or one already in the incident): its onset within the rolling
+      window of the incident's latest onset.
+    - Another entity: within the cross window of the latest onset AND a structural relation to the seed
+      entity or a direct neighbour of it (two kinds of evidence, never a chain of members)."""
+    ctx = ctx or Context(cfg.default_cadence)
+    win, cross = windows(cfg, ctx.cadence)
     if c.state == "resolved":
-        # Reopening means the same thing broke again: within the cool-down, shared labels alone must be
-        # very strong (same service and instance). A neighbour in the call graph starting a fresh fault
-        # after the incident ended is a new incident, not a relapse.
-        lab = next((r.score for r in reasons if r.signal == "labels"), 0.0)
-        same_entity = any(m.entity == f.entity and m.service == f.service for m in members) if f.entity else True
-        ok = (c.resolved_at is not None and f.onset - c.resolved_at <= cfg.reopen_cooldown
-              and lab >= cfg.strong_threshold and same_entity)
-        return lab, [t] + positive if t.score > 0 else positive, ok, "reopen: same service/entity again"
-    if t.score > 0:
-        # Time agrees: the structural evidence decides, scaled by the time score (1.0 for simultaneous
-        # onsets down to 0.5 at the window's edge), so far-apart onsets need stronger structure.
-        combined = structural * t.score
-        ok = combined >= cfg.join_threshold or strongest >= cfg.strong_threshold
-        return combined, [t] + positive, ok, "time + structure" + (" (topology: unrelated services)"
-                                                                    if unrelated else "")
-    # Time does not agree: only a still-firing incident, and only one very strong signal.
-    ok = c.firing and strongest >= cfg.strong_threshold and not unrelated
-    return strongest * 0.9, positive, ok, "ongoing incident, strong single signal"
+        return 0.0, [], False, "resolved: a new incident", 0
+    if f.onset - c.opened_at > cfg.max_life:
+        return 0.0, [], False, f"opened more than {cfg.max_life:.0f}s ago: takes no new alerts", 0
+    last = c.latest_onset()
+    gap = f.onset - last
+    nearest = min(c.members, key=lambda m: abs(m.onset - f.onset)).fingerprint if c.members else None
+    # Views written before entities were tracked: the first member's entity is the seed, every member's a neighbour.
+    seed = c.seed_entity or (c.members[0].entity if c.members else "")
+    ents = c.entities or {m.entity: (0 if m.entity == seed else 1) for m in c.members}
+    anchor = next((m for m in c.members if m.entity == seed), c.members[0] if c.members else None)
+    hop = ents.get(f.entity)
+    if hop is not None:
+        if abs(gap) > win:
+            return 0.0, [], False, f"onset {gap:.0f}s from the incident's latest onset, outside the {win:.0f}s window", 0
+        t = 1.0 - 0.5 * max(0.0, abs(gap)) / win
+        reasons = [Reason("time", t, nearest, f"onset {gap:.0f}s after the incident's latest onset (rolling window "
+                          f"{win:.0f}s: {cfg.window_samples:g} steps of {ctx.cadence:.0f}s, at least {cfg.window:.0f}s)"),
+                   Reason("labels", 1.0, anchor.fingerprint if anchor else None,
+                          f"same entity {f.entity}" + (" as the seed" if hop == 0 else " already in the incident"))]
+        return 1.0 + t, reasons, True, "same entity, within the rolling window", hop
+    if abs(gap) > cross:
+        return 0.0, [], False, f"another entity, onset {gap:.0f}s from the latest, outside the {cross:.0f}s window", 0
+    anchors_ents = {e for e, h in ents.items() if h <= 1}
+    anchors = [m for m in c.members if m.entity in anchors_ents] or c.members[:1]
+    rel = _relation(f, anchors, cfg, pop, cooc, ctx.lift)
+    if rel is None:
+        return 0.0, [], False, "another entity with no structural relation to the seed", 0
+    t = 1.0 - 0.5 * abs(gap) / cross if cross > 0 else 1.0
+    if rel.matched is None:
+        rel.matched = next((m.fingerprint for m in anchors if m.entity in rel.detail), anchors[0].fingerprint)
+    reasons = [Reason("time", t, nearest, f"onset {gap:.0f}s after the incident's latest onset (cross window "
+                      f"{cross:.0f}s)"), rel]
+    combined = t * rel.score
+    ok = combined >= cfg.join_threshold * 0.5 and rel.score >= cfg.join_threshold
+    near = min((h for e, h in ents.items() if e in {m.entity for m in anchors}), default=0)
+    return combined, reasons, ok, "another entity: time + " + rel.signal, near + 1
 
 
 def decide(features: AlertFeatures, candidates: list[IncidentView], now: float, cfg: CorrelationConfig,
-           cooc: CoocLookup | None = None) -> Decision:
+           cooc: CoocLookup | None = None, ctx: Context | None = None) -> Decision:
     """Join the most related candidate incident, or open a new one. Pure."""
-    for c in candidates:
-        if features.fingerprint in c.member_fps:
-            reopen = c.state == "resolved"
-            return Decision(c.id, [Reason("seed" if not reopen else "manual", 1.0, features.fingerprint,
-                                          "already a member")], 1.0, reopen=reopen, detail="known member")
     if not cfg.enabled or not candidates:
         return Decision(None, [Reason("seed", 1.0, None, "first alert of a new incident")], 0.0,
                         detail="no candidate incident")
     pop = Population.of(candidates, cfg, features)
-    best: tuple[float, IncidentView, list[Reason], str] | None = None
+    best: tuple[float, IncidentView, list[Reason], str, int] | None = None
     runner_up = 0.0
     for c in candidates:
-        s, reasons, ok, why = score_candidate(features, c, now, cfg, pop, cooc)
+        s, reasons, ok, why, hop = score_candidate(features, c, now, cfg, pop, cooc, ctx)
         if not ok:
             continue
         if best is None or s > best[0] or (s == best[0] and c.opened_at < best[1].opened_at):
             if best:
                 runner_up = max(runner_up, best[0])
-            best = (s, c, reasons, why)
+            best = (s, c, reasons, why, hop)
         else:
             runner_up = max(runner_up, s)
     if best is None:
-        return Decision(None, [Reason("seed", 1.0, None, "no incident related strongly enough")], 0.0,
+        return Decision(None, [Reason("seed", 1.0, None, "no open incident related closely enough")], 0.0,
                         detail="new incident")
-    s, c, reasons, why = best
+    s, c, reasons, why, hop = best
     absorb: list[str] = []
     if any(r.detail.startswith("burst:") for r in reasons):
         # The first drops of a storm opened incidents of their own before the storm was visible:
@@ -677,7 +757,7 @@ def decide(features: AlertFeatures, candidates: list[IncidentView], now: float, 
         absorb = [o.id for o in candidates if o.id != c.id and o.state != "resolved" and o.members
                   and all(burst_mate(features, m, cfg) for m in o.members)
                   and features.onset - o.opened_at <= cfg.burst_window]
-    return Decision(c.id, reasons, s, reopen=c.state == "resolved", absorb=absorb,
+    return Decision(c.id, reasons, s, absorb=absorb, hop=hop,
                     detail=f"{why}; score {s:.2f}" + (f", next best {runner_up:.2f}" if runner_up else ""))
 
 

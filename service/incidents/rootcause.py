@@ -19,13 +19,29 @@ from typing import Any, Callable
 from .correlation import CorrelationConfig, topology_of
 from .scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
 
-WEIGHTS = {"earliest_onset": 0.35, "largest_deviation": 0.2, "topology": 0.35, "cooccurrence": 0.1}
+WEIGHTS = {"earliest_onset": 0.35, "largest_deviation": 0.3, "persistence": 0.25, "breadth": 0.1,
+           "topology": 0.35, "cooccurrence": 0.1}
+import math  # noqa: E402
+
+
+def _entity(m: dict[str, Any]) -> str:
+    return str(m.get("entity") or member_entity(m))
+
+
+def _cadence(m: dict[str, Any]) -> float:
+    c = (m.get("history") or {}).get("cadence")
+    try:
+        return max(1.0, float(c)) if c else 60.0
+    except (TypeError, ValueError):
+        return 60.0
 
 
 def _deviation(m: dict[str, Any]) -> float | None:
     s = member_score(m)
     if s is not None:
-        return max(0.0, min(1.0, s))
+        # 0..1 scores are probabilities; larger ones are z-like (|z| of a robust z-score): compare them on a log
+        # scale, so 1e6 (a flat series' MAD floor) does not drown out every other candidate.
+        return max(0.0, min(1.0, s)) if s <= 1.0 else 1.0 + math.log(s)
     v, e = m.get("value"), m.get("expected")
     info = m.get("detector_info") or {}
     lo, hi = info.get("lower"), info.get("upper")
@@ -45,19 +61,22 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
     if not members:
         return []
     cands: dict[tuple[str, str, str], dict[str, Any]] = {}
+    now = max(float(m.get("ends_at") or m["starts_at"]) for m in members)
     for m in members:
-        k = (member_metric(m), member_entity(m), member_service(m))
-        c = cands.setdefault(k, {"onset": m["starts_at"], "dev": None})
+        k = (member_metric(m), _entity(m), member_service(m))
+        c = cands.setdefault(k, {"onset": m["starts_at"], "dev": None, "samples": 0.0, "cad": _cadence(m)})
         c["onset"] = min(c["onset"], m["starts_at"])
+        end = float(m["ends_at"]) if m.get("status") == "resolved" and m.get("ends_at") else now
+        c["samples"] = max(c["samples"], max(1.0, (end - float(m["starts_at"])) / c["cad"]))
         d = _deviation(m)
         if d is not None:
             c["dev"] = max(c["dev"] or 0.0, d)
 
     t0 = min(c["onset"] for c in cands.values())
-    span = max(c["onset"] for c in cands.values()) - t0
-    # Onset evidence falls off over the incident's spread of onsets (at least one minute, so alerts
-    # seconds apart are near-equal: scrape and evaluation jitter).
-    scale = max(60.0, span)
+    max_samples = max(c["samples"] for c in cands.values())
+    per_entity: dict[str, int] = {}
+    for (_metric, entity, _service) in cands:
+        per_entity[entity] = per_entity.get(entity, 0) + 1
     max_dev = max((c["dev"] for c in cands.values() if c["dev"] is not None), default=None)
 
     topo = topology_of(cfg) if cfg.topology else None
@@ -79,8 +98,16 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
     for (metric, entity, service), c in cands.items():
         ev: list[dict[str, Any]] = []
         lag = c["onset"] - t0
-        ev.append({"kind": "earliest_onset", "weight": round(max(0.0, 1.0 - lag / scale), 3),
+        # Onset evidence falls off per sample of the source's cadence: a cause fires before its effects, but
+        # alerts within one scrape are near-equal (evaluation jitter).
+        ev.append({"kind": "earliest_onset", "weight": round(1.0 / (1.0 + lag / c["cad"]), 3),
                    "detail": "first to fire" if lag == 0 else f"fired {lag:.0f}s after the first alert"})
+        ev.append({"kind": "persistence", "weight": round(math.log1p(c["samples"]) / math.log1p(max_samples), 3),
+                   "detail": f"anomalous for {c['samples']:.0f} samples of {c['cad']:.0f}s"})
+        if len(per_entity) > 1:
+            share = per_entity[entity] / max(per_entity.values())
+            ev.append({"kind": "breadth", "weight": round(share, 3),
+                       "detail": f"{per_entity[entity]} anomalous metrics on {entity or service or metric}"})
         if max_dev is not None:
             d = c["dev"]
             ev.append({"kind": "largest_deviation", "weight": round((d or 0.0) / max_dev if max_dev else 0.0, 3),

@@ -11,10 +11,11 @@ confidence starts from an even prior and each factor moves it. Every factor retu
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
-from .correlation import SERVICE_LABELS, CorrelationConfig
+from .correlation import ENTITY_LABELS, SERVICE_LABELS, CorrelationConfig
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -55,8 +56,10 @@ def member_service(m: dict[str, Any]) -> str:
 
 
 def member_entity(m: dict[str, Any]) -> str:
+    if m.get("entity"):
+        return str(m["entity"])
     lab = m.get("labels", {})
-    return next((lab[k] for k in ("instance", "pod", "host", "node", "container", "device") if lab.get(k)), "")
+    return next((lab[k] for k in ENTITY_LABELS if lab.get(k)), "")
 
 
 def member_score(m: dict[str, Any]) -> float | None:
@@ -152,16 +155,62 @@ def severity(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float) 
 DETECTOR_CONFIDENCE = {"high": 0.15, "medium": 0.0, "low": -0.15}
 
 
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
+
+
+def _samples(m: dict[str, Any], now: float) -> float:
+    """How many of its source's samples a member has been anomalous for (at least one)."""
+    cad = (m.get("history") or {}).get("cadence") or 60.0
+    end = m.get("ends_at") if m.get("status") == "resolved" and m.get("ends_at") else now
+    return max(1.0, (float(end) - float(m["starts_at"])) / max(1.0, float(cad)))
+
+
+def _rate_per_day(m: dict[str, Any]) -> float | None:
+    """How often the member's series fired before it joined (episodes per day), if the store knows."""
+    h = m.get("history") or {}
+    if "episodes" not in h:
+        return None
+    return float(h["episodes"]) / max(1.0, float(h.get("span") or 0.0) / 86400.0)
+
+
+PRIOR_LOG_ODDS = 0.6  # a lone, new, unscored alert: sigmoid(0.6) = 0.65, above the default hold of 0.4
+
+
 def confidence(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float,
                feedback: dict[str, dict[str, float]] | None = None) -> tuple[float, list[dict[str, Any]], bool]:
     """(confidence 0..1, factors, flapping) that the incident is real and actionable.
 
-    `feedback` maps a member key (service/metric) to decayed counts {"acted": x, "noise": y} of past
-    incidents that contained it.
+    Log-odds evidence, each factor's contribution shown: the detector's deviation (log of |z| over the usual
+    threshold of 4, or a 0..1 score), persistence (log of the samples the longest member has been anomalous),
+    breadth (log of the distinct metrics), novelty (a series that fires every day is less news than one that
+    never did: -0.5 log(1 + episodes per day)), the detectors' own confidence and agreement, flapping and
+    people's feedback on similar incidents. `feedback` maps a member key (service/metric) to decayed counts
+    {"acted": x, "noise": y} of past incidents that contained it.
     """
-    factors: list[dict[str, Any]] = [_factor("prior", 0.5, 0.5, "every incident starts at an even 0.5")]
+    factors: list[dict[str, Any]] = [_factor("prior", round(_sigmoid(PRIOR_LOG_ODDS), 3), PRIOR_LOG_ODDS,
+                                             "a lone new alert with no other evidence (log-odds)")]
+    scores = [s for s in (member_score(m) for m in members) if s is not None]
+    if scores:
+        top = max(scores)
+        c = min(3.0, math.log(top / 4.0)) if top > 1.0 else 2.0 * (top - 0.5)
+        factors.append(_factor("deviation", round(top, 3), c, f"largest anomaly score {top:.3g}"
+                               + (" (|z| relative to 4)" if top > 1.0 else "")))
+    longest = max(_samples(m, now) for m in members)
+    factors.append(_factor("persistence", round(longest, 1), math.log(longest),
+                           f"the longest member has been anomalous for {longest:.0f} sample(s)"
+                           + (" (a blip)" if longest <= 1.0 else "")))
+    metrics = {member_metric(m) for m in members}
+    entities = {member_entity(m) for m in members} - {""}
+    factors.append(_factor("corroboration", len(metrics), math.log(len(metrics)),
+                           f"{len(metrics)} distinct metrics on {max(1, len(entities))} entities"
+                           + ("" if len(metrics) > 1 else " (a single signal)")))
+    rates = [r for r in (_rate_per_day(m) for m in members) if r is not None]
+    if rates:
+        r = min(rates)
+        factors.append(_factor("novelty", round(r, 2), -0.5 * math.log1p(r),
+                               f"its rarest series fired {r:.1f} times a day before"))
 
-    # Detector agreement: the ensemble's own confidence, agreeing detectors, anomaly_confidence labels.
     confs: list[str] = []
     agree: list[float] = []
     for m in members:
@@ -175,51 +224,28 @@ def confidence(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float
         if isinstance(ind, dict) and ind and isinstance(ag, list):
             agree.append(min(1.0, len(ag) / len(ind)))
     if confs:
-        share_high = confs.count("high") / len(confs)
-        share_low = confs.count("low") / len(confs)
-        c = 0.15 * share_high - 0.15 * share_low
+        c = 4.0 * (0.15 * confs.count("high") - 0.15 * confs.count("low")) / len(confs)
         factors.append(_factor("detector_confidence", {k: confs.count(k) for k in sorted(set(confs))}, c,
                                f"{confs.count('high')} high / {confs.count('low')} low detector confidence"))
     if agree:
         a = sum(agree) / len(agree)
-        factors.append(_factor("detector_agreement", round(a, 2), 0.2 * (a - 0.5),
+        factors.append(_factor("detector_agreement", round(a, 2), 0.8 * (a - 0.5),
                                f"on average {a:.0%} of the ensemble's detectors agree"))
 
-    # Corroboration: distinct metrics that independently fired together.
-    metrics = {member_metric(m) for m in members}
-    entities = {member_entity(m) for m in members} - {""}
-    c = 0.15 if len(metrics) >= 3 else 0.08 if len(metrics) == 2 or len(entities) >= 2 else 0.0
-    factors.append(_factor("corroboration", len(metrics), c,
-                           f"{len(metrics)} distinct metrics on {max(1, len(entities))} entities"
-                           + ("" if c else " (a single signal)")))
-
-    # Persistence: how long the longest member has fired. A single-point blip is not an outage.
-    longest = 0.0
-    for m in members:
-        end = m.get("ends_at") if m.get("status") == "resolved" and m.get("ends_at") else now
-        longest = max(longest, end - m["starts_at"])
-    p = 0.15 if longest >= 600 else 0.05 if longest >= 180 else -0.2 if longest < 90 else 0.0
-    factors.append(_factor("persistence", round(longest), p, f"longest member has fired {longest:.0f}s"
-                           + (" (a blip)" if p < 0 else "")))
-
-    # Flapping: too many state changes within the flapping window.
     flapping = [m for m in members if is_flapping(m, cfg, now)]
     if flapping:
         share = len(flapping) / len(members)
-        c = -0.3 if share >= 0.5 else -0.15
-        factors.append(_factor("flapping", len(flapping), c,
+        factors.append(_factor("flapping", len(flapping), -1.2 if share >= 0.5 else -0.6,
                                f"{len(flapping)} of {len(members)} alerts changed state >= "
                                f"{cfg.flapping.max_changes} times in {cfg.flapping.window:.0f}s"))
-
-    # Human feedback on past incidents with the same alerts.
     if feedback:
         acted = sum(v.get("acted", 0.0) for v in feedback.values())
         noise = sum(v.get("noise", 0.0) for v in feedback.values())
         if acted + noise > 0:
-            c = 0.3 * (acted - noise) / (acted + noise + 1.0)
-            factors.append(_factor("feedback_history", {"acted": round(acted, 2), "noise": round(noise, 2)}, c,
+            factors.append(_factor("feedback_history", {"acted": round(acted, 2), "noise": round(noise, 2)},
+                                   1.2 * (acted - noise) / (acted + noise + 1.0),
                                    f"similar past incidents: {acted:.1f} acted on, {noise:.1f} marked noise"))
 
     total = sum(f["contribution"] for f in factors)
-    value = min(0.99, max(0.01, total))
+    value = min(0.99, max(0.01, _sigmoid(total)))
     return round(value, 3), factors, bool(flapping) and len(flapping) / max(1, len(members)) >= 0.5

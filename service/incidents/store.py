@@ -35,8 +35,9 @@ from redis.exceptions import WatchError
 
 from ..clock import Clock
 from .cooccurrence import CooccurrenceStore
-from .correlation import (AlertFeatures, CorrelationConfig, Decision, IncidentView, Reason, decide,
-                          representatives)
+from .correlation import (AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide,
+                          representatives, windows)
+from .lifecycle import advance, due_at
 from ..models import Alert
 from .rootcause import rank
 from .scoring import confidence, member_entity, member_metric, member_service, severity
@@ -92,6 +93,41 @@ class _Keys:
     def fb(self) -> str:
         return f"{self.base}:fb"
 
+    @property
+    def due(self) -> str:
+        """zset id -> when time next changes the incident (lifecycle.due_at)."""
+        return f"{self.base}:due"
+
+    @property
+    def act(self) -> str:
+        """zset "entity|onset" -> onset: entities that became active recently (for learning co-activation)."""
+        return f"{self.base}:act"
+
+    @property
+    def ent(self) -> str:
+        """hash entity -> activations (an entity's first alert in an incident)."""
+        return f"{self.base}:ent"
+
+    @property
+    def pair(self) -> str:
+        """hash "a\x1fb" (sorted) -> co-activations within the cross window."""
+        return f"{self.base}:pair"
+
+    @property
+    def hist(self) -> str:
+        """hash fingerprint -> episodes seen (a series' own firing history)."""
+        return f"{self.base}:hist"
+
+    @property
+    def cad(self) -> str:
+        """hash entity -> the shortest episode seen (the cadence of the entity's source)."""
+        return f"{self.base}:cad"
+
+    @property
+    def t0(self) -> str:
+        """string: when this domain saw its first alert (the span base rates are measured over)."""
+        return f"{self.base}:t0"
+
     def meta(self, iid: str) -> str:
         return f"{self.base}:i:{iid}"
 
@@ -126,10 +162,31 @@ def member_record(alert: Alert, now: float, joined_by: list[dict[str, Any]], f: 
         "features": f.to_dict(),
         "detector_info": info,
         "state_changes": [],
+        "entity": f.entity,
     }
 
 
-INTERNAL_MEMBER_KEYS = ("metric", "key", "features", "detector_info", "state_changes")
+INTERNAL_MEMBER_KEYS = ("metric", "key", "features", "detector_info", "state_changes", "history")
+ACTIVITY_HORIZON = 3600.0  # activations older than this no longer pair with new ones
+SEP = "\x1f"
+
+
+def pair_key(a: str, b: str) -> str:
+    return f"{a}{SEP}{b}" if a <= b else f"{b}{SEP}{a}"
+
+
+def lift_value(n_a: float, n_b: float, n_ab: float, span: float, window: float) -> float:
+    """How many times more often two entities became active within `window` of each other than independent
+    entities with their activation counts would over `span` seconds (with one pseudo-count of chance)."""
+    expected = n_a * n_b * 2.0 * window / max(span, 2.0 * window)
+    return n_ab / (expected + 1.0)
+
+
+def _num(v: Any, default: float = 0.0) -> float:
+    try:
+        return float(v) if v is not None else default
+    except (TypeError, ValueError):
+        return default
 
 
 def _add_rep(reps: list[dict[str, Any]], f: AlertFeatures, limit: int) -> list[dict[str, Any]]:
@@ -199,7 +256,17 @@ class IncidentStore:
     @staticmethod
     def _view(meta: dict[str, Any], reps: list[dict[str, Any]]) -> str:
         return _j({"id": meta["id"], "state": meta["state"], "opened_at": meta["opened_at"],
-                   "firing": meta["firing"] > 0, "resolved_at": meta.get("resolved_at"), "reps": reps})
+                   "firing": meta["firing"] > 0, "resolved_at": meta.get("resolved_at"), "reps": reps,
+                   "se": meta.get("seed_entity", ""), "en": meta.get("entities") or {},
+                   "lo": meta.get("last_onset")})
+
+    def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
+        """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
+        t = due_at(meta, cfg)
+        if t is None:
+            pipe.zrem(k.due, meta["id"])
+        else:
+            pipe.zadd(k.due, {meta["id"]: t})
 
     @staticmethod
     def _tl(ts: float, event: str, detail: str) -> str:
@@ -212,12 +279,14 @@ class IncidentStore:
     # ----------------------------------------------------------------------------------- assign
 
     async def assign(self, alert: Alert, cfg: CorrelationConfig | None = None) -> tuple[str, Decision, bool]:
-        """Put `alert` into an incident (join, reopen or create) atomically. Returns (id, decision, created).
+        """Put `alert` into an incident (join or create) atomically. Returns (id, decision, created).
 
-        A re-sent alert that is already a member with the same status changes nothing (fast path)."""
+        A re-sent alert that is already a member with the same status changes nothing (fast path). A member
+        that fires again joins its old incident only within that incident's rolling window; otherwise it
+        starts (or joins) another one, and `decision.moved_from` names the incident it left."""
         cfg = cfg or self.cfg
         now = self.clock.now()
-        f = AlertFeatures.from_alert(alert, cfg.labels)
+        f = AlertFeatures.from_alert(alert, cfg.labels, cfg.entity_labels)
         domain = self.domain(alert.labels, cfg)
         k = self.keys(domain)
         firing = not alert.resolved_at(now)
@@ -252,43 +321,109 @@ class IncidentStore:
             return iid, decision, created
         raise RuntimeError(f"incident assignment of {alert.fingerprint} did not settle after {MAX_RETRIES} tries")
 
+    async def _read(self, *calls: tuple[str, tuple[Any, ...]]) -> list[Any]:
+        """Several reads in one round trip. Safe inside an optimistic transaction: the WATCH on the domain's
+        version (held by the transaction's own connection) fails the EXEC if anything changed after it."""
+        p = self.redis.pipeline(transaction=False)
+        for name, args in calls:
+            getattr(p, name)(*args)
+        return await p.execute()
+
+    async def _context(self, k: _Keys, f: AlertFeatures, views: dict[str, dict[str, Any]], cfg: CorrelationConfig,
+                       cad_raw: Any, t0_raw: Any) -> tuple[Context, float]:
+        """(decision context: cadence and learned entity relations, span of the domain's history)."""
+        cadence = _num(cad_raw, cfg.default_cadence) or cfg.default_cadence
+        span = max(0.0, f.onset - _num(t0_raw, f.onset))
+        _win, cross = windows(cfg, cadence)
+        others = sorted({e for v in views.values() if v.get("state") != "resolved"
+                         and abs(f.onset - _num(v.get("lo"), v["opened_at"])) <= cross
+                         for e in (v.get("en") or {v.get("se", ""): 0}) if e and e != f.entity})
+        lifts: dict[str, tuple[float, float]] = {}
+        if others and cfg.weights.cooccurrence > 0:
+            counts, pairs = await self._read(("hmget", (k.ent, [f.entity] + others)),
+                                             ("hmget", (k.pair, [pair_key(f.entity, o) for o in others])))
+            n_f = _num(counts[0])
+            for o, n_o, n_ab in zip(others, counts[1:], pairs):
+                n_ab = _num(n_ab)
+                lifts[o] = (lift_value(n_f, _num(n_o), n_ab, span, cross), n_ab)
+
+        def lift(a: str, b: str) -> tuple[float, float]:
+            return lifts.get(b if a == f.entity else a, (0.0, 0.0))
+
+        return Context(cadence, lift), span
+
+    @staticmethod
+    def _candidates(views: dict[str, dict[str, Any]], fp: str, fps_of: dict[str, str]) -> list[IncidentView]:
+        return [
+            IncidentView(id=v["id"], state=v["state"], opened_at=v["opened_at"],
+                         members=[AlertFeatures.from_dict(r) for r in v["reps"]], firing=v["firing"],
+                         resolved_at=v.get("resolved_at"), seed_entity=v.get("se", ""),
+                         entities=dict(v.get("en") or {}), last_onset=v.get("lo"),
+                         member_fps=frozenset([fp]) if fps_of.get(fp) == v["id"] else frozenset())
+            for v in views.values()
+        ]
+
+    @staticmethod
+    def _queue_activity(pipe: Any, k: _Keys, f: AlertFeatures, partners: list[str]) -> None:
+        for o in partners:
+            pipe.hincrby(k.pair, pair_key(f.entity, o), 1)
+        pipe.hincrby(k.ent, f.entity, 1)
+        pipe.zadd(k.act, {f"{f.entity}|{f.onset:.3f}": f.onset})
+        pipe.zremrangebyscore(k.act, "-inf", f.onset - ACTIVITY_HORIZON)
+
     async def _assign_tx(self, pipe: Any, k: _Keys, domain: str, alert: Alert, f: AlertFeatures, firing: bool,
                          cfg: CorrelationConfig, cooc: Any, now: float) -> tuple[str, Decision, bool, bool] | None:
-        ver = int(await pipe.get(k.ver) or 0)
-        existing = _s(await pipe.hget(k.fp, alert.fingerprint))
-        views_raw = await pipe.hgetall(k.open)
+        ver, existing, views_raw, cad_raw, t0_raw, episodes, recent = await self._read(
+            ("get", (k.ver,)), ("hget", (k.fp, alert.fingerprint)), ("hgetall", (k.open,)),
+            ("hget", (k.cad, f.entity)), ("get", (k.t0,)), ("hget", (k.hist, alert.fingerprint)),
+            ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
+        ver, existing, episodes = int(ver or 0), _s(existing), _num(episodes)
         views = {_s(i): json.loads(v) for i, v in views_raw.items()}
 
         if existing and existing in views:
-            return await self._update_member(pipe, k, existing, alert, f, firing, cfg, now)
+            raw = await self.redis.hget(k.members(existing), alert.fingerprint)
+            refire = firing and raw is not None and json.loads(raw)["status"] != "firing"
+            if not refire:
+                return await self._update_member(pipe, k, existing, alert, f, firing, cfg, now)
+        elif not firing:
+            pipe.multi()  # a resolution of an alert that is in no open incident: nothing to record
+            return "", Decision(None, [], 0.0, detail="resolved, in no open incident"), False, False
 
-        candidates = [
-            IncidentView(id=v["id"], state=v["state"], opened_at=v["opened_at"],
-                         members=[AlertFeatures.from_dict(r) for r in v["reps"]], firing=v["firing"],
-                         resolved_at=v.get("resolved_at"))
-            for v in views.values()
-        ]
-        decision = decide(f, candidates, now, cfg, cooc) if cfg.enabled else \
+        ctx, span = await self._context(k, f, views, cfg, cad_raw, t0_raw)
+        win, cross = windows(cfg, ctx.cadence)
+        candidates = self._candidates(views, alert.fingerprint, {alert.fingerprint: existing} if existing else {})
+        decision = decide(f, candidates, now, cfg, cooc, ctx) if cfg.enabled else \
             Decision(None, [Reason("seed", 1.0, None, "correlation disabled")])
+        if existing and existing in views and decision.incident_id == existing:
+            return await self._update_member(pipe, k, existing, alert, f, firing, cfg, now)
+        moved_from = existing if existing and existing in views else None
+        decision.moved_from = moved_from
         joined_by = [r.as_dict() for r in decision.reasons]
         member = member_record(alert, now, joined_by, f)
-        meta = None
-        if decision.incident_id is not None:
-            meta = await self._read_meta(pipe, k, decision.incident_id)
-            if meta is None:
-                return None
+        member["history"] = {"episodes": episodes, "span": span, "cadence": ctx.cadence}
+        meta_raw, old_raw = await self._read(("get", (k.meta(decision.incident_id or ""),)),
+                                             ("get", (k.meta(moved_from or ""),)))
+        meta = json.loads(meta_raw) if decision.incident_id is not None and meta_raw else None
+        if decision.incident_id is not None and meta is None:
+            return None
+        old_meta = json.loads(old_raw) if moved_from and old_raw else None
+        new_entity = meta is None or f.entity not in (meta.get("entities") or {})
+        partners = sorted({_s(r).rsplit("|", 1)[0] for r in recent
+                           if float(_s(r).rsplit("|", 1)[1]) >= f.onset - cross} - {f.entity}) if new_entity else []
         pipe.multi()
         if meta is None:
             iid = self._new_id(domain, alert.fingerprint, alert.starts_at, ver)
             meta = {"id": iid, "domain": domain, "state": "triggered", "opened_at": alert.starts_at,
                     "updated_at": now, "resolved_at": None, "acked_by": None, "acked_at": None,
                     "snoozed_until": None, "noise": False, "firing": 1 if firing else 0,
-                    "quiet_since": None if firing else now, "summary": None, "merged_into": None}
+                    "quiet_since": None if firing else now, "summary": None, "merged_into": None,
+                    "seed_entity": f.entity, "entities": {f.entity: 0}, "last_onset": f.onset, "window": win}
             pipe.set(k.meta(iid), _j(meta))
             pipe.zadd(k.all, {iid: alert.starts_at})
             pipe.hset(k.open, iid, self._view(meta, [f.to_dict()]))
             pipe.rpush(k.timeline(iid), self._tl(now, "opened", f"opened by {f.alertname or f.metric}"
-                                                 f"{' on ' + f.service if f.service else ''} ({alert.fingerprint})"))
+                                                 f" on {f.entity}{' (' + f.service + ')' if f.service else ''}"
+                                                 f" ({alert.fingerprint})"))
             created = True
         else:
             iid = decision.incident_id
@@ -296,21 +431,30 @@ class IncidentStore:
             meta["firing"] += 1 if firing else 0
             meta["updated_at"] = now
             meta["opened_at"] = min(meta["opened_at"], alert.starts_at)
+            ents = dict(meta.get("entities") or {meta.get("seed_entity", f.entity): 0})
+            ents[f.entity] = min(ents.get(f.entity, decision.hop), decision.hop)
+            meta["entities"] = ents
+            meta["last_onset"] = max(_num(meta.get("last_onset"), f.onset), f.onset)
+            meta["window"] = max(_num(meta.get("window")), win)
             if firing:
                 meta["quiet_since"] = None
-            events = []
-            if decision.reopen or meta["state"] == "resolved":
-                meta.update(state="triggered", resolved_at=None, acked_by=None, acked_at=None)
-                events.append(("reopened", f"reopened by related alert {f.alertname or f.metric}"))
             why = "; ".join(f"{r['signal']} {r['score']:.2f}: {r['detail']}" for r in joined_by[:4])
-            events.append(("member_joined", f"{f.alertname or f.metric}"
-                           f"{' on ' + f.service if f.service else ''} joined ({why})"))
             pipe.set(k.meta(iid), _j(meta))
             pipe.zadd(k.all, {iid: meta["opened_at"]})
             reps = _add_rep(views[iid]["reps"], f, cfg.max_compare_members)
             pipe.hset(k.open, iid, self._view(meta, reps))
-            for ev, detail in events:
-                pipe.rpush(k.timeline(iid), self._tl(now, ev, detail))
+            pipe.rpush(k.timeline(iid), self._tl(now, "member_joined", f"{f.alertname or f.metric} on {f.entity}"
+                                                 f" joined ({why})"))
+        self._schedule(pipe, k, meta, cfg)
+        if old_meta is not None:
+            # The member fired again after its incident went quiet: it belongs to the new incident now.
+            pipe.hdel(k.members(moved_from), alert.fingerprint)
+            pipe.rpush(k.timeline(moved_from), self._tl(now, "member_left", f"{f.alertname or f.metric} on "
+                                                        f"{f.entity} fired again outside the rolling window: {iid}"))
+        if new_entity:
+            self._queue_activity(pipe, k, f, partners)
+        pipe.hincrby(k.hist, alert.fingerprint, 1)
+        pipe.setnx(k.t0, repr(f.onset))
         pipe.hset(k.members(iid), alert.fingerprint, _j(member))
         pipe.hset(k.fp, alert.fingerprint, iid)
         pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
@@ -319,10 +463,12 @@ class IncidentStore:
 
     async def _update_member(self, pipe: Any, k: _Keys, iid: str, alert: Alert, f: AlertFeatures, firing: bool,
                              cfg: CorrelationConfig, now: float) -> tuple[str, Decision, bool, bool] | None:
-        meta = await self._read_meta(pipe, k, iid)
-        raw = await pipe.hget(k.members(iid), alert.fingerprint)
-        if meta is None or raw is None:
+        meta_raw, raw, cad_raw, view_raw = await self._read(
+            ("get", (k.meta(iid),)), ("hget", (k.members(iid), alert.fingerprint)), ("hget", (k.cad, f.entity)),
+            ("hget", (k.open, iid)))
+        if meta_raw is None or raw is None:
             return None
+        meta = json.loads(meta_raw)
         m = json.loads(raw)
         was_firing = m["status"] == "firing"
         decision = Decision(iid, [], 1.0, detail="known member")
@@ -334,33 +480,38 @@ class IncidentStore:
         if alert.detector:
             m["value"] = alert.detector.get("value", m.get("value"))
             m["expected"] = alert.detector.get("expected", m.get("expected"))
-        name = f"{f.alertname or f.metric}{' on ' + f.service if f.service else ''}"
+        name = f"{f.alertname or f.metric} on {f.entity}"
+        cadence = None
         if was_firing != firing:
             m["state_changes"] = (m.get("state_changes", []) + [now])[-STATE_CHANGES_MAX:]
             if firing:
-                m.update(status="firing", ends_at=None)
+                m.update(status="firing", ends_at=None, starts_at=alert.starts_at)
                 meta["firing"] += 1
                 meta["quiet_since"] = None
+                meta["last_onset"] = max(_num(meta.get("last_onset"), f.onset), f.onset)
                 events.append(("member_refired", f"{name} fires again"))
-                if meta["state"] == "resolved":
-                    meta.update(state="triggered", resolved_at=None, acked_by=None, acked_at=None)
-                    events.append(("reopened", f"reopened: member {name} fired within the cool-down"))
-                    decision = Decision(iid, [Reason("seed", 1.0, alert.fingerprint, "member fired again")], 1.0,
-                                        reopen=True, detail="reopened by member")
             else:
                 m.update(status="resolved", ends_at=alert.ends_at)
                 meta["firing"] = max(0, meta["firing"] - 1)
                 events.append(("member_resolved", f"{name} resolved"))
+                dur = float(alert.ends_at or now) - float(m["starts_at"])
+                if dur >= 1.0:
+                    cadence = dur if dur < _num(cad_raw, float("inf")) else None
                 if meta["firing"] == 0:
                     meta["quiet_since"] = now
-                    events.append(("all_members_resolved",
-                                   f"every member resolved; resolving after {cfg.quiet_period:.0f}s of quiet"))
+                    events.append(("all_members_resolved", f"every member resolved; resolving after "
+                                   f"{max(cfg.quiet_period, _num(meta.get('window'))):.0f}s of quiet"))
         meta["updated_at"] = now
-        view = json.loads(await pipe.hget(k.open, iid) or b"{}")
+        view = json.loads(view_raw or b"{}")
         pipe.multi()
         pipe.hset(k.members(iid), alert.fingerprint, _j(m))
         pipe.set(k.meta(iid), _j(meta))
         pipe.hset(k.open, iid, self._view(meta, view.get("reps", [])))
+        self._schedule(pipe, k, meta, cfg)
+        if firing and not was_firing:
+            pipe.hincrby(k.hist, alert.fingerprint, 1)
+        if cadence is not None:
+            pipe.hset(k.cad, f.entity, repr(cadence))
         for ev, detail in events:
             pipe.rpush(k.timeline(iid), self._tl(now, ev, detail))
         pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
@@ -409,6 +560,7 @@ class IncidentStore:
             pipe.set(k.meta(iid), _j(meta))
             if view is not None:
                 pipe.hset(k.open, iid, self._view(meta, view["reps"]))
+                self._schedule(pipe, k, meta, self.cfg)
             pipe.rpush(k.timeline(iid), self._tl(now, event, detail))
             pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
 
@@ -484,6 +636,10 @@ class IncidentStore:
             if firing and meta["state"] == "resolved":
                 meta.update(state="triggered", resolved_at=None)
             other.update(state="resolved", resolved_at=now, merged_into=iid, firing=0, updated_at=now)
+            ents = {e: h + 1 for e, h in (other.get("entities") or {}).items()}
+            ents.update(meta.get("entities") or {})
+            meta["entities"] = ents
+            meta["last_onset"] = max(_num(meta.get("last_onset")), _num(other.get("last_onset")))
             reps = [m["features"] for m in sorted({**mine, **theirs}.values(), key=lambda m: m["starts_at"])]
             reps = [r.to_dict() for r in representatives([AlertFeatures.from_dict(r) for r in reps],
                                                          self.cfg.max_compare_members)]
@@ -496,6 +652,8 @@ class IncidentStore:
             pipe.set(k.meta(other_id), _j(other))
             pipe.hset(k.open, iid, self._view(meta, reps))
             pipe.hdel(k.open, other_id)
+            pipe.zrem(k.due, other_id)
+            self._schedule(pipe, k, meta, self.cfg)
             pipe.expire(k.meta(other_id), int(self.cfg.retention))
             pipe.expire(k.timeline(other_id), int(self.cfg.retention))
             pipe.zadd(k.all, {iid: meta["opened_at"]})
@@ -537,7 +695,10 @@ class IncidentStore:
             meta["quiet_since"] = None if meta["firing"] else now
             new = {**meta, "id": new_id, "state": "triggered", "opened_at": seed["starts_at"], "resolved_at": None,
                    "acked_by": None, "acked_at": None, "snoozed_until": None, "noise": False, "summary": None,
-                   "firing": fire(moved), "quiet_since": None if fire(moved) else now, "merged_into": None}
+                   "firing": fire(moved), "quiet_since": None if fire(moved) else now, "merged_into": None,
+                   "seed_entity": seed.get("entity", ""),
+                   "entities": {m.get("entity", ""): 0 for m in moved.values()},
+                   "last_onset": max(m["starts_at"] for m in moved.values())}
 
             def reps(ms: dict[str, Any]) -> list[dict[str, Any]]:
                 fs = [AlertFeatures.from_dict(m["features"]) for m in ms.values()]
@@ -551,6 +712,8 @@ class IncidentStore:
             pipe.set(k.meta(new_id), _j(new))
             pipe.hset(k.open, iid, self._view(meta, reps(members)))
             pipe.hset(k.open, new_id, self._view(new, reps(moved)))
+            self._schedule(pipe, k, meta, self.cfg)
+            self._schedule(pipe, k, new, self.cfg)
             pipe.zadd(k.all, {iid: meta["opened_at"], new_id: new["opened_at"]})
             pipe.rpush(k.timeline(iid), self._tl(now, "split", f"{len(moved)} alerts split into {new_id} by {who}"))
             pipe.rpush(k.timeline(new_id), self._tl(now, "opened", f"split from {iid} by {who}"))
@@ -566,9 +729,15 @@ class IncidentStore:
 
     # ----------------------------------------------------------------------------------- time
 
+    async def next_due(self, domain: str = "default") -> float | None:
+        """When time next changes an incident of `domain` (None: nothing is waiting on time)."""
+        first = await self.redis.zrange(self.keys(domain).due, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     async def tick(self, now: float | None = None, domain: str = "default") -> list[str]:
-        """Advance lifecycles at `now`: end snoozes, resolve quiet incidents, retire resolved ones after the
-        cool-down (their keys then expire after `retention`). Returns the ids whose state changed."""
+        """Advance the lifecycles that are due at `now` (lifecycle.advance): end snoozes, resolve quiet incidents,
+        retire resolved ones after the cool-down (their keys then expire after `retention`). Only incidents whose
+        due time has come are read. Returns the ids whose state changed."""
         now = self.clock.now() if now is None else now
         cfg = self.cfg
         k = self.keys(domain)
@@ -579,42 +748,44 @@ class IncidentStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(k.ver)
-                    views = {_s(i): json.loads(v) for i, v in (await pipe.hgetall(k.open)).items()}
-                    writes: list[tuple[str, dict[str, Any], str | None, str]] = []
+                    due = [_s(i) for i in await pipe.zrangebyscore(k.due, "-inf", now)]
+                    if not due:
+                        await pipe.unwatch()
+                        return []
+                    writes: list[tuple[str, dict[str, Any], list[tuple[str, str]], dict[str, Any]]] = []
                     retire: list[tuple[str, list[str]]] = []
-                    for iid, v in sorted(views.items()):
+                    for iid in due:
                         meta = await self._read_meta(pipe, k, iid)
                         if meta is None:
                             retire.append((iid, []))
                             continue
-                        if meta["state"] == "snoozed" and meta.get("snoozed_until") and meta["snoozed_until"] <= now:
-                            meta.update(state="acknowledged" if meta.get("acked_by") else "triggered", snoozed_until=None)
-                            writes.append((iid, meta, "snooze_ended", "snooze ended"))
-                        if (meta["state"] != "resolved" and meta["firing"] == 0 and meta.get("quiet_since") is not None
-                                and now - meta["quiet_since"] >= cfg.quiet_period):
-                            meta.update(state="resolved", resolved_at=now, updated_at=now)
-                            writes.append((iid, meta, "resolved",
-                                           f"all members resolved and {cfg.quiet_period:.0f}s quiet period passed"))
+                        new, events, gone = advance(meta, now, cfg)
+                        if gone:
+                            retire.append((iid, [_s(x) for x in await pipe.hkeys(k.members(iid))]))
+                            continue
+                        view = json.loads(await pipe.hget(k.open, iid) or b"null")
+                        writes.append((iid, new, events, view))
+                        if new["state"] == "resolved" and meta["state"] != "resolved":
                             ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
                             first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
                             learn.append(([m["key"] for m in ms], first))
-                        elif meta["state"] == "resolved" and meta.get("resolved_at") is not None \
-                                and now - meta["resolved_at"] > cfg.reopen_cooldown:
-                            fps = [_s(x) for x in await pipe.hkeys(k.members(iid))]
-                            retire.append((iid, fps))
-                    if not writes and not retire:
-                        await pipe.unwatch()
-                        return []
                     pipe.multi()
-                    for iid, meta, ev, detail in writes:
-                        pipe.set(k.meta(iid), _j(meta))
-                        pipe.hset(k.open, iid, self._view(meta, views[iid]["reps"]))
-                        pipe.rpush(k.timeline(iid), self._tl(now, ev, detail))
-                        changed.append(iid)
+                    for iid, meta, events, view in writes:
+                        if events:
+                            pipe.set(k.meta(iid), _j(meta))
+                            if view is not None:
+                                pipe.hset(k.open, iid, self._view(meta, view["reps"]))
+                            for ev, detail in events:
+                                pipe.rpush(k.timeline(iid), self._tl(now, ev, detail))
+                            changed.append(iid)
+                        t = due_at(meta, cfg)
+                        if t is None or t <= now and not events:
+                            pipe.zrem(k.due, iid)
+                        else:
+                            pipe.zadd(k.due, {iid: max(t, now)})
                     for iid, fps in retire:
                         pipe.hdel(k.open, iid)
-                        if fps:
-                            pipe.hdel(k.fp, *fps)
+                        pipe.zrem(k.due, iid)
                         for key in (k.meta(iid), k.members(iid), k.timeline(iid)):
                             pipe.expire(key, int(cfg.retention))
                     pipe.incr(k.ver)
@@ -624,7 +795,17 @@ class IncidentStore:
                     continue
         for keys, first in learn:
             await self.cooc(domain).record_incident(keys, first, now)
+        await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
+
+    async def _forget_members(self, k: _Keys, retired: list[tuple[str, list[str]]]) -> None:
+        """Drop the fingerprint -> incident mapping of retired incidents' members (compare-and-delete: a member
+        that moved on to a newer incident keeps its new mapping)."""
+        for iid, fps in retired:
+            current = await self.redis.hmget(k.fp, fps)
+            stale = [fp for fp, cur in zip(fps, current) if _s(cur) == iid]
+            if stale:
+                await self.redis.hdel(k.fp, *stale)
 
     # ----------------------------------------------------------------------------------- reading
 
