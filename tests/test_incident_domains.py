@@ -30,5 +30,7 @@ async def test_snooze_ends_and_quiet_incidents_resolve_in_every_domain(redis, ke
     assert (await incidents.get(iid))["state"] == "triggered"
     await h.post({"labels": {"alertname": "Slow", "service": "api", "tenant": "b"}, "startsAt": to_rfc3339(T0),
                   "endsAt": to_rfc3339(T0 + 120)})
-    await h.advance_to(400)
+    await h.advance_to(400)  # quiet for 280 s: less than the incident's 300 s rolling window
+    assert (await incidents.get(iid))["state"] == "triggered"
+    await h.advance_to(430)
     assert (await incidents.get(iid))["state"] == "resolved"

@@ -56,10 +56,20 @@ def test_persistent_corroborated_incident_is_confident():
     assert {"detector_confidence", "detector_agreement", "corroboration", "persistence"} <= set(factors(fs))
 
 
-def test_blip_has_low_confidence():
-    """A single alert that fired for 30 seconds is a blip with low confidence."""
-    c, fs, _ = confidence([m("A", status="resolved", ends_at=T0 + 30)], CFG, T0 + 60)
-    assert c < 0.35 and factors(fs)["persistence"]["contribution"] < 0
+def test_a_blip_of_a_series_that_fires_every_day_has_low_confidence():
+    """One sample of a series that fires 20 times a day is a blip with low confidence (below the default hold
+    of 0.4); the same blip of a series that never fired, or one that persisted, or that has a large deviation
+    and company, is more credible. Each factor is shown with its contribution."""
+    noisy = {"episodes": 40, "span": 2 * 86400, "cadence": 60}
+    blip = dict(m("A", status="resolved", ends_at=T0 + 60), history=noisy)
+    c, fs, _ = confidence([blip], CFG, T0 + 90)
+    f = factors(fs)
+    assert c < 0.35 and f["novelty"]["contribution"] < 0 and f["persistence"]["contribution"] == 0
+    new = dict(blip, history={"episodes": 0, "span": 2 * 86400, "cadence": 60})
+    persisted = dict(blip, ends_at=T0 + 600)
+    big = [dict(blip, score=40.0), dict(m("B", status="resolved", ends_at=T0 + 60), history=noisy)]
+    for other in ([new], [persisted], big):
+        assert confidence(other, CFG, T0 + 90)[0] > c
 
 
 def test_flapping_is_detected_and_lowers_confidence():
