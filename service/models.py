@@ -6,7 +6,9 @@ outbox stream as JSON produced by `Notification.to_json`. Both round-trip exactl
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+
+import orjson
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from .clock import to_rfc3339
@@ -108,6 +110,12 @@ class Notification:
     incident: dict[str, Any] | None = None  # incident snapshot when correlation is on
 
     def to_json(self) -> str:
+        if self.incident is None and all(a.detector is None for a in self.alerts):
+            # The flush hot path: plain dicts and orjson instead of a recursive dataclasses.asdict (same JSON
+            # document; from_json reads both).
+            d = {f: getattr(self, f) for f in _NOTIFICATION_FIELDS}
+            d["alerts"] = [{f: getattr(a, f) for f in _ALERT_FIELDS} for a in self.alerts]
+            return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
         d = asdict(self)
         return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
@@ -137,6 +145,10 @@ class Notification:
             "groupKey": self.group_key,
             "truncatedAlerts": self.truncated_alerts,
         }
+
+
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+_NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification) if f.name != "alerts")
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:

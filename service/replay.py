@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TextIO
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from routing.receivers.console import notification_record
@@ -24,6 +23,7 @@ from .embedded_redis import EmbeddedRedis
 from .engine import Engine, recording_factory
 from .events import DetectorEvent
 from .models import Alert, Notification
+from .store import open_redis
 
 
 class ReplayInputError(ValueError):
@@ -92,7 +92,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-replay-"), persist=False)
         redis_url = embedded.start()
     cfg.tocsin.redis.key_prefix = prefix
-    client = aioredis.from_url(redis_url)
+    client = open_redis(redis_url)
     sink: list[Notification] = []
     clock = ManualClock(0.0)
     engine = Engine(cfg, client, clock, consumer="replay", receiver_factory=recording_factory(sink))

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
-from redis.asyncio import Redis
+import hiredis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
@@ -143,6 +144,62 @@ def ms(t: float) -> int:
 
 
 def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
-    """Queue an EVALSHA of a registered script on a pipeline (the pipeline loads it on NOSCRIPT)."""
-    pipe.scripts.add(script)
+    """Queue an EVALSHA of a registered script on a pipeline (the pipeline loads it on NOSCRIPT). A Redis
+    Cluster pipeline cannot load scripts: there the script goes by EVAL (each node caches it)."""
+    scripts = getattr(pipe, "scripts", None)
+    if scripts is None:
+        pipe.eval(script.script, len(keys), *keys, *args)
+        return
+    scripts.add(script)
     pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+# -- connections ------------------------------------------------------------------------------------------------
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+class _HiredisPacking:
+    """Pack commands with hiredis (C) instead of redis-py's Python packer: the same bytes (checked for str,
+    bytes, int and float arguments), a fifth of ingest's CPU before. Anything hiredis does not take (a
+    memoryview, a command name with a space) goes the usual way."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if (isinstance(first, str) and " " not in first) or (isinstance(first, bytes) and b" " not in first):
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)  # type: ignore[misc]
+
+
+_FAST: dict[type, type] = {}
+
+
+def fast_connection_class(base: type) -> type:
+    cls = _FAST.get(base)
+    if cls is None:
+        cls = _FAST[base] = type(f"Fast{base.__name__}", (_HiredisPacking, base), {})
+    return cls
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:
+    """A client for `url`: `redis://`, `rediss://`, `unix://` (one server), or `redis+cluster://host:port`
+    (`rediss+cluster://` with TLS), a Redis Cluster found from that seed node (redis-py's RedisCluster).
+
+    Single server: a blocking pool, so that under a burst (concurrent flushes, delivery lanes, ingest) callers
+    wait for a free connection instead of failing at once (redis-py's default pool raises MaxConnectionsError)."""
+    opts: dict[str, Any] = dict(socket_timeout=timeout, socket_connect_timeout=2, health_check_interval=30)
+    opts.update(kw)
+    if is_cluster_url(url):
+        scheme, rest = url.split("://", 1)
+        plain = ("rediss" if scheme.lower().startswith("rediss") else "redis") + "://" + rest
+        return RedisCluster.from_url(plain, max_connections=max_connections, **opts)
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout, **opts)
+    pool.connection_class = fast_connection_class(pool.connection_class)
+    return Redis(connection_pool=pool)
