@@ -158,7 +158,8 @@ class Dispatcher:
                 gl = r.group_labels(a.labels)
                 gk = group_key(r, gl)
                 gid = group_id(r.id, gk)
-                self._labels_json.setdefault(gid, json.dumps(gl, sort_keys=True))
+                if gid not in self._labels_json:
+                    self._labels_json[gid] = json.dumps(gl, sort_keys=True)
                 cached.append((r, gid, gk, gl))
             if len(self._route_cache) > 200_000:
                 self._route_cache.clear()
