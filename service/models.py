@@ -5,6 +5,7 @@ outbox stream as JSON produced by `Notification.to_json`. Both round-trip exactl
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import orjson
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover
     _fnv1a_64 = _fnv1a_64_py
 
 SEP = b"\xff"
+_rfc3339 = functools.lru_cache(maxsize=1 << 16)(to_rfc3339)  # alerts of a group often share their times
 _FP_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
 _FP_CACHE_MAX = 100_000
 
@@ -82,8 +84,8 @@ class Alert:
             "status": "resolved" if resolved else "firing",
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
-            "startsAt": to_rfc3339(self.starts_at),
-            "endsAt": to_rfc3339(self.ends_at if resolved else None),
+            "startsAt": _rfc3339(self.starts_at),
+            "endsAt": _rfc3339(self.ends_at if resolved else None),
             "generatorURL": self.generator_url,
             "fingerprint": self.fingerprint,
         }
@@ -121,7 +123,10 @@ class Notification:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "Notification":
-        d = json.loads(raw)
+        try:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # NaN and the like, which only the stdlib writes and reads
+            d = json.loads(raw)
         d["alerts"] = [Alert(**a) for a in d["alerts"]]
         return cls(**d)
 
