@@ -22,6 +22,7 @@ from .embedded_redis import EmbeddedRedis
 from .engine import Engine, ReceiverFactory, default_receiver_factory
 from .errors import ConfigErrors
 from .openapi import document
+from .store import open_redis
 
 log = structlog.get_logger("tocsin.app")
 
@@ -37,12 +38,7 @@ async def connect_redis(cfg: Config) -> tuple[aioredis.Redis, EmbeddedRedis | No
         embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True, fsync=cfg.tocsin.redis.fsync)
         url = embedded.start()  # main thread: the server's lifetime is tied to the starting thread
         log.info("embedded_redis_started", dir=str(embedded.data_dir))
-    # A blocking pool: under a burst (up to 128 concurrent group flushes, one delivery lane per group, ingest),
-    # callers wait for a free connection instead of failing at once: redis-py's default pool raises
-    # MaxConnectionsError past 100 connections, which ingest answers with 503.
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, socket_timeout=5,
-                                                    socket_connect_timeout=2, health_check_interval=30)
-    client = aioredis.Redis(connection_pool=pool)
+    client = open_redis(url, max_connections=64, timeout=5)  # a blocking pool (see service.store.open_redis)
     return client, embedded
 
 

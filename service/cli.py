@@ -1,23 +1,26 @@
-"""The `tocsin` command: serve, check-config, replay."""
+"""The `tocsin` command: serve, check-config, replay.
+
+Imports are lazy: `tocsin --help` loads argparse only, and each command loads what it needs (asyncio, aiohttp,
+redis, pydantic) inside its function, so `--help` and `check-config` do not pay for the service's imports.
+"""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
 import sys
 from typing import Any
 
-from .errors import ConfigErrors
-
 
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from aiohttp import web
 
     from . import logs
     from .app import create_app
     from .appkeys import RELOAD
     from .config import load_config
+    from .errors import ConfigErrors
 
     logs.configure(args.log_level)
     try:
@@ -55,6 +58,7 @@ def _serve_workers(args: argparse.Namespace, cfg: Any) -> int:
     ingest uses more than one core. The parent owns the embedded Redis, forwards SIGHUP (reload) and SIGTERM,
     and stops everything when a worker exits."""
     import os
+    import signal
     import socket
     import subprocess
     import time
@@ -110,6 +114,7 @@ def _check(args: argparse.Namespace) -> int:
     from .config import load_config
     from .clock import SystemClock
     from .engine import build_receivers, default_receiver_factory
+    from .errors import ConfigErrors
 
     try:
         cfg = load_config(args.config)
@@ -131,7 +136,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
     from . import logs
+    from .errors import ConfigErrors
     from .config import load_config
     from .replay import ReplayInputError, replay, write_jsonl
 

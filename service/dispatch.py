@@ -24,7 +24,7 @@ from routing.route_tree import Route, group_key
 from routing.time_intervals import active as interval_active
 from routing.silences import Silences
 
-from .alerts import AlertStore, Upserted
+from .alerts import AlertStore, Upserted, decode_record
 from .clock import Clock
 from .config import Config
 from .models import Alert, Notification
@@ -145,6 +145,7 @@ class Dispatcher:
         self.routes = {r.id: r for r in cfg.route.walk()}
         self.integrations = integrations_of(cfg)
         self._route_cache: dict[str, list[tuple[Route, str, str, dict[str, str]]]] = {}
+        self._labels_json: dict[str, str] = {}  # gid -> its group labels as JSON (computed once per group)
         self.external_url = cfg.tocsin.external_url or f"http://{cfg.tocsin.listen}"
 
     # -- ingest ---------------------------------------------------------------------------------------------
@@ -156,9 +157,13 @@ class Dispatcher:
             for r in self.cfg.route.match(a.labels):
                 gl = r.group_labels(a.labels)
                 gk = group_key(r, gl)
-                cached.append((r, group_id(r.id, gk), gk, gl))
+                gid = group_id(r.id, gk)
+                if gid not in self._labels_json:
+                    self._labels_json[gid] = json.dumps(gl, sort_keys=True)
+                cached.append((r, gid, gk, gl))
             if len(self._route_cache) > 200_000:
                 self._route_cache.clear()
+                self._labels_json.clear()
             self._route_cache[a.fingerprint] = cached
         return cached
 
@@ -214,9 +219,11 @@ class Dispatcher:
             new_gk = incident_group_key(r, to_iid)
             new_gid = group_id(r.id, new_gk)
             pipe = self.redis.pipeline(transaction=False)
-            self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), [
-                (new_gid, [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), fp, f"m{ms(now)}",
-                           ms(r.opts.group_wait), ms(a.starts_at)]) for fp, a in alerts.items()], ms(now))
+            members: list[Any] = []
+            for fp, a in alerts.items():
+                members += [fp, f"m{ms(now)}", ms(a.starts_at)]
+            head = [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), ms(r.opts.group_wait)]
+            self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), {new_gid: (head, members)}, ms(now))
             await pipe.execute()
             await self.redis.hdel(self.keys.group_members(old_gid), *fps)
             moved += len(alerts)
@@ -233,17 +240,14 @@ class Dispatcher:
 
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
-        memberships: dict[int, list[tuple[str, list[Any]]]] = {}  # group shard -> [(gid, script args)]
+        # group shard -> gid -> (group header args, flat membership args)
+        memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
         grouped: dict[int, list[str]] = {}  # alert shard -> firing alerts whose memberships this request writes
+        sources: dict[str, dict[str, int]] = {}  # inhibition source key -> fp -> endsAt ms
         for u in ups:
             a = u.alert
             firing_now = not a.resolved_at(now)
-            for i, rule in enumerate(self.cfg.inhibit_rules):
-                if rule.is_source(a.labels):
-                    k = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], rule.equal_key(a.labels))
-                    pipe.hset(k, a.fingerprint, ms(a.ends_at))
-                    pipe.expire(k, GROUP_TTL)
-                    queued += 2
+            self._note_inhibit_source(a, sources)
             if u.grouped and firing_now:
                 continue  # a re-sent firing alert: already a member of its groups, nothing to reschedule
             if a.source == "detector" and not firing_now and not u.was_firing:
@@ -254,12 +258,13 @@ class Dispatcher:
                 if iid:
                     groups = [(g[0], group_id(g[0].id, incident_group_key(g[0], iid)), incident_group_key(g[0], iid),
                                {"incident": iid}) if self.correlates(g[0]) else g for g in groups]
-            for r, gid, gk, gl in groups:
-                memberships.setdefault(self.keys.shard_of(gid), []).append(
-                    (gid, [gid, r.id, gk, json.dumps(gl, sort_keys=True), a.fingerprint, u.generation,
-                           ms(r.opts.group_wait), ms(a.starts_at)]))
+            self._add_memberships(memberships, groups, a, u.generation)
             if firing_now:
                 grouped.setdefault(self.keys.shard_of(a.fingerprint), []).append(a.fingerprint)
+        for k, mapping in sources.items():
+            pipe.hset(k, mapping=mapping)
+            pipe.expire(k, GROUP_TTL)
+            queued += 2
         group_slots: list[int] = []  # positions of group_upsert results in the pipeline
         for shard, items in memberships.items():
             self._queue_group_upserts(pipe, shard, items, now_ms)
@@ -268,7 +273,7 @@ class Dispatcher:
         # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
         # a crash in between, the next re-send writes them again).
         for shard, fps in grouped.items():
-            pipe.hset(self.keys.alerts_grouped(shard), mapping={fp: self.cfg.hash for fp in fps})
+            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg.hash))
             queued += 1
         if queued:
             res = await pipe.execute()
@@ -277,32 +282,87 @@ class Dispatcher:
                 self.on_schedule(min(dues) / 1000)
         return ups
 
-    def _queue_group_upserts(self, pipe: Any, shard: int, items: list[tuple[str, list[Any]]], now_ms: int) -> None:
+    def _note_inhibit_source(self, a: Alert, sources: dict[str, dict[str, int]]) -> None:
+        for i, rule in enumerate(self.cfg.inhibit_rules):
+            if rule.is_source(a.labels):
+                k = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], rule.equal_key(a.labels))
+                sources.setdefault(k, {})[a.fingerprint] = ms(a.ends_at)
+
+    def _add_memberships(self, memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]],
+                         groups: list[tuple[Route, str, str, dict[str, str]]], a: Alert, generation: str) -> None:
+        for r, gid, gk, gl in groups:
+            shard_items = memberships.setdefault(self.keys.shard_of(gid), {})
+            item = shard_items.get(gid)
+            if item is None:
+                labels_json = self._labels_json.get(gid) or json.dumps(gl, sort_keys=True)
+                item = shard_items[gid] = ([gid, r.id, gk, labels_json, ms(r.opts.group_wait)], [])
+            item[1].extend((a.fingerprint, generation, ms(a.starts_at)))
+
+    def _queue_group_upserts(self, pipe: Any, shard: int, items: dict[str, tuple[list[Any], list[Any]]],
+                             now_ms: int) -> None:
+        """One `group_upsert` call for a shard: per group its header (gid, route, key, labels, group_wait) and
+        all the memberships this request writes into it (fp, generation, startsAt), so a batch that brings 64
+        alerts of one group writes the group once."""
         keys = [self.keys.due(shard)]
         args: list[Any] = [now_ms, GROUP_TTL]
-        for gid, item in items:
+        for gid, (head, members) in items.items():
             keys += [self.keys.group_meta(gid), self.keys.group_members(gid)]
-            args += item
+            args += head
+            args.append(len(members) // 3)
+            args += members
         queue_script(pipe, self.scripts.group_upsert, keys=keys, args=args)
 
     # -- flush ----------------------------------------------------------------------------------------------
 
     async def load_group(self, gid: str) -> GroupState | None:
+        return (await self.load_groups([gid]))[gid]
+
+    async def load_groups(self, gids: list[str]) -> dict[str, GroupState | None]:
+        """Several groups with their members' alerts, in two round trips whatever their number: the group
+        hashes in one pipeline, then the alerts with one HMGET per alert shard."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.group_meta(gid))
-        pipe.hgetall(self.keys.group_members(gid))
-        pipe.hgetall(self.keys.nflog(gid))
-        meta, members, nflog = await pipe.execute()
-        if not meta:
-            return None
-        d = lambda b: b.decode() if isinstance(b, bytes) else b  # noqa: E731
-        meta = {d(k): d(v) for k, v in meta.items()}
-        members = {d(k): d(v) for k, v in members.items()}
-        alerts = await self.store.get_many(list(members))
-        return GroupState(
-            gid=gid, route=self.routes.get(meta["route"]), key=meta["key"], labels=json.loads(meta["labels"]),
-            members=members, nflog={d(k): Entry.from_json(v) for k, v in nflog.items()}, alerts=alerts,
-        )
+        for gid in gids:
+            pipe.hgetall(self.keys.group_meta(gid))
+            pipe.hgetall(self.keys.group_members(gid))
+            pipe.hgetall(self.keys.nflog(gid))
+        res = await pipe.execute()
+        raw: dict[str, tuple[dict[str, str], dict[str, str], Any]] = {}
+        fps: set[str] = set()
+        for i, gid in enumerate(gids):
+            meta, members, nflog = res[3 * i: 3 * i + 3]
+            if not meta:
+                continue
+            meta = {_s(k): _s(v) for k, v in meta.items()}
+            members = {_s(k): _s(v) for k, v in members.items()}
+            fps.update(members)
+            raw[gid] = (meta, members, nflog)
+        alerts = await self.fetch_alerts(fps)
+        out: dict[str, GroupState | None] = dict.fromkeys(gids)
+        for gid, (meta, members, nflog) in raw.items():
+            out[gid] = GroupState(
+                gid=gid, route=self.routes.get(meta["route"]), key=meta["key"], labels=json.loads(meta["labels"]),
+                members=members, nflog={_s(k): Entry.from_json(v) for k, v in nflog.items()},
+                alerts={fp: alerts[fp] for fp in members if fp in alerts},
+            )
+        return out
+
+    async def fetch_alerts(self, fps: set[str] | list[str]) -> dict[str, Alert]:
+        """Stored alerts by fingerprint: one HMGET per alert shard (all in one round trip)."""
+        by_shard: dict[int, list[str]] = {}
+        for fp in fps:
+            by_shard.setdefault(self.keys.shard_of(fp), []).append(fp)
+        if not by_shard:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        order = list(by_shard.items())
+        for shard, lst in order:
+            pipe.hmget(self.keys.alerts(shard), lst)
+        out: dict[str, Alert] = {}
+        for (_shard, lst), recs in zip(order, await pipe.execute()):
+            for fp, rec in zip(lst, recs):
+                if rec is not None:
+                    out[fp] = decode_record(fp, rec)
+        return out
 
     async def _inhibited(self, alerts: list[Alert], now: float) -> set[str]:
         rules = self.cfg.inhibit_rules
@@ -335,7 +395,7 @@ class Dispatcher:
             await prune.execute()
         # Two-sided rules need the sources' labels.
         src_fps = {fp for fps in firing.values() for fp in fps}
-        src_alerts = await self.store.get_many(sorted(src_fps)) if src_fps else {}
+        src_alerts = await self.fetch_alerts(src_fps) if src_fps else {}
         # The store is authoritative: a source whose stored alert has since resolved does not inhibit.
         for key in firing:
             firing[key] = [fp for fp in firing[key] if fp in src_alerts and not src_alerts[fp].resolved_at(now)]
@@ -345,8 +405,14 @@ class Dispatcher:
 
         return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
 
-    async def plan_flush(self, g: GroupState, now: float) -> FlushPlan:
-        """Decide what a group flush at `now` notifies. Reads silences/inhibition; writes nothing."""
+    async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
+        if ctx is not None:
+            return ctx
+        return FlushContext(await self.silences.all(), frozenset(await self._inhibited(alerts, now)))
+
+    async def plan_flush(self, g: GroupState, now: float, ctx: FlushContext | None = None) -> FlushPlan:
+        """Decide what a group flush at `now` notifies. Reads silences/inhibition (from `ctx` when given: a flush
+        round reads them once for all its groups); writes nothing."""
         plan = FlushPlan(route=g.route)
         if g.route is None:  # the route is gone after a config reload: drop the group
             plan.removals = dict(g.members)
@@ -365,12 +431,13 @@ class Dispatcher:
         if not alerts:
             return plan
         # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
-        muted = await self._inhibited(alerts, now)
+        ctx = await self._context(ctx, alerts, now)
+        muted = set(ctx.inhibited)
         if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
             return plan
         if opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now):
             return plan
-        for s in await self.silences.all():
+        for s in ctx.silences:
             if s.state(now) == "active":
                 muted |= {a.fingerprint for a in alerts if s.matches(a.labels)}
         alerts = [a for a in alerts if a.fingerprint not in muted]
@@ -464,7 +531,7 @@ class Dispatcher:
             await self.touch_incident(iid)
 
 
-    async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
+    def _queue_commit(self, pipe: Any, gid: str, token: str, plan: FlushPlan) -> None:
         shard = self.keys.shard_of(gid)
         args: list[Any] = [gid, token, ms(plan.next_due), max(GROUP_TTL, 5 * 24 * 3600), len(plan.nflog),
                            len(plan.notifications), len(plan.removals), STATE_TTL]
@@ -474,29 +541,80 @@ class Dispatcher:
             args += [n.integration, n.receiver, n.to_json()]
         for fp, gen in plan.removals.items():
             args += [fp, gen]
-        ok = await self.scripts.commit_flush(
-            keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(shard), self.keys.claims(shard),
-                  self.keys.nflog(gid), self.keys.outbox(shard), self.keys.seq(gid)],
-            args=args,
-        )
+        queue_script(pipe, self.scripts.commit_flush,
+                     keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(shard),
+                           self.keys.claims(shard), self.keys.nflog(gid), self.keys.outbox(shard), self.keys.seq(gid)],
+                     args=args)
+
+    async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_commit(pipe, gid, token, plan)
+        (ok,) = await pipe.execute()
         return bool(int(ok))
 
     async def flush(self, gid: str, token: str) -> FlushPlan | None:
+        return (await self.flush_many([(gid, token)]))[0]
+
+    async def flush_many(self, claimed: list[tuple[str, str]]) -> list[FlushPlan | None]:
+        """Flush claimed groups together: a constant number of round trips for the whole batch (load, silences,
+        inhibition sources, commit), so the cost of a flush round is linear in the alerts it carries and does not
+        hold one Redis connection per group. Returns each group's committed plan (None: vanished or claim lost)."""
+        if not claimed:
+            return []
         now = self.clock.now()
-        g = await self.load_group(gid)
-        if g is None:
-            # Group vanished (deleted by a commit that raced us): forget its timer.
-            await self.redis.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
-            return None
-        plan = await self.plan_flush(g, now)
-        for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
-            await hook(plan)
-        if not await self.commit(gid, token, plan):
-            log.info("flush_claim_lost", gid=gid)
-            return None
-        if plan.next_due and g.route is not None:
-            self.on_schedule(plan.next_due)
-        return plan
+        groups = await self.load_groups([gid for gid, _ in claimed])
+        vanished = [gid for gid, _ in claimed if groups[gid] is None]
+        if vanished:  # deleted by a commit that raced us: forget their timers
+            pipe = self.redis.pipeline(transaction=False)
+            for gid in vanished:
+                pipe.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
+            await pipe.execute()
+        live = [g for g in groups.values() if g is not None]
+        everyone = {fp: a for g in live for fp, a in g.alerts.items()}
+        ctx = FlushContext(silences=await self.silences.all(),
+                           inhibited=frozenset(await self._inhibited(list(everyone.values()), now)))
+        plans: list[FlushPlan | None] = []
+        pipe = self.redis.pipeline(transaction=False)
+        committing: list[int] = []
+        for i, (gid, token) in enumerate(claimed):
+            g = groups[gid]
+            if g is None:
+                plans.append(None)
+                continue
+            plan = await self.plan_flush(g, now, ctx)
+            for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
+                await hook(plan)
+            self._queue_commit(pipe, gid, token, plan)
+            committing.append(i)
+            plans.append(plan)
+        results = await pipe.execute() if committing else []
+        self._committed(claimed, plans, committing, results)
+        return plans
+
+    def _committed(self, claimed: list[tuple[str, str]], plans: list[FlushPlan | None], committing: list[int],
+                   results: list[Any]) -> None:
+        nxt: float | None = None
+        for i, ok in zip(committing, results):
+            plan = plans[i]
+            assert plan is not None
+            if not int(ok):
+                log.info("flush_claim_lost", gid=claimed[i][0])
+                plans[i] = None
+            elif plan.next_due and plan.route is not None:
+                nxt = plan.next_due if nxt is None else min(nxt, plan.next_due)
+        if nxt is not None:
+            self.on_schedule(nxt)
+
+
+@dataclass
+class FlushContext:
+    """What a flush round reads once for all its groups: the silences, and which alerts are inhibited."""
+    silences: list[Any]
+    inhibited: frozenset[str]
+
+
+def _s(b: Any) -> str:
+    return b.decode() if isinstance(b, bytes) else b
 
 
 def incident_mark(snap: dict[str, Any]) -> str:

@@ -1,8 +1,16 @@
 """`tocsin replay`: run recorded alerts and detector events through the same pipeline as `serve`, in event time.
 
-The clock is a ManualClock driven by the events' timestamps; every group timer that falls due between two
-events fires at its due time, exactly as it would have live. Receivers are replaced by recorders: nothing goes
-over the network. Output: one JSON object per notification (see routing.receivers.console.notification_record).
+A discrete-event simulation: the clock is a ManualClock that jumps from one event to the next, where an event is
+an input line or a due timer (`Engine.next_due()`, which merges every timer source: group flushes, escalation
+steps, digests, and whatever else registers there). Nothing ticks: between two lines, only the timers that fall
+due run, each at its due time, exactly as it would have live; a line is ingested at its own time. Receivers are
+replaced by recorders: nothing goes over the network. Output: one JSON object per notification (see
+routing.receivers.console.notification_record).
+
+State is bounded by what is active, as in serve: resolved alerts are forgotten `alert_retention` after they end,
+in event time (serve's sweeper runs every minute of wall time; replay sweeps every SWEEP_EVERY of event time, which
+changes nothing a notification shows: a swept alert has left its groups long before), and empty groups delete
+themselves when they flush.
 """
 from __future__ import annotations
 
@@ -10,20 +18,23 @@ import json
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from routing.receivers.console import notification_record
 
 from .alerts import parse_postable
 from .clock import ManualClock, parse_rfc3339
-from .config import Config
+from .config import Config, retention_seconds
 from .embedded_redis import EmbeddedRedis
 from .engine import Engine, recording_factory
 from .events import DetectorEvent
 from .models import Alert, Notification
+from .store import ms, open_redis, queue_script
+
+
+SWEEP_EVERY = 600.0  # seconds of event time between retention sweeps
 
 
 class ReplayInputError(ValueError):
@@ -83,6 +94,95 @@ def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float,
     return Line(at, alerts)
 
 
+class Simulation:
+    """One replay: an Engine on a ManualClock and a private key prefix, advanced event by event."""
+
+    def __init__(self, cfg: Config, client: Any, emit: Callable[[Notification], None]):
+        self.cfg = cfg
+        self.client = client
+        self.emit = emit
+        self.sink: list[Notification] = []
+        self.clock = ManualClock(0.0)
+        self.engine = Engine(cfg, client, self.clock, consumer="replay", receiver_factory=recording_factory(self.sink))
+        self.stats = {"lines": 0, "alerts": 0, "notifications": 0, "steps": 0, "swept": 0}
+        self.emitted = 0
+        self.retention = retention_seconds(cfg)
+        self.next_sweep = float("-inf")
+        self.prev: float | None = None
+
+    async def sweep(self, now: float) -> None:
+        """Forget alerts that ended `alert_retention` ago (serve's sweeper, in event time; one round trip)."""
+        keys = self.engine.keys
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(keys.shards):
+            queue_script(pipe, self.engine.scripts.sweep_resolved_alerts,
+                         keys=[keys.alerts(shard), keys.alert_ends(shard), keys.alerts_grouped(shard)],
+                         args=[ms(now - self.retention), 100_000])
+        self.stats["swept"] += sum(int(n) for n in await pipe.execute())
+        await self.engine.silences.gc(now)
+
+    def flush_out(self) -> None:
+        for n in self.sink[self.emitted:]:
+            self.emit(n)
+        self.stats["notifications"] += len(self.sink) - self.emitted
+        self.sink.clear()  # emitted: memory stays bounded by what one step decides
+        self.emitted = 0
+
+    async def run_until(self, t: float) -> None:
+        """Fire every timer due by `t`, each at its due time (the next event is always the earliest timer)."""
+        engine = self.engine
+        # engine.due_hint is a lower bound of the next timer: ask Redis only when it may be due by t.
+        while engine.due_hint <= t:
+            nxt = await engine.next_due()
+            if nxt is None or nxt > t:
+                engine.due_hint = float("inf") if nxt is None else nxt
+                break
+            self.clock.set(nxt)
+            await engine.step()
+            self.stats["steps"] += 1
+            self.flush_out()
+        self.clock.set(t)
+
+    async def line(self, line: Line) -> None:
+        if self.prev is None:
+            self.clock.set(line.at)
+        await self.run_until(line.at)
+        if line.at >= self.next_sweep:
+            await self.sweep(line.at)
+            self.next_sweep = line.at + SWEEP_EVERY
+        self.prev = line.at
+        for a in line.alerts:
+            a.updated_at = line.at
+        await self.engine.ingest(line.alerts)
+        if self.engine.due_hint <= line.at:  # e.g. an old alert that flushes its new group at once
+            await self.run_until(line.at)
+        self.stats["lines"] += 1
+        self.stats["alerts"] += len(line.alerts)
+
+    async def finish(self, horizon: float | None) -> None:
+        if self.prev is None:
+            return
+        if horizon is None:
+            longest = max((r.opts.group_wait + r.opts.group_interval for r in self.cfg.route.walk()), default=0)
+            horizon = self.cfg.resolve_timeout + 2 * longest
+        await self.run_until(self.prev + horizon)
+
+
+def parse_lines(lines: Iterable[str], cfg: Config) -> Iterator[Line]:
+    prev: float | None = None
+    for lineno, raw in enumerate(lines, 1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            d = json.loads(raw)
+        except ValueError as e:
+            raise ReplayInputError(f"line {lineno}: not JSON: {e}") from None
+        line = parse_line(d, lineno, prev, cfg.resolve_timeout, getattr(cfg, "events_resolve_after", None))
+        prev = line.at
+        yield line
+
+
 async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification], None], *,
                  redis_url: str | None = None, horizon: float | None = None) -> dict[str, Any]:
     """Replay `lines` (JSONL) under `cfg`; call `emit` for each notification in order. Returns counts."""
@@ -92,69 +192,22 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-replay-"), persist=False)
         redis_url = embedded.start()
     cfg.tocsin.redis.key_prefix = prefix
-    client = aioredis.from_url(redis_url)
-    sink: list[Notification] = []
-    clock = ManualClock(0.0)
-    engine = Engine(cfg, client, clock, consumer="replay", receiver_factory=recording_factory(sink))
-    stats = {"lines": 0, "alerts": 0, "notifications": 0}
-    emitted = 0
-
-    def flush_out() -> None:
-        nonlocal emitted
-        for n in sink[emitted:]:
-            emit(n)
-        stats["notifications"] += len(sink) - emitted
-        emitted = len(sink)
-
-    async def run_until(t: float) -> None:
-        # engine.due_hint is a lower bound of the next timer: ask Redis only when it may be due by t.
-        while engine.due_hint <= t:
-            nxt = await engine.next_due()
-            if nxt is None or nxt > t:
-                engine.due_hint = float("inf") if nxt is None else nxt
-                break
-            clock.set(nxt)
-            await engine.step()
-            flush_out()
-        clock.set(t)
-
+    client = open_redis(redis_url)
+    sim = Simulation(cfg, client, emit)
     try:
-        await engine.start()
-        prev: float | None = None
-        for lineno, raw in enumerate(lines, 1):
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                d = json.loads(raw)
-            except ValueError as e:
-                raise ReplayInputError(f"line {lineno}: not JSON: {e}") from None
-            line = parse_line(d, lineno, prev, cfg.resolve_timeout, getattr(cfg, "events_resolve_after", None))
-            if prev is None:
-                clock.set(line.at)
-            await run_until(line.at)
-            prev = line.at
-            for a in line.alerts:
-                a.updated_at = line.at
-            await engine.ingest(line.alerts)
-            if engine.due_hint <= line.at:  # e.g. an old alert that flushes its new group at once
-                await run_until(line.at)
-            stats["lines"] += 1
-            stats["alerts"] += len(line.alerts)
-        if prev is not None:
-            if horizon is None:
-                longest = max((r.opts.group_wait + r.opts.group_interval for r in cfg.route.walk()), default=0)
-                horizon = cfg.resolve_timeout + 2 * longest
-            await run_until(prev + horizon)
+        await sim.engine.start()
+        for line in parse_lines(lines, cfg):
+            await sim.line(line)
+        await sim.finish(horizon)
     finally:
-        await engine.close()
+        await sim.engine.close()
         if embedded is None:
             async for k in client.scan_iter(match=f"{prefix}:*", count=1000):
                 await client.delete(k)
         await client.aclose()
         if embedded is not None:
             embedded.stop()
-    return stats
+    return sim.stats
 
 
 def write_jsonl(out: TextIO) -> Callable[[Notification], None]:

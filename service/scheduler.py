@@ -21,7 +21,8 @@ log = structlog.get_logger("tocsin.scheduler")
 
 class Scheduler:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dispatcher: Dispatcher, clock: Clock,
-                 replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0):
+                 replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0,
+                 chunk: int = 256):
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
@@ -31,6 +32,7 @@ class Scheduler:
         self.lease = lease
         self.batch = batch
         self.max_idle = max_idle
+        self.chunk = chunk  # groups flushed together in one batch
         self._counter = itertools.count()
         self._wake = asyncio.Event()
         self._next_local: float | None = None
@@ -69,10 +71,8 @@ class Scheduler:
             claimed, nxt = await self.claim(now)
             if not claimed:
                 return total, nxt
-            results = await asyncio.gather(*(self._flush(g, t) for g, t in claimed), return_exceptions=True)
-            for (g, _), r in zip(claimed, results):
-                if isinstance(r, BaseException):
-                    log.error("flush_failed", gid=g, error=repr(r))
+            for i in range(0, len(claimed), self.chunk):
+                await self._flush_chunk(claimed[i:i + self.chunk])
             total += len(claimed)
             if len(claimed) < self.batch:
                 # Anything that became due meanwhile is picked up by the next round.
@@ -80,11 +80,23 @@ class Scheduler:
                 if nxt is None or nxt > now2:
                     return total, nxt
 
-    async def _flush(self, gid: str, token: str) -> None:
-        plan = await self.dispatcher.flush(gid, token)
-        if plan is not None:
-            for cb in self.on_flushed:
-                await cb(plan)
+    async def _flush_chunk(self, claimed: list[tuple[str, str]]) -> None:
+        """Flush a chunk of claimed groups in one batch (a few round trips for all of them). A failing batch is
+        retried group by group, so one bad group does not hold up the others (its claim's lease retries it)."""
+        try:
+            plans = await self.dispatcher.flush_many(claimed)
+        except Exception as e:
+            if len(claimed) == 1:
+                log.error("flush_failed", gid=claimed[0][0], error=repr(e))
+                return
+            for one in claimed:
+                await self._flush_chunk([one])
+            return
+        for plan in plans:
+            if plan is not None:
+                for cb in self.on_flushed:
+                    await cb(plan)
+        await asyncio.sleep(0)  # let waiting requests in between chunks
 
     async def next_due(self) -> float | None:
         pipe = self.redis.pipeline(transaction=False)

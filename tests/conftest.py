@@ -6,9 +6,8 @@ import tempfile
 import uuid
 
 import pytest
-import redis.asyncio as aioredis
-
 from service.embedded_redis import EmbeddedRedis
+from service.store import open_redis
 
 os.environ.pop("HTTP_PROXY", None)
 os.environ.pop("HTTPS_PROXY", None)
@@ -37,7 +36,7 @@ def key_prefix():
 
 @pytest.fixture
 async def redis(redis_url, key_prefix):
-    client = aioredis.from_url(redis_url)
+    client = open_redis(redis_url)  # also a redis+cluster:// URL (tests/test_cluster_slots.py runs suites on one)
     yield client
     # Clean up this test's keys (SCAN by prefix; tests only, never in Tocsin's own code).
     async for k in client.scan_iter(match=f"{key_prefix}*", count=1000):

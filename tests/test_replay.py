@@ -153,3 +153,23 @@ def test_replay_rejects_bad_lines_with_the_line_number(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert "line 2" in p.stderr
+
+
+async def test_replay_jumps_from_event_to_event_and_forgets_resolved_alerts_in_event_time(redis_url):
+    """Replay is a discrete-event simulation: a month between two alerts costs a few timer steps, not a tick per
+    interval; and resolved alerts are swept `alert_retention` after they end, in event time, as serve's sweeper
+    would (so a long replay holds only what is active)."""
+    text = (CONFIG % 9) + "tocsin: {alert_retention: 1h}\n"
+    month = 30 * 24 * 3600
+    lines = [{"labels": {"alertname": "Blip", "service": "api", "n": str(i)}, "startsAt": to_rfc3339(T0),
+              "endsAt": to_rfc3339(T0 + 60), "at": to_rfc3339(T0)} for i in range(10)]
+    lines.append({"labels": {"alertname": "Later", "service": "db"}, "startsAt": to_rfc3339(T0 + month),
+                  "at": to_rfc3339(T0 + month)})
+    printed: list[dict] = []
+    stats = await replay(parse_config(text), [json.dumps(x) for x in lines],
+                         lambda n: printed.append(notification_record(n)), redis_url=redis_url)
+    assert stats["swept"] == 10  # the ten blips, ended a month before the last line
+    assert stats["steps"] < 20  # group_wait, the resolve, the last group's flushes: no ticking through the month
+    api = [r["status"] for r in printed if r["group_key"] == '{}:{service="api"}']
+    assert api == ["firing", "resolved"]  # after group_wait, then the resolve; nothing more in the month
+    assert any(r["group_key"] == '{}:{service="db"}' for r in printed)

@@ -21,6 +21,7 @@ from service.clock import ManualClock, to_rfc3339
 from service.config import EnvSettings, parse_config
 from service.engine import Engine, recording_factory
 from service.models import Alert, Notification
+from service.store import open_redis
 
 from tests.serve_kit import TocsinProcess as Serve
 DEADLINE = 45.0  # generous for a loaded 2-core machine; normally reached in a few seconds
@@ -116,7 +117,7 @@ async def run_serve(tmp: Path, redis_url: str, replicas: int, waves: int, build_
     finally:
         for p in procs:
             p.stop()
-        client = aioredis.from_url(redis_url)
+        client = open_redis(redis_url)  # also a redis+cluster:// URL (tests/test_cluster_slots.py)
         async for k in client.scan_iter(match=f"{prefix}:*", count=1000):  # test clean-up only
             await client.delete(k)
         await client.aclose()

@@ -27,10 +27,12 @@ from redis.asyncio import Redis
 from service.clock import Clock
 from service.errors import ConfigError, ConfigErrors
 
-from .claude import ClaudeSummarizer
-from .evidence_summarizer import EvidenceSummarizer
-from .metrics import LLMMetrics
-from .summarizer import SummaryService
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the summarizers (and the Anthropic SDK, a second to import) load only when a service is built
+    from .claude import ClaudeSummarizer
+    from .metrics import LLMMetrics
+    from .summarizer import SummaryService
 
 
 class LLMConfig(BaseModel):
@@ -66,10 +68,15 @@ def build_summary_service(
     env: Mapping[str, str] | None = None,
 ) -> SummaryService:
     """A SummaryService per the config. Without `enabled` or without a key in the environment, no LLM is used."""
+    from .evidence_summarizer import EvidenceSummarizer
+    from .summarizer import SummaryService
+
     env = os.environ if env is None else env
     llm: ClaudeSummarizer | None = None
     key = env.get(cfg.api_key_env)
     if cfg.enabled and key:
+        from .claude import ClaudeSummarizer
+
         llm = ClaudeSummarizer(
             api_key=key, model=cfg.model, base_url=cfg.base_url, timeout=cfg.timeout, max_retries=cfg.max_retries,
             max_tokens=cfg.max_tokens, total_timeout=cfg.total_timeout, metrics=metrics,
