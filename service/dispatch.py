@@ -489,6 +489,16 @@ class Dispatcher:
             ))
         return plan
 
+    async def _sync_incident(self, g: GroupState, now: float) -> None:
+        """Before an incident group is planned: members whose alert resolved by time (its endsAt passed without a
+        new post, e.g. Prometheus stopped sending) are recorded as resolved in the incident, so its lifecycle
+        (quiet period, the one resolve) runs as if the resolution had been posted."""
+        if self.incidents is None or "incident" not in g.labels:
+            return
+        for a in g.alerts.values():
+            if a.resolved_at(now):
+                await self.incidents.on_alert_resolved(a)
+
     async def _incident_snapshot(self, iid: str) -> dict[str, Any] | None:
         from .incidents import IncidentNotFound
 
@@ -581,6 +591,7 @@ class Dispatcher:
             if g is None:
                 plans.append(None)
                 continue
+            await self._sync_incident(g, now)
             plan = await self.plan_flush(g, now, ctx)
             for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
                 await hook(plan)
