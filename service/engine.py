@@ -280,11 +280,23 @@ class Engine:
         self._bind_digests()
         self.dispatcher.set_config(cfg)
         self._setup_extensions(cfg)
+        await self._regroup()
         for r in old.values():
             try:
                 await r.close()
             except Exception:  # pragma: no cover - best effort
                 pass
+
+    async def _regroup(self) -> None:
+        """Re-route the grouped alerts under the new route tree (as Alertmanager re-forms its groups on reload).
+        A failure leaves the new config running: the alerts move on their next re-send, which re-groups them."""
+        from .regroup import regroup
+
+        try:
+            await regroup(self.dispatcher, self.clock.now())
+        except Exception as e:
+            self.metrics.background_errors.labels("regroup").inc()
+            log.error("regroup_failed", error=repr(e))
 
     async def close(self) -> None:
         await self.outbox.close()

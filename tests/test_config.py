@@ -377,3 +377,88 @@ async def test_events_use_resolve_after(tmp_path: Path, redis_url: str, key_pref
         assert (await h.post("/api/v1/events", ev)).status == 200
         [a] = await h.engine.dispatcher.store.all()
         assert a.ends_at == T0 + 900
+
+
+TEAMS = """
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+{routes}
+receivers:
+  - name: team
+    webhook_configs: [{{url: "http://127.0.0.1:9/team"}}]
+  - name: team-a
+    webhook_configs: [{{url: "http://127.0.0.1:9/a"}}]
+  - name: team-b
+    webhook_configs: [{{url: "http://127.0.0.1:9/b"}}]
+  - name: any-team
+    webhook_configs: [{{url: "http://127.0.0.1:9/any"}}]
+"""
+ROUTE_A = "    - {matchers: ['team=\"a\"'], receiver: team-a}"
+ROUTE_B = "    - {matchers: ['team=\"b\"'], receiver: team-b}"
+ROUTE_ANY = "    - {matchers: ['team=~\".+\"'], receiver: any-team}"
+
+
+def teams(*routes: str) -> str:
+    return TEAMS.format(routes="\n".join(routes))
+
+
+async def reload_to(h: Harness, text: str, redis_url: str, key_prefix: str) -> None:
+    h.write_config(with_redis(text, redis_url, key_prefix))
+    r = await h.client.post("/-/reload")
+    assert (r.status, await r.text()) == (200, "reloaded\n")
+
+
+def paged(h: Harness) -> list[tuple[float, str, list[str]]]:
+    return [(n.timestamp - T0, n.receiver, [a.labels["alertname"] for a in n.alerts]) for n in h.sink]
+
+
+async def test_reload_that_inserts_a_route_above_keeps_existing_groups_on_their_route(
+        tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
+    """A route inserted before another does not hand the other's waiting groups to the new route."""
+    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
+        await h.step(30)
+        await h.step(300)
+        assert paged(h) == [(30.0, "team-a", ["A"])]
+
+
+async def test_reload_keeps_the_notification_log_of_a_route_whose_position_changed(
+        tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
+    """A group that already notified does not notify again after a reload that only moves its route down."""
+    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await h.step(30)
+        await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
+        await h.step(300)
+        await h.step(300)
+        assert paged(h) == [(30.0, "team-a", ["A"])]
+
+
+async def test_reload_moves_alerts_whose_route_now_lies_elsewhere(tmp_path: Path, redis_url: str, key_prefix: str,
+                                                                 redis: Any) -> None:
+    """After a reload, each group's alerts are routed again: an alert that a new route above now catches is
+    notified through that route only, as Alertmanager rebuilds its groups from the alerts on reload."""
+    async with running(tmp_path, with_redis(teams(ROUTE_ANY), redis_url, key_prefix)) as h:
+        alerts = [alert("A", starts=T0, ends=T0 + 3600, team="a"), alert("B", starts=T0, ends=T0 + 3600, team="b")]
+        assert (await h.post("/api/v2/alerts", alerts)).status == 200
+        await reload_to(h, teams(ROUTE_A, ROUTE_ANY), redis_url, key_prefix)
+        await h.step(30)
+        await h.step(300)
+        assert sorted(paged(h)) == [(30.0, "any-team", ["B"]), (30.0, "team-a", ["A"])]
+
+
+async def test_reload_regroups_the_alerts_of_a_route_that_is_gone(tmp_path: Path, redis_url: str, key_prefix: str,
+                                                                 redis: Any) -> None:
+    """The alerts of a group whose route no longer exists after a reload are notified through their new route,
+    not dropped with the group."""
+    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await reload_to(h, teams(ROUTE_B), redis_url, key_prefix)
+        await h.step(30)
+        assert paged(h) == [(30.0, "team", ["A"])]
