@@ -122,6 +122,7 @@ class Engine:
         self._last_tick = float("-inf")
         self.escalator: Any = None
         self.summaries: Any = None
+        self._llm: Any = None  # the LLMConfig self.summaries was built from
         self._setup_extensions(cfg)
 
     def _digests(self) -> list[Any]:
@@ -171,9 +172,10 @@ class Engine:
             from .summaries.config import LLMConfig, build_summary_service
             from .summaries.metrics import metrics_for
 
-            if self.summaries is None:
-                self.summaries = build_summary_service(LLMConfig.parse(cfg.tocsin.llm or {}), self.redis,
-                                                       self.keys.prefix, self.clock,
+            llm = LLMConfig.parse(cfg.tocsin.llm or {})
+            if self.summaries is None or llm != self._llm:  # a reload with new LLM settings builds a new service
+                self._llm = llm
+                self.summaries = build_summary_service(llm, self.redis, self.keys.prefix, self.clock,
                                                        metrics=metrics_for(self.metrics.registry))
         else:
             self.incidents = None

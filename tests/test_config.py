@@ -462,3 +462,44 @@ async def test_reload_regroups_the_alerts_of_a_route_that_is_gone(tmp_path: Path
         await reload_to(h, teams(ROUTE_B), redis_url, key_prefix)
         await h.step(30)
         assert paged(h) == [(30.0, "team", ["A"])]
+
+
+SUMMARIZED = """
+global: {resolve_timeout: 1h}
+route:
+  receiver: team
+  group_by: [service]
+  group_wait: 30s
+  group_interval: 1m
+  tocsin: {min_confidence: 0}
+receivers:
+  - name: team
+    webhook_configs: [{url: "http://127.0.0.1:9/team"}]
+tocsin:
+  correlation: {enabled: true}
+  llm: {base_url: "%(llm)s", enabled: %(enabled)s, deadline: 5, max_retries: 0, timeout: 5, budget_per_hour: 60}
+"""
+
+
+async def test_reload_rebuilds_the_summary_service_from_the_new_llm_section(redis: Any, key_prefix: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LLM settings of a reloaded config are the ones summaries use: turning the LLM on by a reload makes the
+    next incident's page carry Claude's summary."""
+    from tests.fakes.anthropic import FakeAnthropic, tool_answer
+    from tests.pipeline_kit import harness, make_config
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    fake = FakeAnthropic()
+    url = await fake.start()
+    fake.reply(tool_answer({"headline": "Claude says payments-db", "root_cause": None, "reasoning": "[E1].",
+                            "cited_evidence": ["E1"], "next_checks": [], "confidence": 0.7}))
+    try:
+        h = await harness(redis, SUMMARIZED % {"llm": url, "enabled": "false"}, key_prefix)
+        await h.engine.reload(make_config(SUMMARIZED % {"llm": url, "enabled": "true"}, key_prefix))
+        assert h.engine.summaries.llm is not None
+        await h.post({"labels": {"alertname": "DBDown", "service": "payments-db"}, "annotations": {"summary": "x"}})
+        await h.advance_to(30)
+        assert fake.calls == 1
+        assert [(n.incident or {}).get("summary", {}).get("headline") for n in h.sent] == ["Claude says payments-db"]
+    finally:
+        await fake.close()
