@@ -326,8 +326,10 @@ async def test_token_never_appears_in_logs(ha: Harness, caplog: pytest.LogCaptur
 
 # -- Redis down -----------------------------------------------------------------------------------------------
 
-async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_prefix: str) -> None:
+async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_prefix: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """When Redis stops, writes answer 503 (never 200), reads 503, /-/ready 503 and /-/healthy still 200."""
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the app must use the Redis this test stops, not the suite's
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
     url = await asyncio.to_thread(er.start)
     try:
@@ -349,8 +351,10 @@ async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_p
         await asyncio.to_thread(er.stop)
 
 
-async def test_starts_without_redis_and_works_once_it_is_up(tmp_path: Path, key_prefix: str) -> None:
+async def test_starts_without_redis_and_works_once_it_is_up(tmp_path: Path, key_prefix: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Tocsin starts while Redis is unreachable (healthy 200, ready 503, writes 503) and serves once Redis is up."""
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the app must use the Redis this test starts, not the suite's
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
     try:
         async with running(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:
