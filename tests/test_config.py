@@ -182,7 +182,7 @@ receivers: [{name: a}]
      "tocsin.alertmanager.resolve_after"),
     ("route: {receiver: a}\nreceivers: [{name: a}]\ninhibit_rules: [{source_matchers: ['a=\"1\"'], eqal: [x]}]",
      "inhibit_rules[0].eqal"),
-    ("route: {receiver: a}\nreceivers: [{name: a}]\ntocsin: {auth: {tokens: [{name: t}]}}", "tocsin.auth.tokens[0]"),
+    ("route: {receiver: a}\nreceivers: [{name: a}]\ntocsin: {auth: {tokens: [{name: t}]}}", "tocsin.auth.tokens[0].token"),
 ])
 def test_bad_values_are_errors_naming_the_path(text: str, path: str) -> None:
     """Missing route, durations without units, duplicate receivers, bad Tocsin settings and tokens without a
@@ -237,14 +237,14 @@ tocsin:
       - {{name: f, token_file: {tmp_path / 'missing'}}}
       - {{name: e, token_env: TOCSIN_UNSET_TOKEN}}
 """)
-    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0]", "tocsin.auth.tokens[1]"]
+    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0].token_file", "tocsin.auth.tokens[1].token_env"]
     assert "TOCSIN_UNSET_TOKEN" in errs[1][1]
 
 
 def test_a_token_with_two_sources_of_secret_is_an_error() -> None:
     """A token must have exactly one of token, token_file and token_env."""
     errs = errors_of(BASE + "tocsin: {auth: {tokens: [{name: t, token: a, token_env: HOME}]}}")
-    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0]"]
+    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0].token_env"]
 
 
 def test_environment_overrides_the_file() -> None:
@@ -278,6 +278,91 @@ tocsin:
     assert out["tocsin"]["redis"] == {"url": "<secret>", "key_prefix": "k"}
     assert out["route"] == raw["route"]
 
+
+
+@pytest.mark.parametrize("tocsin, path", [
+    ({"alert_retention": "one hour"}, "tocsin.alert_retention"),
+    ({"alert_retention": -5}, "tocsin.alert_retention"),
+    ({"alert_retention": "0"}, "tocsin.alert_retention"),
+    ({"delivery": {"timeout": "10 seconds"}}, "tocsin.delivery.timeout"),
+    ({"delivery": {"timeout": 0}}, "tocsin.delivery.timeout"),
+    ({"delivery": {"backoff_initial": -1}}, "tocsin.delivery.backoff_initial"),
+    ({"delivery": {"backoff_initial": 10, "backoff_max": 1}}, "tocsin.delivery.backoff_max"),
+    ({"delivery": {"max_attempts": 0}}, "tocsin.delivery.max_attempts"),
+    ({"delivery": {"retries": 3}}, "tocsin.delivery.retries"),
+    ({"max_body_bytes": 0}, "tocsin.max_body_bytes"),
+    ({"listen": "localhost"}, "tocsin.listen"),
+    ({"listen": "0.0.0.0:99999"}, "tocsin.listen"),
+    ({"external_url": "tocsin.example"}, "tocsin.external_url"),
+    ({"data_dir": ""}, "tocsin.data_dir"),
+    ({"redis": {"url": "http://127.0.0.1:6379"}}, "tocsin.redis.url"),
+    ({"redis": {"key_prefix": "a{b}"}}, "tocsin.redis.key_prefix"),
+    ({"redis": {"shards": 0}}, "tocsin.redis.shards"),
+    ({"events": {"resolve_after": "soon"}}, "tocsin.events.resolve_after"),
+    ({"alertmanager": {"resolve_after": "later"}}, "tocsin.alertmanager.resolve_after"),
+    ({"scoring": {"weights": {"x": 1}}}, "tocsin.scoring"),
+    ({"digest": {"every": "1h"}}, "tocsin.digest"),
+    ({"slack": {"signing_secrt": "x"}}, "tocsin.slack.signing_secrt"),
+    ({"slack": {"signing_secret": "a", "signing_secret_env": "B"}}, "tocsin.slack.signing_secret_env"),
+    ({"slack": {"allowed_users": "U1"}}, "tocsin.slack.allowed_users"),
+    ({"pagerduty": {"webhook_secrets": "one"}}, "tocsin.pagerduty.webhook_secrets"),
+    ({"pagerduty": {"webhook_secret_env": "TOCSIN_UNSET_TEST_VAR"}}, "tocsin.pagerduty.webhook_secret_env"),
+    ({"auth": {"tokens": [{"name": "t"}]}}, "tocsin.auth.tokens[0].token"),
+])
+def test_bad_tocsin_values_are_load_time_errors_with_their_path(tocsin: dict, path: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bad value or unknown key of `tocsin:` fails the load with its path; none is accepted to fail later."""
+    monkeypatch.delenv("TOCSIN_UNSET_TEST_VAR", raising=False)
+    assert paths_of(BASE + yaml.safe_dump({"tocsin": tocsin})) == [path]
+
+
+def test_tocsin_durations_and_sections_are_read() -> None:
+    """Durations of `tocsin:` take Prometheus duration strings (or seconds), and the Slack and PagerDuty sections
+    are read as given."""
+    from service.config import retention_seconds
+
+    cfg = parse(BASE + yaml.safe_dump({"tocsin": {
+        "alert_retention": "2h", "delivery": {"timeout": "5s", "backoff_max": "2m"},
+        "slack": {"signing_secret": "s3cret", "allowed_users": ["U1"]},
+        "pagerduty": {"webhook_secrets": ["a", "b"]}}}))
+    assert retention_seconds(cfg) == 7200
+    assert (cfg.tocsin.delivery.timeout, cfg.tocsin.delivery.backoff_max) == (5, 120)
+    assert cfg.tocsin.slack == {"signing_secret": "s3cret", "allowed_users": ["U1"]}
+    assert cfg.tocsin.pagerduty == {"webhook_secrets": ["a", "b"]}
+
+
+async def test_a_failing_retention_sweep_is_logged_and_counted(tmp_path: Path, key_prefix: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retention sweeper reports every failed sweep (log line and tocsin_background_errors_total) and keeps
+    running."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from service.app import _sweeper
+    from service.embedded_redis import EmbeddedRedis
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    er = EmbeddedRedis(tmp_path / "redis", persist=False)
+    async with running(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:  # Redis never started: sweeps fail
+        with capture_logs() as logs:
+            task = asyncio.create_task(_sweeper(h.engine, every=60))
+
+            async def failures(n: int) -> int:
+                for _ in range(1000):  # let the sweeper's connection attempts fail (not a time limit on them)
+                    got = sum(e["event"] == "sweep_failed" for e in logs)
+                    if got >= n:
+                        break
+                    await asyncio.sleep(0.01)
+                return got
+
+            assert await failures(1) == 1
+            h.clock.advance(60)
+            assert await failures(2) == 2  # still running after a failure
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        metrics = await (await h.client.get("/metrics")).text()
+        assert 'tocsin_background_errors_total{task="sweep"}' in metrics
 
 # -- reload -------------------------------------------------------------------------------------------------------
 
