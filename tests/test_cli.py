@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from service.clock import to_rfc3339
-from tests.test_api import BASE, T0, with_redis
+from tests.pipeline_kit import BASE, T0, with_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 

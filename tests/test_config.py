@@ -12,7 +12,7 @@ import yaml
 from service.appkeys import ENGINE
 from service.config import EnvSettings, load_config, parse_config, redacted
 from service.errors import ConfigErrors
-from tests.test_api import BASE, T0, Harness, alert, config_text, h, running, with_redis  # noqa: F401
+from tests.pipeline_kit import BASE, T0, Harness, alert, serving, with_redis
 
 NO_ENV = EnvSettings(redis_url=None, tocsin_key_prefix=None, tocsin_data_dir=None)
 
@@ -344,7 +344,7 @@ async def test_a_failing_retention_sweep_is_logged_and_counted(tmp_path: Path, k
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
-    async with running(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:  # Redis never started: sweeps fail
+    async with serving(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:  # Redis never started: sweeps fail
         with capture_logs() as logs:
             task = asyncio.create_task(_sweeper(h.engine, every=60))
 
@@ -400,7 +400,7 @@ async def test_reload_rejects_a_bad_config_and_the_old_one_keeps_working(h: Harn
 async def test_reload_rejects_a_receiver_that_cannot_be_built(tmp_path: Path, redis_url: str, key_prefix: str,
                                                               redis: Any) -> None:
     """A reload whose new receiver fails its own validation is rejected and the old receivers stay."""
-    async with running(tmp_path, with_redis(BASE, redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix)) as h:
         from service.engine import default_receiver_factory
 
         h.engine.receiver_factory = default_receiver_factory  # build real receivers on reload
@@ -455,7 +455,7 @@ async def test_reload_keeps_alerts_and_groups(h: Harness, redis_url: str, key_pr
 
 async def test_events_use_resolve_after(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """With tocsin.events.resolve_after set, an anomaly stays open that long after its timestamp."""
-    async with running(tmp_path, with_redis(BASE, redis_url, key_prefix, events={"resolve_after": "15m"})) as h:
+    async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix, events={"resolve_after": "15m"})) as h:
         from service.clock import to_rfc3339
 
         ev = {"metric": "m", "timestamp": to_rfc3339(T0), "is_anomaly": True}
@@ -505,7 +505,7 @@ def paged(h: Harness) -> list[tuple[float, str, list[str]]]:
 async def test_reload_that_inserts_a_route_above_keeps_existing_groups_on_their_route(
         tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """A route inserted before another does not hand the other's waiting groups to the new route."""
-    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
         assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
         await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
         await h.step(30)
@@ -516,7 +516,7 @@ async def test_reload_that_inserts_a_route_above_keeps_existing_groups_on_their_
 async def test_reload_keeps_the_notification_log_of_a_route_whose_position_changed(
         tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """A group that already notified does not notify again after a reload that only moves its route down."""
-    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
         assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
         await h.step(30)
         await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
@@ -529,7 +529,7 @@ async def test_reload_moves_alerts_whose_route_now_lies_elsewhere(tmp_path: Path
                                                                  redis: Any) -> None:
     """After a reload, each group's alerts are routed again: an alert that a new route above now catches is
     notified through that route only, as Alertmanager rebuilds its groups from the alerts on reload."""
-    async with running(tmp_path, with_redis(teams(ROUTE_ANY), redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(teams(ROUTE_ANY), redis_url, key_prefix)) as h:
         alerts = [alert("A", starts=T0, ends=T0 + 3600, team="a"), alert("B", starts=T0, ends=T0 + 3600, team="b")]
         assert (await h.post("/api/v2/alerts", alerts)).status == 200
         await reload_to(h, teams(ROUTE_A, ROUTE_ANY), redis_url, key_prefix)
@@ -542,7 +542,7 @@ async def test_reload_regroups_the_alerts_of_a_route_that_is_gone(tmp_path: Path
                                                                  redis: Any) -> None:
     """The alerts of a group whose route no longer exists after a reload are notified through their new route,
     not dropped with the group."""
-    async with running(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
         assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
         await reload_to(h, teams(ROUTE_B), redis_url, key_prefix)
         await h.step(30)

@@ -1,4 +1,4 @@
-"""Digests in event time (issue 4, acceptance 4): incidents routed to a digest go out together at the scheduled
+"""Digests in event time: incidents routed to a digest go out together at the scheduled
 times; one that grows past the configured severity is taken out and notified at once."""
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from routing.receivers.digest import Schedule, next_run
+from structlog.testing import capture_logs
+
 from service.clock import to_rfc3339
-from tests.pipeline_kit import T0
+from service.engine import default_receiver_factory
+from tests.fakes.slack import FakeSlack
+from tests.pipeline_kit import T0, harness
 
 CONFIG = """
 global: {resolve_timeout: 4h}
@@ -55,15 +59,8 @@ def alert(service: str, name: str, severity: str, starts: float) -> dict:
 async def test_digest_goes_out_on_schedule_and_growing_items_escape(redis, key_prefix, capture):
     """Two quiet incidents arrive in one hourly digest; one turning critical is paged at once, not digested."""
     port, got = capture
-    from service.engine import Engine, default_receiver_factory
-    from tests.pipeline_kit import Harness, make_config
-    from service.clock import ManualClock
-
-    cfg = make_config(CONFIG % {"port": port}, key_prefix)
-    clock = ManualClock(T0)
-    engine = Engine(cfg, redis, clock, consumer="t", receiver_factory=default_receiver_factory)
-    await engine.start()
-    h = Harness(engine, clock)
+    h = await harness(redis, CONFIG % {"port": port}, key_prefix, receiver_factory=default_receiver_factory)
+    engine = h.engine
     try:
         await h.post(alert("billing", "QueueBacklog", "warning", 0))
         await h.advance_to(600)
@@ -128,18 +125,10 @@ tocsin:
 async def test_a_slack_api_error_on_a_digest_is_a_failure_with_the_slack_error(redis, key_prefix, error, retried):
     """Slack answering HTTP 200 with ok:false fails the digest with Slack's error (retried when Slack says it may
     pass), never reported as "ok"."""
-    from structlog.testing import capture_logs
-
-    from service.clock import ManualClock
-    from service.engine import Engine, default_receiver_factory
-    from tests.fakes.slack import FakeSlack
-    from tests.pipeline_kit import Harness, make_config
-
     async with FakeSlack() as slack:
-        engine = Engine(make_config(SLACK_DIGEST % {"slack": slack.base_url}, key_prefix), redis, ManualClock(T0),
-                        consumer="t", receiver_factory=default_receiver_factory)
-        await engine.start()
-        h = Harness(engine, engine.clock)
+        h = await harness(redis, SLACK_DIGEST % {"slack": slack.base_url}, key_prefix,
+                          receiver_factory=default_receiver_factory)
+        engine = h.engine
         try:
             await h.post(alert("billing", "QueueBacklog", "warning", 0))
             await h.advance_to(600)
