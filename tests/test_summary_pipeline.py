@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from service.app import create_app
 from service.appkeys import ENGINE
 from service.clock import ManualClock, to_rfc3339
-from service.config import parse_config
 from tests.fakes.anthropic import FakeAnthropic, tool_answer
 from tests.fakes.slack import FakeSlack
+from tests.pipeline_kit import make_config
 
 T0 = 1_800_000_000.0
 
@@ -53,9 +53,7 @@ async def test_late_claude_summary_edits_the_posted_message(redis_url, key_prefi
     }, delay=1.0))
     try:
         async with FakeSlack() as slack:
-            cfg = parse_config(CONFIG % {"slack": slack.base_url, "llm": llm_url})
-            cfg.tocsin.redis.url = redis_url
-            cfg.tocsin.redis.key_prefix = key_prefix
+            cfg = make_config(CONFIG % {"slack": slack.base_url, "llm": llm_url}, key_prefix, redis_url)
             clock = ManualClock(T0)
             app = create_app("unused.yml", cfg=cfg, clock=clock, background=False)
             server = TestServer(app, host="127.0.0.1")
