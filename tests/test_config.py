@@ -588,3 +588,14 @@ async def test_reload_rebuilds_the_summary_service_from_the_new_llm_section(redi
         assert [(n.incident or {}).get("summary", {}).get("headline") for n in h.sent] == ["Claude says payments-db"]
     finally:
         await fake.close()
+
+
+def test_regroup_moves_only_what_the_new_tree_changes() -> None:
+    """The reload's regrouping decision: memberships the new tree keeps stay, new ones are added, the rest are
+    dropped; an alert whose groups are unknown is left alone."""
+    from service.regroup import Move, Target, moves
+
+    a, b, c = (Target(g, f"route-{g}", f"key-{g}", {}, 30.0) for g in ("ga", "gb", "gc"))
+    current = {"fp1": {"ga": "m1"}, "fp2": {"ga": "m2", "gb": "m2"}, "fp3": {"gc": "m3"}, "fp4": {"ga": "m4"}}
+    targets = {"fp1": [a], "fp2": [b, c], "fp3": [a], "fp4": None}
+    assert moves(current, targets) == [Move("fp2", "m2", (c,), ("ga",)), Move("fp3", "m3", (a,), ("gc",))]

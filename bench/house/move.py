@@ -199,12 +199,14 @@ def add_packages(repo: Path) -> None:
 
 
 def fix_pyproject(repo: Path) -> None:
+    """Package discovery instead of the fixed package list, and ruff's per-file ignores under the new paths."""
     p = repo / "pyproject.toml"
     text = p.read_text()
     old = '[tool.setuptools]\npackages = ["service", "service.summaries", "routing", "routing.receivers"]\n'
-    if old in text:
-        text = text.replace(old, '[tool.setuptools.packages.find]\ninclude = ["service*", "routing*"]\n')
-        p.write_text(text)
+    text = text.replace(old, '[tool.setuptools.packages.find]\ninclude = ["service*", "routing*"]\n')
+    for old_path, new_path in MOVES:
+        text = text.replace(f'"{old_path}" = ', f'"{new_path}" = ')
+    p.write_text(text)
 
 
 def main() -> int:
