@@ -172,7 +172,7 @@ class Engine:
             from .summaries.config import LLMConfig, build_summary_service
             from .summaries.metrics import metrics_for
 
-            llm = LLMConfig.parse(cfg.tocsin.llm or {})
+            llm = cfg.extensions.llm or LLMConfig.parse(cfg.tocsin.llm or {})  # validated at load when parsed
             if self.summaries is None or llm != self._llm:  # a reload with new LLM settings builds a new service
                 self._llm = llm
                 self.summaries = build_summary_service(llm, self.redis, self.keys.prefix, self.clock,
