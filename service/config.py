@@ -3,6 +3,12 @@
 `load_config(path)` returns a fully validated `Config` or raises `ConfigErrors` listing every problem with the
 path of the bad key. Alertmanager keys Tocsin does not implement are reported by name as warnings (they are
 never silently ignored); keys that neither Alertmanager nor Tocsin know are errors.
+
+`parse_config` reads one section per function (`_global_section`, `_tocsin_section`, `_receivers_section`,
+`_route_section`, ...), each recording its problems in one `_Report`, so every problem of a file is reported at
+once. `tocsin:` is a tree of strict pydantic models (unknown keys and bad values are errors with their path);
+correlation, escalation and llm are validated once, by their own models, into `Config.extensions`. Every secret
+(`x`, `x_file` or `x_env`) is read by `resolve_secret`.
 """
 from __future__ import annotations
 
@@ -80,8 +86,7 @@ def _seconds(v: Any) -> float:
         raise ValueError(e.message) from None
 
 
-# A Prometheus duration string ("90s", "1h30m") or a number of seconds.
-Duration = Annotated[float, BeforeValidator(_seconds)]
+# A Prometheus duration string ("90s", "1h30m") or a number of seconds, above zero.
 PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 
 
