@@ -7,7 +7,8 @@ Run it in a clean checkout (it refuses a dirty tree). It
    packages (module level and inside functions; relative ones resolved against the file's old place);
 2. moves the files (`git mv`; a module that becomes a package of the same name goes through a temporary name);
 3. writes the imports again as absolute imports of the new names (`from service.core.clock import Clock`), each
-   statement in place, on one line, with `as` where the module's last name changed;
+   statement in place, on one line, with `as` where the module's last name changed; import lines inside
+   multi-line string literals (scripts that tests run in a subprocess) are rewritten the same way;
 4. adds an `__init__.py` with a docstring to every new package, and switches pyproject.toml to package discovery.
 
 Nothing else changes: no code is edited but import statements, so the suite is the check (see layout_plan.md for
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +161,34 @@ def rewrites(path: Path, rel: str, modules: set[str], mapping: dict[str, str]) -
             continue
         if new is not None and new != ast.get_source_segment(path.read_text(), node):
             out.append((node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0, new))
+    return out + _string_rewrites(tree, path.read_text(), modules, mapping)
+
+
+_IMPORT_LINE = re.compile(r"^(\s*)((?:from|import) (?:service|routing)\b.*?)\s*$")
+
+
+def _string_rewrites(tree: ast.AST, text: str, modules: set[str],
+                     mapping: dict[str, str]) -> list[tuple[int, int, int, int, str]]:
+    """Import lines inside string literals (code that a test runs in a subprocess), absolute imports only."""
+    lines = text.splitlines()
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" in node.value):
+            continue
+        for n in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            m = _IMPORT_LINE.match(lines[n - 1])
+            if not m:
+                continue
+            stmt = ast.parse(m.group(2)).body[0]
+            if isinstance(stmt, ast.ImportFrom):
+                new = rewrite_from(stmt, "", False, modules, mapping)
+            elif isinstance(stmt, ast.Import):
+                new = rewrite_import(stmt, mapping)
+            else:
+                continue
+            if new is not None and new != m.group(2):
+                col = len(m.group(1).encode())
+                out.append((n, col, n, col + len(m.group(2).encode()), new))
     return out
 
 
