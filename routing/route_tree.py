@@ -68,10 +68,136 @@ def _str_list(v: Any, path: str) -> list[str]:
     return list(v)
 
 
+ROOT_DEFAULTS = RouteOpts(
+    receiver="",
+    group_by=(),
+    group_by_all=False,
+    group_wait=DEFAULT_GROUP_WAIT,
+    group_interval=DEFAULT_GROUP_INTERVAL,
+    repeat_interval=DEFAULT_REPEAT_INTERVAL,
+    mute_time_intervals=(),
+    active_time_intervals=(),
+)
+
+
+def route_id(parent_id: str, matchers: str, same_matchers_before: int) -> str:
+    """A route's identity: its parent's id, "/", its own sorted matchers (AM's Matchers.String()), and "/n" for the
+    n-th (n >= 1) sibling with the same matchers.
+
+    Alertmanager's Route.ID() is Route.Key() + "/" + the position among all siblings; Alertmanager can afford the
+    position because it keeps groups in memory and rebuilds them on reload, and keys its notification log by the
+    group key, which has no position. Tocsin keys stored group state (membership, notification log) by route id,
+    so the id counts only siblings with the same matchers: inserting, removing or moving a route never changes the
+    id of a route with other matchers, and the ids stay unique in the tree.
+    """
+    own = matchers if same_matchers_before == 0 else f"{matchers}/{same_matchers_before}"
+    return f"{parent_id}/{own}"
+
+
+def _assign_ids(route: "Route") -> None:
+    """Give every route below `route` its `route_id` (the root's id is its key, "{}")."""
+    seen: dict[str, int] = {}
+    for child in route.routes:
+        own = matchers_key(child.matchers)
+        child.id = route_id(route.id, own, seen.get(own, 0))
+        seen[own] = seen.get(own, 0) + 1
+        _assign_ids(child)
+
+
+def _receiver(d: dict, path: str, is_root: bool) -> str | None:
+    receiver = d.get("receiver")
+    if receiver is not None and not isinstance(receiver, str):
+        raise ConfigError(f"{path}.receiver", "must be a string")
+    if is_root and not receiver:
+        raise ConfigError(f"{path}.receiver", "root route must specify a default receiver")
+    return receiver
+
+
+def _continue(d: dict, path: str, is_root: bool) -> bool:
+    cont = d.get("continue", False)
+    if cont is None:
+        cont = False
+    if not isinstance(cont, bool):
+        raise ConfigError(f"{path}.continue", "must be true or false")
+    if is_root and cont:
+        raise ConfigError(f"{path}.continue", "cannot have continue in root route")
+    return cont
+
+
+def _own_extra(d: dict, path: str) -> dict:
+    own_extra = d.get("tocsin")
+    if own_extra is None:
+        return {}
+    if not isinstance(own_extra, dict):
+        raise ConfigError(f"{path}.tocsin", "must be a mapping")
+    return own_extra
+
+
+def _group_by(d: dict, path: str) -> tuple[list[str], bool]:
+    """The route's own group_by: (label names, '...' given)."""
+    gb_names: list[str] = []
+    gb_all = False
+    for i, ln in enumerate(_str_list(d.get("group_by"), f"{path}.group_by")):
+        if ln == "...":
+            gb_all = True
+            continue
+        if not LABEL_NAME_RE.fullmatch(ln):
+            raise ConfigError(f"{path}.group_by[{i}]", f"invalid label name {ln!r} in group_by list")
+        if ln in gb_names:
+            raise ConfigError(f"{path}.group_by[{i}]", f"duplicated label {ln!r} in group_by")
+        gb_names.append(ln)
+    if gb_names and gb_all:
+        raise ConfigError(f"{path}.group_by", "cannot have wildcard group_by (`...`) and other labels at the same time")
+    return gb_names, gb_all
+
+
+def _durations(d: dict, path: str) -> dict[str, float | None]:
+    durations: dict[str, float | None] = {}
+    for name in ("group_wait", "group_interval", "repeat_interval"):
+        v = d.get(name)
+        durations[name] = None if v is None else parse_duration(v, f"{path}.{name}")
+    for name in ("group_interval", "repeat_interval"):
+        if durations[name] == 0:
+            raise ConfigError(f"{path}.{name}", f"{name} cannot be zero")
+    return durations
+
+
+def _intervals(d: dict, path: str, is_root: bool) -> tuple[list[str], list[str]]:
+    mute = _str_list(d.get("mute_time_intervals"), f"{path}.mute_time_intervals")
+    active = _str_list(d.get("active_time_intervals"), f"{path}.active_time_intervals")
+    if is_root and mute:
+        raise ConfigError(f"{path}.mute_time_intervals", "root route must not have any mute time intervals")
+    if is_root and active:
+        raise ConfigError(f"{path}.active_time_intervals", "root route must not have any active time intervals")
+    return mute, active
+
+
+def _inherit(p: RouteOpts, receiver: str | None, group_by: tuple[list[str], bool],
+             durations: dict[str, float | None], intervals: tuple[list[str], list[str]]) -> RouteOpts:
+    """AM's NewRoute: unset options come from the parent. An empty `group_by: []` inherits the parent's grouping."""
+    gb_names, gb_all = group_by
+    by, by_all = p.group_by, p.group_by_all
+    if gb_names:
+        by, by_all = tuple(sorted(gb_names)), False
+    elif gb_all:
+        by_all = True
+
+    def pick(name: str) -> float:
+        v = durations[name]
+        return getattr(p, name) if v is None else v
+
+    return RouteOpts(
+        receiver=receiver or p.receiver, group_by=by, group_by_all=by_all, group_wait=pick("group_wait"),
+        group_interval=pick("group_interval"), repeat_interval=pick("repeat_interval"),
+        mute_time_intervals=tuple(intervals[0]), active_time_intervals=tuple(intervals[1]),
+    )
+
+
 class Route:
     """A node of the routing tree.
 
-    id: stable position path ("0", "0.1", "0.1.0"), unique in the tree.
+    id: the route's identity (`route_id`): matchers-based, unique in the tree, and stable when other routes are
+        inserted or removed, e.g. '{}' (root), '{}/{team="a"}', '{}/{team="a"}/{env="prod"}', '{}/{page="yes"}/1'.
     key: Alertmanager's Route.Key() (parent key + "/" + matchers), not unique in general.
     path: the config path of this route ("route", "route.routes[1]"), for error messages.
     extra: Tocsin's own per-route keys (the `tocsin:` mapping), merged key by key over the parent's.
@@ -109,7 +235,7 @@ class Route:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, d: dict, path: str = "route", parent: Route | None = None, *, _id: str = "0") -> Route:
+    def from_config(cls, d: dict, path: str = "route", parent: Route | None = None) -> Route:
         """Validate one route mapping (and its children) as AM's config.go does and build the tree.
 
         Children inherit unset options from their parent (AM's NewRoute). ConfigError names the
@@ -121,121 +247,23 @@ class Route:
             if k not in ROUTE_KEYS:
                 raise ConfigError(f"{path}.{k}", "unknown field in route")
         is_root = parent is None
-
-        receiver = d.get("receiver")
-        if receiver is not None and not isinstance(receiver, str):
-            raise ConfigError(f"{path}.receiver", "must be a string")
-        if is_root and not receiver:
-            raise ConfigError(f"{path}.receiver", "root route must specify a default receiver")
-
+        receiver = _receiver(d, path, is_root)
         matchers = matchers_from_config(d, path)
         if is_root and matchers:
             raise ConfigError(path, "root route must not have any matchers")
-
-        cont = d.get("continue", False)
-        if cont is None:
-            cont = False
-        if not isinstance(cont, bool):
-            raise ConfigError(f"{path}.continue", "must be true or false")
-        if is_root and cont:
-            raise ConfigError(f"{path}.continue", "cannot have continue in root route")
-
-        # group_by
-        gb_raw = _str_list(d.get("group_by"), f"{path}.group_by")
-        gb_names: list[str] = []
-        gb_all = False
-        seen: set[str] = set()
-        for i, ln in enumerate(gb_raw):
-            if ln == "...":
-                gb_all = True
-                continue
-            if not LABEL_NAME_RE.fullmatch(ln):
-                raise ConfigError(f"{path}.group_by[{i}]", f"invalid label name {ln!r} in group_by list")
-            if ln in seen:
-                raise ConfigError(f"{path}.group_by[{i}]", f"duplicated label {ln!r} in group_by")
-            seen.add(ln)
-            gb_names.append(ln)
-        if gb_names and gb_all:
-            raise ConfigError(
-                f"{path}.group_by", "cannot have wildcard group_by (`...`) and other labels at the same time"
-            )
-
-        durations: dict[str, float | None] = {}
-        for name in ("group_wait", "group_interval", "repeat_interval"):
-            v = d.get(name)
-            durations[name] = None if v is None else parse_duration(v, f"{path}.{name}")
-        for name in ("group_interval", "repeat_interval"):
-            if durations[name] == 0:
-                raise ConfigError(f"{path}.{name}", f"{name} cannot be zero")
-
-        mute = _str_list(d.get("mute_time_intervals"), f"{path}.mute_time_intervals")
-        active = _str_list(d.get("active_time_intervals"), f"{path}.active_time_intervals")
-        if is_root and mute:
-            raise ConfigError(f"{path}.mute_time_intervals", "root route must not have any mute time intervals")
-        if is_root and active:
-            raise ConfigError(
-                f"{path}.active_time_intervals", "root route must not have any active time intervals"
-            )
-
-        own_extra = d.get("tocsin")
-        if own_extra is None:
-            own_extra = {}
-        if not isinstance(own_extra, dict):
-            raise ConfigError(f"{path}.tocsin", "must be a mapping")
-
-        # Inherit (AM's NewRoute).
-        if parent is None:
-            p_opts = RouteOpts(
-                receiver="",
-                group_by=(),
-                group_by_all=False,
-                group_wait=DEFAULT_GROUP_WAIT,
-                group_interval=DEFAULT_GROUP_INTERVAL,
-                repeat_interval=DEFAULT_REPEAT_INTERVAL,
-                mute_time_intervals=(),
-                active_time_intervals=(),
-            )
-            p_extra: dict = {}
-        else:
-            p_opts, p_extra = parent.opts, parent.extra
-        group_by, group_by_all = p_opts.group_by, p_opts.group_by_all
-        if gb_names:
-            group_by, group_by_all = tuple(sorted(gb_names)), False
-        elif gb_all:
-            group_by_all = True
-        # An empty `group_by: []` inherits the parent's grouping, as in Alertmanager.
-        opts = RouteOpts(
-            receiver=receiver or p_opts.receiver,
-            group_by=group_by,
-            group_by_all=group_by_all,
-            group_wait=p_opts.group_wait if durations["group_wait"] is None else durations["group_wait"],
-            group_interval=(
-                p_opts.group_interval if durations["group_interval"] is None else durations["group_interval"]
-            ),
-            repeat_interval=(
-                p_opts.repeat_interval if durations["repeat_interval"] is None else durations["repeat_interval"]
-            ),
-            mute_time_intervals=tuple(mute),
-            active_time_intervals=tuple(active),
-        )
+        cont = _continue(d, path, is_root)
+        own_extra = _own_extra(d, path)
+        p_opts, p_extra = (ROOT_DEFAULTS, {}) if parent is None else (parent.opts, parent.extra)
+        opts = _inherit(p_opts, receiver, _group_by(d, path), _durations(d, path), _intervals(d, path, is_root))
         key = (parent.key + "/" if parent is not None else "") + matchers_key(matchers)
-        route = cls(
-            id=_id,
-            key=key,
-            path=path,
-            matchers=matchers,
-            continue_=cont,
-            opts=opts,
-            parent=parent,
-            extra={**p_extra, **own_extra},
-            own_extra=dict(own_extra),
-        )
+        route = cls(id=key, key=key, path=path, matchers=matchers, continue_=cont,
+                    opts=opts, parent=parent, extra={**p_extra, **own_extra}, own_extra=dict(own_extra))
         children = d.get("routes")
-        if children is not None:
-            if not isinstance(children, list):
-                raise ConfigError(f"{path}.routes", "must be a list of routes")
-            for i, cd in enumerate(children):
-                route.routes.append(cls.from_config(cd, f"{path}.routes[{i}]", route, _id=f"{_id}.{i}"))
+        if children is not None and not isinstance(children, list):
+            raise ConfigError(f"{path}.routes", "must be a list of routes")
+        route.routes = [cls.from_config(cd, f"{path}.routes[{i}]", route) for i, cd in enumerate(children or [])]
+        if parent is None:
+            _assign_ids(route)
         return route
 
     # -- queries --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.errors import ConfigError
@@ -80,6 +80,78 @@ def _load_location(v: Any, path: str) -> tzinfo:
         raise ConfigError(path, f"unknown time zone {v!r}") from None
 
 
+def _time_range(t: Any, p: str) -> tuple[int, int]:
+    if not isinstance(t, dict):
+        raise ConfigError(p, "must be a mapping with start_time and end_time")
+    for k in t:
+        if k not in ("start_time", "end_time"):
+            raise ConfigError(f"{p}.{k}", "unknown field in time range")
+    if t.get("start_time") in (None, "") or t.get("end_time") in (None, ""):
+        raise ConfigError(p, "both start and end times must be provided")
+    start = _parse_hhmm(t["start_time"], f"{p}.start_time")
+    end = _parse_hhmm(t["end_time"], f"{p}.end_time")
+    if start >= end:
+        raise ConfigError(p, "start time cannot be equal or greater than end time")
+    return start, end
+
+
+def _weekday_range(v: Any, p: str) -> tuple[int, int]:
+    a, b = _split_range(_range_text(v, p), p)
+    for name in (a, b):
+        if name not in WEEKDAYS:
+            raise ConfigError(p, f"{name} is not a valid weekday")
+    lo, hi = WEEKDAYS[a], WEEKDAYS[b]
+    if lo > hi:
+        raise ConfigError(p, "start day cannot be before end day")
+    return lo, hi
+
+
+def _day_of_month_range(v: Any, p: str) -> tuple[int, int]:
+    a, b = _split_range(_range_text(v, p), p)
+    lo, hi = _atoi(a, p, "day of the month"), _atoi(b, p, "day of the month")
+    for n in (lo, hi):
+        if n == 0 or n < -31 or n > 31:
+            raise ConfigError(p, f"{n} is not a valid day of the month: out of range")
+    if lo < 0 and hi > 0:
+        raise ConfigError(p, "end day must be negative if start day is negative")
+    check_lo = 28 + lo if lo < 0 else lo
+    check_hi = 28 + hi if hi < 0 else hi
+    if check_lo > check_hi:
+        raise ConfigError(p, f"end day {hi} is always before start day {lo}")
+    return lo, hi
+
+
+def _month_range(v: Any, p: str) -> tuple[int, int]:
+    a, b = _split_range(_range_text(v, p), p)
+    lo = MONTHS[a] if a in MONTHS else _atoi(a, p, "month")
+    hi = MONTHS[b] if b in MONTHS else _atoi(b, p, "month")
+    # Alertmanager 0.25 accepts 13 or 0 and then never matches; Tocsin says so instead.
+    for n in (lo, hi):
+        if not 1 <= n <= 12:
+            raise ConfigError(p, f"{n} is not a valid month: out of range")
+    if lo > hi:
+        raise ConfigError(p, f"end month {b} is before start month {a}")
+    return lo, hi
+
+
+def _year_range(v: Any, p: str) -> tuple[int, int]:
+    a, b = _split_range(_range_text(v, p), p)
+    lo, hi = _atoi(a, p, "year"), _atoi(b, p, "year")
+    if lo > hi:
+        raise ConfigError(p, f"end year {hi} is before start year {lo}")
+    return lo, hi
+
+
+# The list fields of a time interval and how one item of each is read (in Alertmanager's order of checks).
+_FIELD_PARSERS: dict[str, Callable[[Any, str], tuple[int, int]]] = {
+    "times": _time_range,
+    "weekdays": _weekday_range,
+    "days_of_month": _day_of_month_range,
+    "months": _month_range,
+    "years": _year_range,
+}
+
+
 @dataclass(frozen=True)
 class TimeInterval:
     """One entry of a named time interval. A field left out (None) does not restrict; an empty list
@@ -99,103 +171,17 @@ class TimeInterval:
         for k in d:
             if k not in INTERVAL_KEYS:
                 raise ConfigError(f"{path}.{k}", "unknown field in time interval")
-
-        def items(key: str) -> list | None:
+        fields: dict[str, Any] = {}
+        for key, parse_one in _FIELD_PARSERS.items():
             v = d.get(key)
             if v is None:
-                return None
+                continue
             if not isinstance(v, list):
                 raise ConfigError(f"{path}.{key}", "must be a list")
-            return v
-
-        times = None
-        if (raw := items("times")) is not None:
-            times = []
-            for i, t in enumerate(raw):
-                p = f"{path}.times[{i}]"
-                if not isinstance(t, dict):
-                    raise ConfigError(p, "must be a mapping with start_time and end_time")
-                for k in t:
-                    if k not in ("start_time", "end_time"):
-                        raise ConfigError(f"{p}.{k}", "unknown field in time range")
-                if t.get("start_time") in (None, "") or t.get("end_time") in (None, ""):
-                    raise ConfigError(p, "both start and end times must be provided")
-                start = _parse_hhmm(t["start_time"], f"{p}.start_time")
-                end = _parse_hhmm(t["end_time"], f"{p}.end_time")
-                if start >= end:
-                    raise ConfigError(p, "start time cannot be equal or greater than end time")
-                times.append((start, end))
-            times = tuple(times)
-
-        weekdays = None
-        if (raw := items("weekdays")) is not None:
-            weekdays = []
-            for i, v in enumerate(raw):
-                p = f"{path}.weekdays[{i}]"
-                a, b = _split_range(_range_text(v, p), p)
-                if a not in WEEKDAYS:
-                    raise ConfigError(p, f"{a} is not a valid weekday")
-                if b not in WEEKDAYS:
-                    raise ConfigError(p, f"{b} is not a valid weekday")
-                lo, hi = WEEKDAYS[a], WEEKDAYS[b]
-                if lo > hi:
-                    raise ConfigError(p, "start day cannot be before end day")
-                weekdays.append((lo, hi))
-            weekdays = tuple(weekdays)
-
-        days = None
-        if (raw := items("days_of_month")) is not None:
-            days = []
-            for i, v in enumerate(raw):
-                p = f"{path}.days_of_month[{i}]"
-                a, b = _split_range(_range_text(v, p), p)
-                lo, hi = _atoi(a, p, "day of the month"), _atoi(b, p, "day of the month")
-                for n in (lo, hi):
-                    if n == 0 or n < -31 or n > 31:
-                        raise ConfigError(p, f"{n} is not a valid day of the month: out of range")
-                if lo < 0 and hi > 0:
-                    raise ConfigError(p, "end day must be negative if start day is negative")
-                check_lo = 28 + lo if lo < 0 else lo
-                check_hi = 28 + hi if hi < 0 else hi
-                if check_lo > check_hi:
-                    raise ConfigError(p, f"end day {hi} is always before start day {lo}")
-                days.append((lo, hi))
-            days = tuple(days)
-
-        months = None
-        if (raw := items("months")) is not None:
-            months = []
-            for i, v in enumerate(raw):
-                p = f"{path}.months[{i}]"
-                a, b = _split_range(_range_text(v, p), p)
-                lo = MONTHS[a] if a in MONTHS else _atoi(a, p, "month")
-                hi = MONTHS[b] if b in MONTHS else _atoi(b, p, "month")
-                # Alertmanager 0.25 accepts 13 or 0 and then never matches; Tocsin says so instead.
-                for n in (lo, hi):
-                    if not 1 <= n <= 12:
-                        raise ConfigError(p, f"{n} is not a valid month: out of range")
-                if lo > hi:
-                    raise ConfigError(p, f"end month {b} is before start month {a}")
-                months.append((lo, hi))
-            months = tuple(months)
-
-        years = None
-        if (raw := items("years")) is not None:
-            years = []
-            for i, v in enumerate(raw):
-                p = f"{path}.years[{i}]"
-                a, b = _split_range(_range_text(v, p), p)
-                lo, hi = _atoi(a, p, "year"), _atoi(b, p, "year")
-                if lo > hi:
-                    raise ConfigError(p, f"end year {hi} is before start year {lo}")
-                years.append((lo, hi))
-            years = tuple(years)
-
-        location = timezone.utc
-        if "location" in d and d["location"] is not None:
-            location = _load_location(d["location"], f"{path}.location")
-
-        return cls(times=times, weekdays=weekdays, days_of_month=days, months=months, years=years, location=location)
+            fields[key] = tuple(parse_one(item, f"{path}.{key}[{i}]") for i, item in enumerate(v))
+        if d.get("location") is not None:
+            fields["location"] = _load_location(d["location"], f"{path}.location")
+        return cls(**fields)
 
     def contains(self, ts: float) -> bool:
         """AM's TimeInterval.ContainsTime for the epoch timestamp `ts`, read in `location`."""

@@ -4,7 +4,6 @@ On reload, the new configuration is built and validated completely before anythi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import AsyncIterator
@@ -136,8 +135,13 @@ async def _deliver(engine: Engine, started: bool) -> None:
 async def _sweeper(engine: Engine, every: float = 60.0) -> None:
     """Forget alerts resolved longer ago than the retention, and silences expired past theirs."""
     while True:
-        with contextlib.suppress(Exception):
+        try:
             now = engine.clock.now()
             await engine.dispatcher.store.sweep(now - retention_seconds(engine.cfg))
             await engine.silences.gc(now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # Redis unreachable, ...: counted and logged, and tried again next round
+            engine.metrics.background_errors.labels("sweep").inc()
+            log.warning("sweep_failed", error=repr(e))
         await engine.clock.sleep(every)

@@ -3,6 +3,12 @@
 `load_config(path)` returns a fully validated `Config` or raises `ConfigErrors` listing every problem with the
 path of the bad key. Alertmanager keys Tocsin does not implement are reported by name as warnings (they are
 never silently ignored); keys that neither Alertmanager nor Tocsin know are errors.
+
+`parse_config` reads one section per function (`_global_section`, `_tocsin_section`, `_receivers_section`,
+`_route_section`, ...), each recording its problems in one `_Report`, so every problem of a file is reported at
+once. `tocsin:` is a tree of strict pydantic models (unknown keys and bad values are errors with their path);
+correlation, escalation and llm are validated once, by their own models, into `Config.extensions`. Every secret
+(`x`, `x_file` or `x_env`) is read by `resolve_secret`.
 """
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routing.durations import parse_duration
@@ -43,6 +49,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# -- secrets ---------------------------------------------------------------------------------------------------
+
+def resolve_secret(section: Mapping[str, Any], name: str, path: str, *, required: bool = False) -> str | None:
+    """The one way a secret is read from the configuration: `name` (the value), `name_file` (a file, trailing
+    newline stripped) or `name_env` (an environment variable), at most one of them (exactly one when `required`).
+
+    Raises ConfigError at the path of the key that is wrong; the secret itself never appears in the message."""
+    given = [k for k in (name, f"{name}_file", f"{name}_env") if section.get(k) not in (None, "")]
+    if len(given) > 1:
+        raise ConfigError(f"{path}.{given[1]}", f"give only one of {name}, {name}_file, {name}_env")
+    if not given:
+        if required:
+            raise ConfigError(f"{path}.{name}", f"one of {name}, {name}_file or {name}_env is required")
+        return None
+    key, value = given[0], section[given[0]]
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}.{key}", "must be a string")
+    if key == name:
+        return value
+    if key.endswith("_file"):
+        try:
+            return Path(value).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{path}.{key}", f"cannot read {value}: {e.strerror}") from None
+    got = os.environ.get(value)
+    if not got:
+        raise ConfigError(f"{path}.{key}", f"environment variable {value} is not set")
+    return got
+
+
+def _seconds(v: Any) -> float:
+    try:
+        return parse_duration(v, "", numbers_as_seconds=True)
+    except ConfigError as e:
+        raise ValueError(e.message) from None
+
+
+# A Prometheus duration string ("90s", "1h30m") or a number of seconds, above zero.
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+
+
+# -- the `tocsin:` section, one model per sub-section ------------------------------------------------------------
+
 class TokenConfig(_Strict):
     """A bearer token accepted on the ingest API. Give exactly one of token, token_file, token_env."""
 
@@ -52,24 +101,10 @@ class TokenConfig(_Strict):
     token_env: str | None = None
     sources: list[Literal["alerts", "alertmanager", "events", "api", "all"]] = ["all"]
 
-    @model_validator(mode="after")
-    def _one_secret(self) -> "TokenConfig":
-        given = [k for k in ("token", "token_file", "token_env") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of token, token_file, token_env (got {', '.join(given) or 'none'})")
-        return self
-
     def resolve(self) -> str:
-        if self.token is not None:
-            return self.token
-        if self.token_file is not None:
-            return Path(self.token_file).read_text().strip()
-        if self.token_env is not None:
-            v = os.environ.get(self.token_env)
-            if not v:
-                raise ValueError(f"environment variable {self.token_env} is not set")
-            return v
-        raise ValueError("one of token, token_file or token_env is required")
+        secret = resolve_secret(self.model_dump(), "token", "token", required=True)
+        assert secret is not None
+        return secret
 
 
 class AuthConfig(_Strict):
@@ -77,8 +112,8 @@ class AuthConfig(_Strict):
 
 
 class RedisConfig(_Strict):
-    url: str | None = None  # REDIS_URL overrides; unset -> embedded redis-server under data_dir
-    key_prefix: str = "tocsin"
+    url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")  # REDIS_URL overrides; unset: embedded
+    key_prefix: str = Field("tocsin", pattern=r"^[^{}\s]+$")  # braces would break the hash tags
     shards: int = Field(16, ge=1, le=1024)
     # The embedded Redis's append-only fsync policy: `always` (no acknowledged alert is lost even if the machine
     # crashes) or `everysec` (faster; up to a second of acknowledged writes lost in a machine crash).
@@ -87,15 +122,21 @@ class RedisConfig(_Strict):
 
 class DeliveryConfig(_Strict):
     max_attempts: int = Field(40, ge=1)  # with backoff capped at 60 s: about 35 minutes of outage
-    backoff_initial: float = 0.5
-    backoff_max: float = 60.0
-    timeout: float = 10.0
+    backoff_initial: PositiveDuration = 0.5
+    backoff_max: PositiveDuration = 60.0
+    timeout: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DeliveryConfig":
+        if self.backoff_max < self.backoff_initial:
+            raise _BadField("backoff_max", "must not be below backoff_initial")
+        return self
 
 
 class EventsConfig(_Strict):
     """POST /api/v1/events settings."""
 
-    resolve_after: str | int | float | None = None  # how long an anomaly stays open; default resolve_timeout
+    resolve_after: PositiveDuration | None = None  # how long an anomaly stays open; default resolve_timeout
 
 
 class AlertmanagerDoorConfig(_Strict):
@@ -104,29 +145,58 @@ class AlertmanagerDoorConfig(_Strict):
     # An upstream Alertmanager re-sends a firing alert only every repeat_interval (default 4h), not every minute
     # as Prometheus does: a firing alert from it stays open this long (set it above the upstream's
     # repeat_interval) unless a resolved notification comes first.
-    resolve_after: str | int | float = "4h10m"
+    resolve_after: PositiveDuration = 15000.0  # 4h10m
+
+
+class SlackDoorConfig(_Strict):
+    """`tocsin.slack`: the Slack interactivity door (buttons). The signing secret is read per request, so a
+    reload rotates it."""
+
+    signing_secret: str | None = None
+    signing_secret_file: str | None = None
+    signing_secret_env: str | None = None
+    allowed_users: list[str] = []
+
+
+class PagerDutyDoorConfig(_Strict):
+    """`tocsin.pagerduty`: the PagerDuty webhook door (V3 webhook signatures)."""
+
+    webhook_secret: str | None = None
+    webhook_secret_file: str | None = None
+    webhook_secret_env: str | None = None
+    webhook_secrets: list[str] = []
 
 
 class TocsinSection(_Strict):
-    """Tocsin's own settings: the top-level `tocsin:` key of the configuration file."""
+    """Tocsin's own settings: the top-level `tocsin:` key of the configuration file.
 
-    listen: str = "127.0.0.1:9093"
-    external_url: str = ""
-    data_dir: str = ".tocsin"
+    correlation, escalation and llm are validated by their own models (`Extensions`); slack and pagerduty by
+    SlackDoorConfig and PagerDutyDoorConfig, and kept as the mappings their doors read."""
+
+    listen: str = Field("127.0.0.1:9093", pattern=r"^.*:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                                                   r"|655[0-2][0-9]|6553[0-5])$")
+    external_url: str = Field("", pattern=r"^(https?://.+)?$")
+    data_dir: str = Field(".tocsin", min_length=1)
     redis: RedisConfig = RedisConfig()
     auth: AuthConfig = AuthConfig()
-    max_body_bytes: int = 10 * 2**20
-    alert_retention: str = "1h"  # resolved alerts are forgotten this long after they end
+    max_body_bytes: int = Field(10 * 2**20, ge=1)
+    alert_retention: PositiveDuration = 3600.0  # resolved alerts are forgotten this long after they end
     delivery: DeliveryConfig = DeliveryConfig()
     events: EventsConfig = EventsConfig()
     alertmanager: AlertmanagerDoorConfig = AlertmanagerDoorConfig()
     correlation: dict[str, Any] = {}
-    scoring: dict[str, Any] = {}
     escalation: dict[str, Any] = {}
     llm: dict[str, Any] = {}
-    digest: dict[str, Any] = {}
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
+
+
+class _BadField(ValueError):
+    """A model-level check that names the field it is about (see _pydantic_errors)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class EnvSettings(BaseSettings):
@@ -158,6 +228,7 @@ class Config:
     tocsin: TocsinSection
     global_: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    extensions: Extensions = field(default_factory=lambda: Extensions())
     events_resolve_after: float = 300.0  # tocsin.events.resolve_after, else resolve_timeout
     alertmanager_resolve_after: float = 15000.0  # tocsin.alertmanager.resolve_after
 
@@ -193,141 +264,199 @@ def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
         loc = base
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else f".{part}"
-        msg = "unknown key (not an Alertmanager or Tocsin setting)" if err["type"] == "extra_forbidden" else err["msg"]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _BadField):
+            loc += f".{cause.field}"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not an Alertmanager or Tocsin setting)"
+        elif isinstance(cause, ValueError):
+            msg = str(cause)
+        else:
+            msg = err["msg"]
         out.append(ConfigError(loc, msg))
     return out
 
 
-def parse_config(text: str, env: EnvSettings | None = None) -> Config:
-    errors: list[ConfigError] = []
-    warnings: list[str] = []
+@dataclass
+class _Report:
+    """Problems found while reading a configuration: errors (the load fails) and warnings (it goes on)."""
+
+    errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(ConfigError(path, message))
+
+    def add(self, e: ConfigError | ConfigErrors) -> None:
+        self.errors.extend(e.errors if isinstance(e, ConfigErrors) else [e])
+
+    def model(self, cls: type[BaseModel], data: Any, path: str) -> Any:
+        """`cls` validated from `data`, or None with the errors recorded at their paths."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            self.errors.extend(_pydantic_errors(e, path))
+            return None
+
+
+def _mapping(raw: dict[str, Any], key: str, report: _Report) -> dict[str, Any]:
+    v = raw.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        report.error(key, "must be a mapping")
+        return {}
+    return v
+
+
+# -- one function per section -----------------------------------------------------------------------------------
+
+def _read_yaml(text: str) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ConfigErrors([ConfigError("", f"not valid YAML: {e}")]) from None
     if not isinstance(raw, dict):
         raise ConfigErrors([ConfigError("", "the configuration must be a mapping")])
+    return raw
 
+
+def _top_level(raw: dict[str, Any], report: _Report) -> None:
     for key in raw:
         if key not in AM_TOP_LEVEL and key != "tocsin":
-            errors.append(ConfigError(key, "unknown key (not an Alertmanager or Tocsin setting)"))
+            report.error(str(key), "unknown key (not an Alertmanager or Tocsin setting)")
 
-    g = raw.get("global") or {}
-    resolve_timeout = 300.0
-    if not isinstance(g, dict):
-        errors.append(ConfigError("global", "must be a mapping"))
-        g = {}
+
+def _global_section(raw: dict[str, Any], report: _Report) -> tuple[dict[str, Any], float]:
+    """Alertmanager's `global:`: (the mapping, resolve_timeout in seconds)."""
+    g = _mapping(raw, "global", report)
     for key in g:
         if key not in AM_GLOBAL_KNOWN:
-            errors.append(ConfigError(f"global.{key}", "unknown key"))
+            report.error(f"global.{key}", "unknown key")
         elif key not in AM_GLOBAL_SUPPORTED:
-            warnings.append(f"global.{key}: Alertmanager setting not supported by Tocsin; ignored")
+            report.warnings.append(f"global.{key}: Alertmanager setting not supported by Tocsin; ignored")
+    resolve_timeout = 300.0
     if "resolve_timeout" in g:
         try:
             resolve_timeout = parse_duration(g["resolve_timeout"], "global.resolve_timeout")
         except ConfigError as e:
-            errors.append(e)
+            report.add(e)
+    return g, resolve_timeout
 
-    try:
-        tocsin = TocsinSection.model_validate(raw.get("tocsin") or {})
-    except ValidationError as e:
-        errors.extend(_pydantic_errors(e, "tocsin"))
-        tocsin = TocsinSection()
-    env = env or EnvSettings()
+
+def _secrets_section(tocsin: TocsinSection, report: _Report) -> None:
+    """Every secret of `tocsin:` can be read now (a missing file or variable fails the load, not a request)."""
+    for i, t in enumerate(tocsin.auth.tokens):
+        try:
+            resolve_secret(t.model_dump(), "token", f"tocsin.auth.tokens[{i}]", required=True)
+        except ConfigError as e:
+            report.add(e)
+    for key, cls, secret in (("slack", SlackDoorConfig, "signing_secret"),
+                             ("pagerduty", PagerDutyDoorConfig, "webhook_secret")):
+        section = getattr(tocsin, key)
+        if report.model(cls, section, f"tocsin.{key}") is not None:
+            try:
+                resolve_secret(section, secret, f"tocsin.{key}")
+            except ConfigError as e:
+                report.add(e)
+
+
+def _tocsin_section(raw: dict[str, Any], env: EnvSettings, report: _Report) -> TocsinSection:
+    """Tocsin's own `tocsin:` section, with the environment's overrides applied."""
+    data = _mapping(raw, "tocsin", report)
+    tocsin = report.model(TocsinSection, data, "tocsin") or TocsinSection()
     if env.redis_url:
         tocsin.redis.url = env.redis_url
     if env.tocsin_key_prefix:
         tocsin.redis.key_prefix = env.tocsin_key_prefix
     if env.tocsin_data_dir:
         tocsin.data_dir = env.tocsin_data_dir
-    events_resolve_after = resolve_timeout
-    if tocsin.events.resolve_after is not None:
-        try:
-            events_resolve_after = parse_duration(tocsin.events.resolve_after, "tocsin.events.resolve_after",
-                                                  numbers_as_seconds=True)
-        except ConfigError as e:
-            errors.append(e)
-    alertmanager_resolve_after = 15000.0
-    try:
-        alertmanager_resolve_after = parse_duration(tocsin.alertmanager.resolve_after,
-                                                    "tocsin.alertmanager.resolve_after", numbers_as_seconds=True)
-    except ConfigError as e:
-        errors.append(e)
-    for i, t in enumerate(tocsin.auth.tokens):
-        try:
-            t.resolve()
-        except (OSError, ValueError) as e:
-            errors.append(ConfigError(f"tocsin.auth.tokens[{i}]", str(e)))
+    _secrets_section(tocsin, report)
+    return tocsin
 
-    # time intervals (and the deprecated top-level mute_time_intervals)
+
+def _time_intervals_section(raw: dict[str, Any], report: _Report) -> dict[str, list[TimeInterval]]:
+    """`time_intervals` and the deprecated top-level `mute_time_intervals`, by name."""
     intervals: dict[str, list[TimeInterval]] = {}
     for key in ("time_intervals", "mute_time_intervals"):
-        items = raw.get(key) or []
         try:
-            parsed = parse_time_intervals(items, key)
+            parsed = parse_time_intervals(raw.get(key) or [], key)
         except ConfigError as e:
-            errors.append(e)
+            report.add(e)
             continue
         for name, ivs in parsed.items():
             if name in intervals:
-                errors.append(ConfigError(key, f"time interval {name!r} is defined twice"))
+                report.error(key, f"time interval {name!r} is defined twice")
             intervals[name] = ivs
+    return intervals
 
+
+def _integrations(r: dict[str, Any], path: str, report: _Report) -> list[tuple[str, dict[str, Any]]]:
+    """One receiver's integrations, ("webhook", config) in config order; each config keeps its `_path`."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for key, value in r.items():
+        if key == "name":
+            continue
+        if key in RECEIVER_UNSUPPORTED:
+            report.warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {r['name']!r} "
+                                   "will not use it")
+        elif key not in RECEIVER_INTEGRATIONS:
+            report.error(f"{path}.{key}", "unknown key")
+        elif not isinstance(value, list):
+            report.error(f"{path}.{key}", "must be a list")
+        else:
+            kind = key.removesuffix("_configs")
+            for j, c in enumerate(value):
+                if isinstance(c, dict):
+                    out.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
+                else:
+                    report.error(f"{path}.{key}[{j}]", "must be a mapping")
+    return out
+
+
+def _receivers_section(raw: dict[str, Any], report: _Report) -> dict[str, Receiver]:
     receivers: dict[str, Receiver] = {}
     items = raw.get("receivers") or []
     if not isinstance(items, list):
-        errors.append(ConfigError("receivers", "must be a list"))
+        report.error("receivers", "must be a list")
         items = []
     for i, r in enumerate(items):
         path = f"receivers[{i}]"
         if not isinstance(r, dict) or not r.get("name"):
-            errors.append(ConfigError(f"{path}.name", "every receiver needs a name"))
+            report.error(f"{path}.name", "every receiver needs a name")
             continue
         name = str(r["name"])
         if name in receivers:
-            errors.append(ConfigError(f"{path}.name", f"receiver {name!r} is defined twice"))
-        integrations: list[tuple[str, dict[str, Any]]] = []
-        for key, value in r.items():
-            if key == "name":
-                continue
-            if key in RECEIVER_UNSUPPORTED:
-                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} will not use it")
-                continue
-            if key not in RECEIVER_INTEGRATIONS:
-                errors.append(ConfigError(f"{path}.{key}", "unknown key"))
-                continue
-            if not isinstance(value, list):
-                errors.append(ConfigError(f"{path}.{key}", "must be a list"))
-                continue
-            kind = key.removesuffix("_configs")
-            for j, c in enumerate(value):
-                if not isinstance(c, dict):
-                    errors.append(ConfigError(f"{path}.{key}[{j}]", "must be a mapping"))
-                    continue
-                integrations.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
-        receivers[name] = Receiver(name, integrations)
+            report.error(f"{path}.name", f"receiver {name!r} is defined twice")
+        receivers[name] = Receiver(name, _integrations(r, path, report))
+    return receivers
 
-    route = None
+
+def _route_section(raw: dict[str, Any], receivers: dict[str, Receiver], intervals: dict[str, list[TimeInterval]],
+                   report: _Report) -> Route | None:
+    """The routing tree, and every receiver and time interval it names."""
     if "route" not in raw:
-        errors.append(ConfigError("route", "a root route is required"))
-    else:
-        try:
-            route = Route.from_config(raw["route"] or {}, "route")
-        except ConfigError as e:
-            errors.append(e)
-        except ConfigErrors as e:
-            errors.extend(e.errors)
-    if route is not None:
-        for r in route.walk():
-            inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
-            if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
-                errors.append(ConfigError(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}"))
-            for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
-                               ("active_time_intervals", r.opts.active_time_intervals)):
-                for j, n in enumerate(names):
-                    if n not in intervals:
-                        errors.append(ConfigError(f"{r.path}.{key}[{j}]", f"undefined time interval {n!r}"))
+        report.error("route", "a root route is required")
+        return None
+    try:
+        route = Route.from_config(raw["route"] or {}, "route")
+    except (ConfigError, ConfigErrors) as e:
+        report.add(e)
+        return None
+    for r in route.walk():
+        inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
+        if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
+            report.error(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}")
+        for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
+                           ("active_time_intervals", r.opts.active_time_intervals)):
+            for j, n in enumerate(names):
+                if n not in intervals:
+                    report.error(f"{r.path}.{key}[{j}]", f"undefined time interval {n!r}")
+    return route
 
+
+def _inhibit_section(raw: dict[str, Any], report: _Report) -> tuple[list[InhibitRule], list[str]]:
+    """The inhibition rules, and a stable id per rule (its content's hash) for the Redis source index."""
     rules: list[InhibitRule] = []
     rule_ids: list[str] = []
     for i, d in enumerate(raw.get("inhibit_rules") or []):
@@ -335,63 +464,89 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             rules.append(InhibitRule.from_config(d, f"inhibit_rules[{i}]"))
             rule_ids.append(hashlib.sha1(repr(sorted((d or {}).items(), key=str)).encode()).hexdigest()[:12])
         except ConfigError as e:
-            errors.append(e)
-
-    errors.extend(_check_extensions(tocsin, receivers, route))
-
-    templates = raw.get("templates") or []
-    if templates:
-        warnings.append("templates: Alertmanager Go templates are not rendered by Tocsin; Tocsin renders its Jinja2 templates (templates/) instead")
-
-    if errors:
-        raise ConfigErrors(errors)
-    assert route is not None
-    return Config(
-        source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
-        inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=list(templates),
-        tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
-        alertmanager_resolve_after=alertmanager_resolve_after,
-    )
+            report.add(e)
+    return rules, rule_ids
 
 
-def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:
-    """Validate Tocsin's correlation, escalation and LLM sections and their references, with paths."""
+@dataclass(frozen=True)
+class Extensions:
+    """The validated correlation, LLM and escalation settings (service.correlation.CorrelationConfig,
+    service.summaries.config.LLMConfig, routing.escalation.EscalationConfig)."""
+
+    correlation: Any = None
+    llm: Any = None
+    escalation: Any = None
+
+
+def _escalation_references(esc: Any, receivers: dict[str, Receiver], report: _Report) -> None:
+    for name, p in esc.policies.items():
+        for i, level in enumerate(p.levels):
+            for j, t in enumerate(level.targets):
+                if t.receiver not in receivers:
+                    report.error(f"tocsin.escalation.policies.{name}.levels[{i}].targets[{j}].receiver",
+                                 f"undefined receiver {t.receiver!r}")
+
+
+def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None,
+                        report: _Report) -> Extensions:
+    """Tocsin's correlation, escalation and LLM sections and their references, validated once, with paths."""
     from routing.escalation import EscalationConfig
 
     from .incidents.correlation import CorrelationConfig
     from .summaries.config import LLMConfig
 
-    errors: list[ConfigError] = []
+    correlation = report.model(CorrelationConfig, tocsin.correlation or {}, "tocsin.correlation")
+    llm = None
     try:
-        CorrelationConfig.model_validate(tocsin.correlation or {})
-    except ValidationError as e:
-        errors.extend(_pydantic_errors(e, "tocsin.correlation"))
+        llm = LLMConfig.parse(tocsin.llm or {}, "tocsin.llm")
+    except (ConfigError, ConfigErrors) as e:
+        report.add(e)
+    esc = None
     try:
-        LLMConfig.parse(tocsin.llm or {}, "tocsin.llm")
-    except ConfigErrors as e:
-        errors.extend(e.errors)
+        esc = report.model(EscalationConfig, tocsin.escalation or {}, "tocsin.escalation")
     except ConfigError as e:
-        errors.append(e)
-    policies: set[str] = set()
-    try:
-        esc = EscalationConfig.model_validate(tocsin.escalation or {})
-        policies = set(esc.policies)
-        for name, p in esc.policies.items():
-            for i, level in enumerate(p.levels):
-                for j, t in enumerate(level.targets):
-                    if t.receiver not in receivers:
-                        errors.append(ConfigError(f"tocsin.escalation.policies.{name}.levels[{i}].targets[{j}].receiver",
-                                                  f"undefined receiver {t.receiver!r}"))
-    except ValidationError as e:
-        errors.extend(_pydantic_errors(e, "tocsin.escalation"))
-    except ConfigError as e:
-        errors.append(ConfigError(f"tocsin.escalation.{e.path}", e.message))
-    if route is not None:
-        for r in route.walk():
-            p_name = r.own_extra.get("escalation")
-            if p_name is not None and p_name not in policies:
-                errors.append(ConfigError(f"{r.path}.tocsin.escalation", f"undefined escalation policy {p_name!r}"))
-    return errors
+        report.error(f"tocsin.escalation.{e.path}", e.message)
+    if esc is not None:
+        _escalation_references(esc, receivers, report)
+    policies = set(esc.policies) if esc is not None else set()
+    for r in route.walk() if route is not None else ():
+        p_name = r.own_extra.get("escalation")
+        if p_name is not None and p_name not in policies:
+            report.error(f"{r.path}.tocsin.escalation", f"undefined escalation policy {p_name!r}")
+    return Extensions(correlation, llm, esc)
+
+
+def _templates_section(raw: dict[str, Any], report: _Report) -> list[str]:
+    templates = raw.get("templates") or []
+    if templates:
+        report.warnings.append("templates: Alertmanager Go templates are not rendered by Tocsin; Tocsin renders its "
+                               "Jinja2 templates (templates/) instead")
+    return list(templates)
+
+
+def parse_config(text: str, env: EnvSettings | None = None) -> Config:
+    """A fully validated Config from a configuration file's text, or ConfigErrors listing every problem."""
+    raw = _read_yaml(text)
+    report = _Report()
+    _top_level(raw, report)
+    g, resolve_timeout = _global_section(raw, report)
+    tocsin = _tocsin_section(raw, env or EnvSettings(), report)
+    intervals = _time_intervals_section(raw, report)
+    receivers = _receivers_section(raw, report)
+    route = _route_section(raw, receivers, intervals, report)
+    rules, rule_ids = _inhibit_section(raw, report)
+    extensions = _extensions_section(tocsin, receivers, route, report)
+    templates = _templates_section(raw, report)
+    if report.errors:
+        raise ConfigErrors(report.errors)
+    assert route is not None
+    return Config(
+        source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
+        inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=templates,
+        tocsin=tocsin, global_=dict(g), warnings=report.warnings, extensions=extensions,
+        events_resolve_after=tocsin.events.resolve_after or resolve_timeout,
+        alertmanager_resolve_after=tocsin.alertmanager.resolve_after,
+    )
 
 
 def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) -> Config:
@@ -435,4 +590,4 @@ def redacted_source(cfg: Config) -> str:
 
 
 def retention_seconds(cfg: Config) -> float:
-    return parse_duration(cfg.tocsin.alert_retention, "tocsin.alert_retention")
+    return cfg.tocsin.alert_retention

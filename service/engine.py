@@ -136,6 +136,7 @@ class Engine:
         self._last_tick = float("-inf")
         self.escalator: Any = None
         self.summaries: Any = None
+        self._llm: Any = None  # the LLMConfig self.summaries was built from
         self._setup_extensions(cfg)
 
     def _digests(self) -> list[Any]:
@@ -187,9 +188,10 @@ class Engine:
             from .summaries.config import LLMConfig, build_summary_service
             from .summaries.metrics import metrics_for
 
-            if self.summaries is None:
-                self.summaries = build_summary_service(LLMConfig.parse(cfg.tocsin.llm or {}), self.redis,
-                                                       self.keys.prefix, self.clock,
+            llm = cfg.extensions.llm or LLMConfig.parse(cfg.tocsin.llm or {})  # validated at load when parsed
+            if self.summaries is None or llm != self._llm:  # a reload with new LLM settings builds a new service
+                self._llm = llm
+                self.summaries = build_summary_service(llm, self.redis, self.keys.prefix, self.clock,
                                                        metrics=metrics_for(self.metrics.registry))
         else:
             self.incidents = None
@@ -298,11 +300,23 @@ class Engine:
         self._bind_digests()
         self.dispatcher.set_config(cfg)
         self._setup_extensions(cfg)
+        await self._regroup()
         for r in old.values():
             try:
                 await r.close()
             except Exception:  # pragma: no cover - best effort
                 pass
+
+    async def _regroup(self) -> None:
+        """Re-route the grouped alerts under the new route tree (as Alertmanager re-forms its groups on reload).
+        A failure leaves the new config running: the alerts move on their next re-send, which re-groups them."""
+        from .regroup import regroup
+
+        try:
+            await regroup(self.dispatcher, self.clock.now())
+        except Exception as e:
+            self.metrics.background_errors.labels("regroup").inc()
+            log.error("regroup_failed", error=repr(e))
 
     async def close(self) -> None:
         await self.outbox.close()

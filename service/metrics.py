@@ -24,6 +24,9 @@ class Metrics:
                                           buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
         self.outbox_depth = Gauge("tocsin_outbox_depth", "Notifications in the outbox not yet delivered", registry=r)
         self.flushes = Counter("tocsin_group_flushes_total", "Aggregation group flushes", registry=r)
+        self.background_errors = Counter("tocsin_background_errors_total",
+                                         "Errors in background work (retention sweeps, regrouping after a reload)",
+                                         ["task"], registry=r)
         self.config_reloads = Counter("tocsin_config_reloads_total", "Configuration reloads by result", ["result"],
                                       registry=r)
 

@@ -42,3 +42,20 @@ async def redis(redis_url, key_prefix):
     async for k in client.scan_iter(match=f"{key_prefix}*", count=1000):
         await client.delete(k)
     await client.aclose()
+
+
+@pytest.fixture
+def config_text(redis_url, key_prefix):
+    """The kit's BASE config, in this test's Redis and prefix."""
+    from tests.pipeline_kit import BASE, with_redis
+
+    return with_redis(BASE, redis_url, key_prefix)
+
+
+@pytest.fixture
+async def h(tmp_path, config_text, redis):
+    """The whole app serving `config_text` (override that fixture to serve another config)."""
+    from tests.pipeline_kit import serving
+
+    async with serving(tmp_path, config_text) as harness:
+        yield harness

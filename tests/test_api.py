@@ -1,120 +1,21 @@
 """The HTTP API as Prometheus, Alertmanager and operators see it: /api/v2/alerts, /api/v1/alertmanager, auth,
-body limits, Redis outages, health/readiness and /metrics. Also holds the app harness the other API tests use."""
+body limits, Redis outages, health/readiness and /metrics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
+from service.clock import to_rfc3339
 from service.embedded_redis import EmbeddedRedis
-from service.engine import recording_factory
-from service.models import Notification, fingerprint
-
-T0 = 1_700_000_000.0
-
-BASE = """
-route:
-  receiver: team
-  group_by: [alertname]
-  group_wait: 30s
-  group_interval: 5m
-  repeat_interval: 4h
-receivers:
-  - name: team
-    webhook_configs:
-      - url: http://127.0.0.1:9/hook
-"""
-
-
-def with_redis(text: str, redis_url: str, key_prefix: str, **tocsin: Any) -> str:
-    """The YAML config `text` with Tocsin's redis section pointed at the test Redis and prefix."""
-    raw = yaml.safe_load(text)
-    t = raw.setdefault("tocsin", {})
-    t.setdefault("redis", {}).update({"url": redis_url, "key_prefix": key_prefix})
-    t.update(tocsin)
-    return yaml.safe_dump(raw, sort_keys=False)
-
-
-@dataclass
-class Harness:
-    client: TestClient
-    app: web.Application
-    clock: ManualClock
-    sink: list[Notification]
-    path: Path
-
-    @property
-    def engine(self) -> Any:
-        return self.app[ENGINE]
-
-    async def step(self, advance: float = 0.0) -> int:
-        """Advance the manual clock, then flush what is due and deliver it."""
-        self.clock.advance(advance)
-        return await self.engine.step()
-
-    async def post(self, path: str, body: Any, token: str | None = None, **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if isinstance(body, (bytes, str)):
-            return await self.client.post(path, data=body, headers={"Content-Type": "application/json", **headers}, **kw)
-        return await self.client.post(path, json=body, headers=headers, **kw)
-
-    async def alerts(self, token: str | None = None) -> list[dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        r = await self.client.get("/api/v2/alerts", headers=headers)
-        assert r.status == 200, await r.text()
-        return await r.json()
-
-    def write_config(self, text: str) -> None:
-        self.path.write_text(text)
-
-
-@contextlib.asynccontextmanager
-async def running(tmp_path: Path, text: str, clock: ManualClock | None = None) -> AsyncIterator[Harness]:
-    """Tocsin's app on a test server with a manual clock and recording receivers.
-
-    Without the background loops: tests drive the pipeline with `engine.step()`, so a flush never races the test."""
-    path = tmp_path / "tocsin.yml"
-    path.write_text(text)
-    sink: list[Notification] = []
-    clock = clock or ManualClock(T0)
-    app = create_app(path, clock=clock, receiver_factory=recording_factory(sink), background=False)
-    async with TestClient(TestServer(app)) as client:
-        yield Harness(client, app, clock, sink, path)
-
-
-@pytest.fixture
-def config_text(redis_url: str, key_prefix: str) -> str:
-    return with_redis(BASE, redis_url, key_prefix)
-
-
-@pytest.fixture
-async def h(tmp_path: Path, config_text: str, redis: Any) -> AsyncIterator[Harness]:
-    async with running(tmp_path, config_text) as harness:
-        yield harness
-
-
-def alert(name: str = "HighLatency", starts: float | None = T0 - 60, ends: float | None = None, **labels: str) -> dict:
-    d: dict[str, Any] = {"labels": {"alertname": name, **labels}, "annotations": {"summary": f"{name} is bad"},
-                         "generatorURL": "http://prom:9090/graph"}
-    if starts is not None:
-        d["startsAt"] = to_rfc3339(starts)
-    if ends is not None:
-        d["endsAt"] = to_rfc3339(ends)
-    return d
-
+from service.models import fingerprint
+from tests.pipeline_kit import BASE, T0, Harness, alert, serving, with_redis
 
 # -- POST /api/v2/alerts --------------------------------------------------------------------------------------
 
@@ -219,7 +120,7 @@ async def test_missing_starts_at_with_ends_at_starts_at_ends_at(h: Harness) -> N
 async def test_resolve_timeout_comes_from_global(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """global.resolve_timeout sets how long an alert without endsAt stays firing."""
     text = with_redis("global: {resolve_timeout: 1m}\n" + BASE, redis_url, key_prefix)
-    async with running(tmp_path, text) as h:
+    async with serving(tmp_path, text) as h:
         assert (await h.post("/api/v2/alerts", [alert("A")])).status == 200
         [a] = await h.engine.dispatcher.store.all()
         assert a.ends_at == T0 + 60
@@ -238,7 +139,7 @@ async def test_explicit_ends_at_sent_later_wins(h: Harness) -> None:
 async def test_body_over_the_limit_is_413(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """A body larger than tocsin.max_body_bytes answers 413 and stores nothing."""
     text = with_redis(BASE, redis_url, key_prefix, max_body_bytes=2048)
-    async with running(tmp_path, text) as h:
+    async with serving(tmp_path, text) as h:
         big = [alert(f"A{i}", note="x" * 100) for i in range(40)]
         r = await h.post("/api/v2/alerts", json.dumps(big))
         assert r.status == 413
@@ -262,7 +163,7 @@ tocsin:
 async def ha(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> AsyncIterator[Harness]:
     raw = yaml.safe_load(BASE)
     raw["tocsin"] = yaml.safe_load(AUTH)["tocsin"]
-    async with running(tmp_path, with_redis(yaml.safe_dump(raw), redis_url, key_prefix)) as harness:
+    async with serving(tmp_path, with_redis(yaml.safe_dump(raw), redis_url, key_prefix)) as harness:
         yield harness
 
 
@@ -326,12 +227,14 @@ async def test_token_never_appears_in_logs(ha: Harness, caplog: pytest.LogCaptur
 
 # -- Redis down -----------------------------------------------------------------------------------------------
 
-async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_prefix: str) -> None:
+async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_prefix: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """When Redis stops, writes answer 503 (never 200), reads 503, /-/ready 503 and /-/healthy still 200."""
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the app must use the Redis this test stops, not the suite's
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
     url = await asyncio.to_thread(er.start)
     try:
-        async with running(tmp_path, with_redis(BASE, url, key_prefix)) as h:
+        async with serving(tmp_path, with_redis(BASE, url, key_prefix)) as h:
             assert (await h.client.get("/-/ready")).status == 200
             assert (await h.post("/api/v2/alerts", [alert("A")])).status == 200
             await asyncio.to_thread(er.stop)
@@ -349,11 +252,13 @@ async def test_redis_down_is_503_and_not_ready_but_healthy(tmp_path: Path, key_p
         await asyncio.to_thread(er.stop)
 
 
-async def test_starts_without_redis_and_works_once_it_is_up(tmp_path: Path, key_prefix: str) -> None:
+async def test_starts_without_redis_and_works_once_it_is_up(tmp_path: Path, key_prefix: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Tocsin starts while Redis is unreachable (healthy 200, ready 503, writes 503) and serves once Redis is up."""
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the app must use the Redis this test starts, not the suite's
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
     try:
-        async with running(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:
+        async with serving(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:
             assert (await h.client.get("/-/healthy")).status == 200
             assert (await h.client.get("/-/ready")).status == 503
             assert (await h.post("/api/v2/alerts", [alert("A")])).status == 503
@@ -420,7 +325,7 @@ async def test_alertmanager_resolve_after_is_configurable(tmp_path: Path, redis_
                                                           redis: Any) -> None:
     """tocsin.alertmanager.resolve_after sets how long a firing alert from an upstream Alertmanager stays open."""
     text = with_redis(BASE, redis_url, key_prefix, alertmanager={"resolve_after": "9h"})
-    async with running(tmp_path, text) as h:
+    async with serving(tmp_path, text) as h:
         await h.post("/api/v1/alertmanager", webhook(wh_alert("A", "firing", T0 - 100)))
         [a] = await h.engine.dispatcher.store.all()
         assert a.ends_at == T0 + 9 * 3600
@@ -506,7 +411,7 @@ inhibit_rules:
 async def test_get_alerts_filters_like_alertmanager(tmp_path: Path, redis_url: str, key_prefix: str,
                                                     redis: Any) -> None:
     """GET /api/v2/alerts honours filter matchers and the receiver regex, and sorts by fingerprint."""
-    async with running(tmp_path, with_redis(INHIBIT, redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(INHIBIT, redis_url, key_prefix)) as h:
         await h.post("/api/v2/alerts", [alert("A", team="db", env="prod"), alert("B", env="dev"),
                                         alert("C", env="prod")])
         r = await h.client.get("/api/v2/alerts", params=[("filter", 'env="prod"')])
@@ -525,7 +430,7 @@ async def test_get_alerts_filters_like_alertmanager(tmp_path: Path, redis_url: s
 async def test_get_alerts_shows_inhibited_alerts_as_suppressed(tmp_path: Path, redis_url: str, key_prefix: str,
                                                                redis: Any) -> None:
     """An alert muted by an inhibit rule is shown suppressed with the inhibiting alert's fingerprint."""
-    async with running(tmp_path, with_redis(INHIBIT, redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(INHIBIT, redis_url, key_prefix)) as h:
         crit, warn = alert("Down", severity="critical", service="api"), alert("Slow", severity="warning", service="api")
         other = alert("Slow", severity="warning", service="web")
         await h.post("/api/v2/alerts", [crit, warn, other])

@@ -12,7 +12,7 @@ import yaml
 from service.appkeys import ENGINE
 from service.config import EnvSettings, load_config, parse_config, redacted
 from service.errors import ConfigErrors
-from tests.test_api import BASE, T0, Harness, alert, config_text, h, running, with_redis  # noqa: F401
+from tests.pipeline_kit import BASE, T0, Harness, alert, serving, with_redis
 
 NO_ENV = EnvSettings(redis_url=None, tocsin_key_prefix=None, tocsin_data_dir=None)
 
@@ -182,7 +182,7 @@ receivers: [{name: a}]
      "tocsin.alertmanager.resolve_after"),
     ("route: {receiver: a}\nreceivers: [{name: a}]\ninhibit_rules: [{source_matchers: ['a=\"1\"'], eqal: [x]}]",
      "inhibit_rules[0].eqal"),
-    ("route: {receiver: a}\nreceivers: [{name: a}]\ntocsin: {auth: {tokens: [{name: t}]}}", "tocsin.auth.tokens[0]"),
+    ("route: {receiver: a}\nreceivers: [{name: a}]\ntocsin: {auth: {tokens: [{name: t}]}}", "tocsin.auth.tokens[0].token"),
 ])
 def test_bad_values_are_errors_naming_the_path(text: str, path: str) -> None:
     """Missing route, durations without units, duplicate receivers, bad Tocsin settings and tokens without a
@@ -237,14 +237,14 @@ tocsin:
       - {{name: f, token_file: {tmp_path / 'missing'}}}
       - {{name: e, token_env: TOCSIN_UNSET_TOKEN}}
 """)
-    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0]", "tocsin.auth.tokens[1]"]
+    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0].token_file", "tocsin.auth.tokens[1].token_env"]
     assert "TOCSIN_UNSET_TOKEN" in errs[1][1]
 
 
 def test_a_token_with_two_sources_of_secret_is_an_error() -> None:
     """A token must have exactly one of token, token_file and token_env."""
     errs = errors_of(BASE + "tocsin: {auth: {tokens: [{name: t, token: a, token_env: HOME}]}}")
-    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0]"]
+    assert [p for p, _ in errs] == ["tocsin.auth.tokens[0].token_env"]
 
 
 def test_environment_overrides_the_file() -> None:
@@ -278,6 +278,91 @@ tocsin:
     assert out["tocsin"]["redis"] == {"url": "<secret>", "key_prefix": "k"}
     assert out["route"] == raw["route"]
 
+
+
+@pytest.mark.parametrize("tocsin, path", [
+    ({"alert_retention": "one hour"}, "tocsin.alert_retention"),
+    ({"alert_retention": -5}, "tocsin.alert_retention"),
+    ({"alert_retention": "0"}, "tocsin.alert_retention"),
+    ({"delivery": {"timeout": "10 seconds"}}, "tocsin.delivery.timeout"),
+    ({"delivery": {"timeout": 0}}, "tocsin.delivery.timeout"),
+    ({"delivery": {"backoff_initial": -1}}, "tocsin.delivery.backoff_initial"),
+    ({"delivery": {"backoff_initial": 10, "backoff_max": 1}}, "tocsin.delivery.backoff_max"),
+    ({"delivery": {"max_attempts": 0}}, "tocsin.delivery.max_attempts"),
+    ({"delivery": {"retries": 3}}, "tocsin.delivery.retries"),
+    ({"max_body_bytes": 0}, "tocsin.max_body_bytes"),
+    ({"listen": "localhost"}, "tocsin.listen"),
+    ({"listen": "0.0.0.0:99999"}, "tocsin.listen"),
+    ({"external_url": "tocsin.example"}, "tocsin.external_url"),
+    ({"data_dir": ""}, "tocsin.data_dir"),
+    ({"redis": {"url": "http://127.0.0.1:6379"}}, "tocsin.redis.url"),
+    ({"redis": {"key_prefix": "a{b}"}}, "tocsin.redis.key_prefix"),
+    ({"redis": {"shards": 0}}, "tocsin.redis.shards"),
+    ({"events": {"resolve_after": "soon"}}, "tocsin.events.resolve_after"),
+    ({"alertmanager": {"resolve_after": "later"}}, "tocsin.alertmanager.resolve_after"),
+    ({"scoring": {"weights": {"x": 1}}}, "tocsin.scoring"),
+    ({"digest": {"every": "1h"}}, "tocsin.digest"),
+    ({"slack": {"signing_secrt": "x"}}, "tocsin.slack.signing_secrt"),
+    ({"slack": {"signing_secret": "a", "signing_secret_env": "B"}}, "tocsin.slack.signing_secret_env"),
+    ({"slack": {"allowed_users": "U1"}}, "tocsin.slack.allowed_users"),
+    ({"pagerduty": {"webhook_secrets": "one"}}, "tocsin.pagerduty.webhook_secrets"),
+    ({"pagerduty": {"webhook_secret_env": "TOCSIN_UNSET_TEST_VAR"}}, "tocsin.pagerduty.webhook_secret_env"),
+    ({"auth": {"tokens": [{"name": "t"}]}}, "tocsin.auth.tokens[0].token"),
+])
+def test_bad_tocsin_values_are_load_time_errors_with_their_path(tocsin: dict, path: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bad value or unknown key of `tocsin:` fails the load with its path; none is accepted to fail later."""
+    monkeypatch.delenv("TOCSIN_UNSET_TEST_VAR", raising=False)
+    assert paths_of(BASE + yaml.safe_dump({"tocsin": tocsin})) == [path]
+
+
+def test_tocsin_durations_and_sections_are_read() -> None:
+    """Durations of `tocsin:` take Prometheus duration strings (or seconds), and the Slack and PagerDuty sections
+    are read as given."""
+    from service.config import retention_seconds
+
+    cfg = parse(BASE + yaml.safe_dump({"tocsin": {
+        "alert_retention": "2h", "delivery": {"timeout": "5s", "backoff_max": "2m"},
+        "slack": {"signing_secret": "s3cret", "allowed_users": ["U1"]},
+        "pagerduty": {"webhook_secrets": ["a", "b"]}}}))
+    assert retention_seconds(cfg) == 7200
+    assert (cfg.tocsin.delivery.timeout, cfg.tocsin.delivery.backoff_max) == (5, 120)
+    assert cfg.tocsin.slack == {"signing_secret": "s3cret", "allowed_users": ["U1"]}
+    assert cfg.tocsin.pagerduty == {"webhook_secrets": ["a", "b"]}
+
+
+async def test_a_failing_retention_sweep_is_logged_and_counted(tmp_path: Path, key_prefix: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retention sweeper reports every failed sweep (log line and tocsin_background_errors_total) and keeps
+    running."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from service.app import _sweeper
+    from service.embedded_redis import EmbeddedRedis
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    er = EmbeddedRedis(tmp_path / "redis", persist=False)
+    async with serving(tmp_path, with_redis(BASE, er.url, key_prefix)) as h:  # Redis never started: sweeps fail
+        with capture_logs() as logs:
+            task = asyncio.create_task(_sweeper(h.engine, every=60))
+
+            async def failures(n: int) -> int:
+                for _ in range(1000):  # let the sweeper's connection attempts fail (not a time limit on them)
+                    got = sum(e["event"] == "sweep_failed" for e in logs)
+                    if got >= n:
+                        break
+                    await asyncio.sleep(0.01)
+                return got
+
+            assert await failures(1) == 1
+            h.clock.advance(60)
+            assert await failures(2) == 2  # still running after a failure
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        metrics = await (await h.client.get("/metrics")).text()
+        assert 'tocsin_background_errors_total{task="sweep"}' in metrics
 
 # -- reload -------------------------------------------------------------------------------------------------------
 
@@ -315,7 +400,7 @@ async def test_reload_rejects_a_bad_config_and_the_old_one_keeps_working(h: Harn
 async def test_reload_rejects_a_receiver_that_cannot_be_built(tmp_path: Path, redis_url: str, key_prefix: str,
                                                               redis: Any) -> None:
     """A reload whose new receiver fails its own validation is rejected and the old receivers stay."""
-    async with running(tmp_path, with_redis(BASE, redis_url, key_prefix)) as h:
+    async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix)) as h:
         from service.engine import default_receiver_factory
 
         h.engine.receiver_factory = default_receiver_factory  # build real receivers on reload
@@ -370,10 +455,147 @@ async def test_reload_keeps_alerts_and_groups(h: Harness, redis_url: str, key_pr
 
 async def test_events_use_resolve_after(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """With tocsin.events.resolve_after set, an anomaly stays open that long after its timestamp."""
-    async with running(tmp_path, with_redis(BASE, redis_url, key_prefix, events={"resolve_after": "15m"})) as h:
+    async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix, events={"resolve_after": "15m"})) as h:
         from service.clock import to_rfc3339
 
         ev = {"metric": "m", "timestamp": to_rfc3339(T0), "is_anomaly": True}
         assert (await h.post("/api/v1/events", ev)).status == 200
         [a] = await h.engine.dispatcher.store.all()
         assert a.ends_at == T0 + 900
+
+
+TEAMS = """
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+{routes}
+receivers:
+  - name: team
+    webhook_configs: [{{url: "http://127.0.0.1:9/team"}}]
+  - name: team-a
+    webhook_configs: [{{url: "http://127.0.0.1:9/a"}}]
+  - name: team-b
+    webhook_configs: [{{url: "http://127.0.0.1:9/b"}}]
+  - name: any-team
+    webhook_configs: [{{url: "http://127.0.0.1:9/any"}}]
+"""
+ROUTE_A = "    - {matchers: ['team=\"a\"'], receiver: team-a}"
+ROUTE_B = "    - {matchers: ['team=\"b\"'], receiver: team-b}"
+ROUTE_ANY = "    - {matchers: ['team=~\".+\"'], receiver: any-team}"
+
+
+def teams(*routes: str) -> str:
+    return TEAMS.format(routes="\n".join(routes))
+
+
+async def reload_to(h: Harness, text: str, redis_url: str, key_prefix: str) -> None:
+    h.write_config(with_redis(text, redis_url, key_prefix))
+    r = await h.client.post("/-/reload")
+    assert (r.status, await r.text()) == (200, "reloaded\n")
+
+
+def paged(h: Harness) -> list[tuple[float, str, list[str]]]:
+    return [(n.timestamp - T0, n.receiver, [a.labels["alertname"] for a in n.alerts]) for n in h.sink]
+
+
+async def test_reload_that_inserts_a_route_above_keeps_existing_groups_on_their_route(
+        tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
+    """A route inserted before another does not hand the other's waiting groups to the new route."""
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
+        await h.step(30)
+        await h.step(300)
+        assert paged(h) == [(30.0, "team-a", ["A"])]
+
+
+async def test_reload_keeps_the_notification_log_of_a_route_whose_position_changed(
+        tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
+    """A group that already notified does not notify again after a reload that only moves its route down."""
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await h.step(30)
+        await reload_to(h, teams(ROUTE_B, ROUTE_A), redis_url, key_prefix)
+        await h.step(300)
+        await h.step(300)
+        assert paged(h) == [(30.0, "team-a", ["A"])]
+
+
+async def test_reload_moves_alerts_whose_route_now_lies_elsewhere(tmp_path: Path, redis_url: str, key_prefix: str,
+                                                                 redis: Any) -> None:
+    """After a reload, each group's alerts are routed again: an alert that a new route above now catches is
+    notified through that route only, as Alertmanager rebuilds its groups from the alerts on reload."""
+    async with serving(tmp_path, with_redis(teams(ROUTE_ANY), redis_url, key_prefix)) as h:
+        alerts = [alert("A", starts=T0, ends=T0 + 3600, team="a"), alert("B", starts=T0, ends=T0 + 3600, team="b")]
+        assert (await h.post("/api/v2/alerts", alerts)).status == 200
+        await reload_to(h, teams(ROUTE_A, ROUTE_ANY), redis_url, key_prefix)
+        await h.step(30)
+        await h.step(300)
+        assert sorted(paged(h)) == [(30.0, "any-team", ["B"]), (30.0, "team-a", ["A"])]
+
+
+async def test_reload_regroups_the_alerts_of_a_route_that_is_gone(tmp_path: Path, redis_url: str, key_prefix: str,
+                                                                 redis: Any) -> None:
+    """The alerts of a group whose route no longer exists after a reload are notified through their new route,
+    not dropped with the group."""
+    async with serving(tmp_path, with_redis(teams(ROUTE_A), redis_url, key_prefix)) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A", starts=T0, ends=T0 + 3600, team="a")])).status == 200
+        await reload_to(h, teams(ROUTE_B), redis_url, key_prefix)
+        await h.step(30)
+        assert paged(h) == [(30.0, "team", ["A"])]
+
+
+SUMMARIZED = """
+global: {resolve_timeout: 1h}
+route:
+  receiver: team
+  group_by: [service]
+  group_wait: 30s
+  group_interval: 1m
+  tocsin: {min_confidence: 0}
+receivers:
+  - name: team
+    webhook_configs: [{url: "http://127.0.0.1:9/team"}]
+tocsin:
+  correlation: {enabled: true}
+  llm: {base_url: "%(llm)s", enabled: %(enabled)s, deadline: 5, max_retries: 0, timeout: 5, budget_per_hour: 60}
+"""
+
+
+async def test_reload_rebuilds_the_summary_service_from_the_new_llm_section(redis: Any, key_prefix: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LLM settings of a reloaded config are the ones summaries use: turning the LLM on by a reload makes the
+    next incident's page carry Claude's summary."""
+    from tests.fakes.anthropic import FakeAnthropic, tool_answer
+    from tests.pipeline_kit import harness, make_config
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    fake = FakeAnthropic()
+    url = await fake.start()
+    fake.reply(tool_answer({"headline": "Claude says payments-db", "root_cause": None, "reasoning": "[E1].",
+                            "cited_evidence": ["E1"], "next_checks": [], "confidence": 0.7}))
+    try:
+        h = await harness(redis, SUMMARIZED % {"llm": url, "enabled": "false"}, key_prefix)
+        await h.engine.reload(make_config(SUMMARIZED % {"llm": url, "enabled": "true"}, key_prefix))
+        assert h.engine.summaries.llm is not None
+        await h.post({"labels": {"alertname": "DBDown", "service": "payments-db"}, "annotations": {"summary": "x"}})
+        await h.advance_to(30)
+        assert fake.calls == 1
+        assert [(n.incident or {}).get("summary", {}).get("headline") for n in h.sent] == ["Claude says payments-db"]
+    finally:
+        await fake.close()
+
+
+def test_regroup_moves_only_what_the_new_tree_changes() -> None:
+    """The reload's regrouping decision: memberships the new tree keeps stay, new ones are added, the rest are
+    dropped; an alert whose groups are unknown is left alone."""
+    from service.regroup import Move, Target, moves
+
+    a, b, c = (Target(g, f"route-{g}", f"key-{g}", {}, 30.0) for g in ("ga", "gb", "gc"))
+    current = {"fp1": {"ga": "m1"}, "fp2": {"ga": "m2", "gb": "m2"}, "fp3": {"gc": "m3"}, "fp4": {"ga": "m4"}}
+    targets = {"fp1": [a], "fp2": [b, c], "fp3": [a], "fp4": None}
+    assert moves(current, targets) == [Move("fp2", "m2", (c,), ("ga",)), Move("fp3", "m3", (a,), ("gc",))]

@@ -1,4 +1,4 @@
-"""Digests in event time (issue 4, acceptance 4): incidents routed to a digest go out together at the scheduled
+"""Digests in event time: incidents routed to a digest go out together at the scheduled
 times; one that grows past the configured severity is taken out and notified at once."""
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from routing.receivers.digest import Schedule, next_run
+from structlog.testing import capture_logs
+
 from service.clock import to_rfc3339
-from tests.pipeline_kit import T0
+from service.engine import default_receiver_factory
+from tests.fakes.slack import FakeSlack
+from tests.pipeline_kit import T0, harness
 
 CONFIG = """
 global: {resolve_timeout: 4h}
@@ -55,15 +59,8 @@ def alert(service: str, name: str, severity: str, starts: float) -> dict:
 async def test_digest_goes_out_on_schedule_and_growing_items_escape(redis, key_prefix, capture):
     """Two quiet incidents arrive in one hourly digest; one turning critical is paged at once, not digested."""
     port, got = capture
-    from service.engine import Engine, default_receiver_factory
-    from tests.pipeline_kit import Harness, make_config
-    from service.clock import ManualClock
-
-    cfg = make_config(CONFIG % {"port": port}, key_prefix)
-    clock = ManualClock(T0)
-    engine = Engine(cfg, redis, clock, consumer="t", receiver_factory=default_receiver_factory)
-    await engine.start()
-    h = Harness(engine, clock)
+    h = await harness(redis, CONFIG % {"port": port}, key_prefix, receiver_factory=default_receiver_factory)
+    engine = h.engine
     try:
         await h.post(alert("billing", "QueueBacklog", "warning", 0))
         await h.advance_to(600)
@@ -105,3 +102,46 @@ def test_schedule_needs_exactly_one_kind():
     for bad in ({}, {"every": "1h", "cron": "* * * * *"}, {"cron": "nope"}, {"every": "1h", "timezone": "Mars/Base"}):
         with pytest.raises(ValueError):
             Schedule.model_validate(bad)
+
+
+SLACK_DIGEST = """
+global: {resolve_timeout: 4h}
+route:
+  receiver: digest
+  group_by: [service]
+  group_wait: 30s
+  tocsin: {min_confidence: 0}
+receivers:
+  - name: digest
+    digest_configs:
+      - schedule: {every: 1h}
+        slack: {channel: "#digest", bot_token: xoxb-fake-token, api_base_url: "%(slack)s"}
+tocsin:
+  correlation: {enabled: true}
+"""
+
+
+@pytest.mark.parametrize("error, retried", [("channel_not_found", False), ("ratelimited", True)])
+async def test_a_slack_api_error_on_a_digest_is_a_failure_with_the_slack_error(redis, key_prefix, error, retried):
+    """Slack answering HTTP 200 with ok:false fails the digest with Slack's error (retried when Slack says it may
+    pass), never reported as "ok"."""
+    async with FakeSlack() as slack:
+        h = await harness(redis, SLACK_DIGEST % {"slack": slack.base_url}, key_prefix,
+                          receiver_factory=default_receiver_factory)
+        engine = h.engine
+        try:
+            await h.post(alert("billing", "QueueBacklog", "warning", 0))
+            await h.advance_to(600)
+            slack.fail_next(200, error=error, method="chat.postMessage")
+            with capture_logs() as logs:
+                await h.advance_to(3601)
+            failures = [e for e in logs if e["event"] in ("digest_dropped", "digest_failed")]
+            assert [e["event"] for e in failures] == ["digest_failed" if retried else "digest_dropped"]
+            reason = failures[0].get("reason") or failures[0].get("error")
+            assert f"slack error: {error}" in reason and "ok" not in reason.split(":")[0]
+            assert slack.messages == []
+            if retried:  # the run moved 60 s ahead: the digest goes out then
+                await h.advance_to(3601 + 60)
+                assert len(slack.messages) == 1
+        finally:
+            await engine.close()

@@ -9,7 +9,7 @@ import pytest
 
 from service.clock import to_rfc3339
 from service.events import DetectorEvent
-from tests.test_api import T0, Harness, config_text, h  # noqa: F401  (fixtures)
+from tests.pipeline_kit import T0, Harness
 
 TS = to_rfc3339(T0 - 30)
 

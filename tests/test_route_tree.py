@@ -136,15 +136,33 @@ def test_inherited_options(tree):
 
 
 def test_walk_order_and_ids(tree):
-    """walk() is depth-first, parent first; ids are child-index paths and unique."""
+    """walk() is depth-first, parent first; ids are paths of matchers, unique in the tree."""
     assert [r.opts.receiver for r in tree.walk()] == [
         "default", "team-a", "team-a-testing", "team-a-prod-1", "team-a-prod-2",
         "team-bc", "default", "role-testing", "role-testing", "pager", "page-log",
     ]
     ids = [r.id for r in tree.walk()]
-    assert ids[:4] == ["0", "0.0", "0.0.0", "0.0.1"]
-    assert "0.2.0.0" in ids and len(set(ids)) == len(ids)
-    assert tree.by_id()["0.1"].opts.receiver == "team-bc"
+    assert ids[:4] == ["{}", '{}/{level!="critical",owner="team-A"}',
+                       '{}/{level!="critical",owner="team-A"}/{baz!~".*quux",env="testing"}',
+                       '{}/{level!="critical",owner="team-A"}/{env="production"}']
+    assert ids[-2:] == ['{}/{page="yes"}', '{}/{page="yes"}/1']
+    assert '{}/{group_by="role"}/{env="testing"}/{wait="long"}' in ids and len(set(ids)) == len(ids)
+    assert tree.by_id()['{}/{owner=~"^(?:team-(B|C))$"}'].opts.receiver == "team-bc"
+
+
+def test_ids_do_not_change_when_routes_with_other_matchers_are_added_or_removed():
+    """Inserting a route above others, or removing one, keeps every other route's id; only a sibling with the same
+    matchers shifts the count of the ones after it."""
+    def ids(*children: str) -> dict[str, str]:
+        root = Route.from_config(yaml.safe_load("receiver: r\nroutes:\n" + "\n".join(children)))
+        return {r.opts.receiver: r.id for r in root.walk() if r.parent is not None}
+
+    a, b, a2 = "- {matchers: [team=a], receiver: a}", "- {matchers: [team=b], receiver: b}", \
+        "- {matchers: [team=a], receiver: a2}"
+    assert ids(a) == {"a": '{}/{team="a"}'}
+    assert ids(b, a) == {"b": '{}/{team="b"}', "a": '{}/{team="a"}'}
+    assert ids(a, a2) == {"a": '{}/{team="a"}', "a2": '{}/{team="a"}/1'}
+    assert ids(b, a, b, a2) == {"b": '{}/{team="b"}/1', "a": '{}/{team="a"}', "a2": '{}/{team="a"}/1'}
 
 
 def test_keys_are_not_unique_but_ids_are(tree):

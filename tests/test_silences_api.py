@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from service.clock import to_rfc3339
-from tests.test_api import T0, Harness, alert, config_text, h  # noqa: F401  (fixtures)
+from tests.pipeline_kit import T0, Harness, alert
 
 
 def silence(start: float = T0, end: float = T0 + 3600, **over: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -150,11 +149,10 @@ async def test_huge_retry_after_is_capped_by_the_total_timeout(fake, registry):
     """A 429 asking to retry in an hour ends at the total timeout, as a timeout."""
     fake.reply(rate_limited(retry_after="3600"))
     llm = make_llm(fake, registry, max_retries=2, total_timeout=0.3)
-    t0 = time.monotonic()
     with pytest.raises(LLMUnavailable) as exc:
         await llm.summarize(build_evidence(sample_incident()))
     assert exc.value.outcome == "timeout"
-    assert time.monotonic() - t0 < 2.0
+    assert fake.calls == 1  # the retry an hour later never happened
     await llm.aclose()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -203,11 +202,9 @@ async def test_first_summary_never_waits_beyond_the_deadline(make_service, fake,
     # every answer arrives after the deadline (and the "timeout" one after the client's timeout)
     fake.reply(*(dataclasses.replace(r, delay=max(r.delay, 0.3)) for r in replies))
     svc = make_service(timeout=0.5, max_retries=1, deadline_seconds=0.1)
-    t0 = time.monotonic()
     first, pending = await svc.first_summary(sample_incident())
-    assert time.monotonic() - t0 < 0.35
     assert first.source == "evidence" and first.note == NOTE_PENDING
-    assert pending is not None
+    assert pending is not None and not pending.done()  # answered while the LLM call is still going on
     final = await asyncio.wait_for(pending, 10)
     assert final.source == "evidence" and final.note.endswith("evidence summary shown")
 
@@ -216,10 +213,8 @@ async def test_a_late_llm_summary_arrives_through_the_pending_task(make_service,
     """When the LLM answers after the deadline, the evidence summary goes first and the task yields Claude's."""
     fake.reply(tool_answer(valid_answer(), delay=0.5))
     svc = make_service(deadline_seconds=0.1)
-    t0 = time.monotonic()
     first, pending = await svc.first_summary(sample_incident())
-    assert time.monotonic() - t0 < 0.4
-    assert first.source == "evidence" and pending is not None
+    assert first.source == "evidence" and pending is not None and not pending.done()
     final = await pending
     assert final.source == "claude"
     again, none = await svc.first_summary(sample_incident())  # now cached: no wait, no call

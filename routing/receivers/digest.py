@@ -16,6 +16,7 @@ several replicas a digest goes out once.
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -34,8 +35,9 @@ from service.errors import ConfigError
 from service.models import Notification
 from service.store import ms
 
-from .base import Delivered, NotifyError, error_for_status, redact_url
+from .base import Delivered, NotifyError, error_for_status, redact, redact_url
 from .render import SEVERITIES, Renderer
+from .slack import RETRYABLE_ERRORS
 
 log = structlog.get_logger("tocsin.digest")
 
@@ -135,6 +137,19 @@ class DigestConfig(BaseModel):
 
 
 Escalator = Callable[[str, Notification], Awaitable[None]]
+
+
+def slack_api_error(e: SlackApiError) -> NotifyError:
+    """A failed Web API call as a NotifyError: an HTTP error by its status; Slack's own `ok: false` answer (HTTP
+    200) by its `error` code, retryable when Slack says a later attempt may pass."""
+    resp = e.response
+    status = int(getattr(resp, "status_code", 0) or 0)
+    data = getattr(resp, "data", None)
+    error = redact(str((data.get("error") if isinstance(data, dict) else None) or "unknown_error"))[:100]
+    headers = getattr(resp, "headers", None) or {}
+    if status == 200:
+        return NotifyError(f"slack error: {error}", error in RETRYABLE_ERRORS, None, status)
+    return error_for_status(status or 500, error, headers.get("Retry-After") or headers.get("retry-after"))
 
 
 class DigestReceiver:
@@ -246,8 +261,9 @@ class DigestReceiver:
             try:
                 await self._slack.chat_postMessage(channel=t.channel, text=msg.text, blocks=msg.blocks)
             except SlackApiError as e:
-                status = e.response.status_code if e.response is not None else 500
-                raise error_for_status(status, str(e.response.get("error", "")) if e.response is not None else "")
+                raise slack_api_error(e) from None
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                raise NotifyError(f"network error posting digest to Slack: {type(e).__name__}", True) from None
             return
         assert self.cfg.webhook is not None
         if self._session is None or self._session.closed:

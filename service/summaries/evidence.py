@@ -240,20 +240,7 @@ class _Ids:
         return f"E{self.n}"
 
 
-def build_evidence(
-    incident: dict[str, Any],
-    *,
-    changes: Iterable[dict[str, Any]] = (),
-    similar: Iterable[dict[str, Any]] = (),
-) -> EvidencePack:
-    """Assemble the evidence pack of an incident snapshot. Tolerates missing optional keys."""
-    if not isinstance(incident, dict):
-        raise ValueError(f"incident: expected an object, got {type(incident).__name__}")
-    inc_id = incident.get("id")
-    if not isinstance(inc_id, str) or not inc_id:
-        raise ValueError("incident.id: required, a non-empty string")
-    new_id = _Ids()
-
+def _candidates(incident: dict[str, Any], new_id: _Ids) -> list[Candidate]:
     candidates: list[Candidate] = []
     for rank, rc in enumerate((incident.get("root_causes") or [])[:MAX_CANDIDATES], start=1):
         if not isinstance(rc, dict) or not rc.get("metric"):
@@ -271,93 +258,135 @@ def build_evidence(
             id=cid, rank=rank, metric=clean_text(rc.get("metric"), 200), entity=clean_text(rc.get("entity"), 200),
             service=clean_text(rc.get("service"), 200), score=_num(rc.get("score")), evidence=evs,
         ))
+    return candidates
 
+
+def _member(m: dict[str, Any], new_id: _Ids) -> MemberItem:
+    labels = m.get("labels") or {}
+    ann = m.get("annotations") or {}
+    metric, entity, service = member_identity(m)
+    return MemberItem(
+        id=new_id(), fingerprint=clean_text(m.get("fingerprint"), 32), alertname=clean_text(labels.get("alertname"), 200),
+        metric=metric, entity=entity, service=service, status=clean_text(m.get("status") or "firing", 20),
+        severity=clean_text(labels.get("severity"), 40), onset=_num(m.get("starts_at")), ended_at=_num(m.get("ends_at")),
+        score=_member_score(m), value=_num(m.get("value")), expected=_num(m.get("expected")),
+        detector=clean_text(m.get("detector"), 60),
+        summary=clean_text(ann.get("summary") or ann.get("description") or ann.get("message")),
+        joined_by=[clean_text(f"{j.get('signal')}: {j.get('detail', '')}", 160)
+                   for j in (m.get("joined_by") or [])[:4] if isinstance(j, dict)],
+    )
+
+
+def _members(incident: dict[str, Any], new_id: _Ids) -> tuple[list[MemberItem], int]:
+    """The most informative members (highest score, then earliest onset; the fingerprint breaks ties stably), in
+    onset order, and how many were left out."""
     raw_members = [m for m in (incident.get("members") or []) if isinstance(m, dict)]
-    # Most informative first: highest score, then earliest onset; the fingerprint breaks ties stably.
     raw_members.sort(key=lambda m: (-(_member_score(m) or 0.0), _num(m.get("starts_at")) or 0.0,
                                     str(m.get("fingerprint", ""))))
     kept = raw_members[:MAX_MEMBERS]
     kept.sort(key=lambda m: (_num(m.get("starts_at")) or 0.0, str(m.get("fingerprint", ""))))
-    members: list[MemberItem] = []
-    for m in kept:
-        labels = m.get("labels") or {}
-        ann = m.get("annotations") or {}
-        metric, entity, service = member_identity(m)
-        members.append(MemberItem(
-            id=new_id(), fingerprint=clean_text(m.get("fingerprint"), 32), alertname=clean_text(labels.get("alertname"), 200),
-            metric=metric, entity=entity, service=service, status=clean_text(m.get("status") or "firing", 20),
-            severity=clean_text(labels.get("severity"), 40), onset=_num(m.get("starts_at")), ended_at=_num(m.get("ends_at")),
-            score=_member_score(m), value=_num(m.get("value")), expected=_num(m.get("expected")),
-            detector=clean_text(m.get("detector"), 60),
-            summary=clean_text(ann.get("summary") or ann.get("description") or ann.get("message")),
-            joined_by=[clean_text(f"{j.get('signal')}: {j.get('detail', '')}", 160)
-                       for j in (m.get("joined_by") or [])[:4] if isinstance(j, dict)],
-        ))
+    return [_member(m, new_id) for m in kept], max(0, len(raw_members) - len(kept))
 
-    def factors(key: str, scale: str) -> list[FactorItem]:
-        out = []
-        for f in (incident.get(key) or [])[:MAX_FACTORS]:
-            if isinstance(f, dict) and f.get("factor"):
-                out.append(FactorItem(
-                    id=new_id(), scale=scale, factor=clean_text(f.get("factor"), 80), value=_fmt_value(f.get("value")),
-                    contribution=_num(f.get("contribution")), explanation=clean_text(f.get("explanation")),
-                ))
-        return out
 
-    severity_factors = factors("severity_factors", "severity")
-    confidence_factors = factors("confidence_factors", "confidence")
+def _factors(incident: dict[str, Any], key: str, scale: str, new_id: _Ids) -> list[FactorItem]:
+    out = []
+    for f in (incident.get(key) or [])[:MAX_FACTORS]:
+        if isinstance(f, dict) and f.get("factor"):
+            out.append(FactorItem(
+                id=new_id(), scale=scale, factor=clean_text(f.get("factor"), 80), value=_fmt_value(f.get("value")),
+                contribution=_num(f.get("contribution")), explanation=clean_text(f.get("explanation")),
+            ))
+    return out
 
-    opened = _num(incident.get("opened_at"))
-    until = _num(incident.get("resolved_at")) or _num(incident.get("updated_at"))
+
+def _change_time(ch: dict[str, Any]) -> float | None:
+    return _num(ch.get("ts", ch.get("timestamp")))
+
+
+def _changes(changes: Iterable[dict[str, Any]], opened: float | None, until: float | None,
+             new_id: _Ids) -> list[ChangeItem]:
+    """The newest changes from CHANGE_LOOKBACK before the incident opened until it resolved (or was updated)."""
     chosen: list[dict[str, Any]] = []
     for ch in changes:
         if not isinstance(ch, dict):
             continue
-        ts = _num(ch.get("ts", ch.get("timestamp")))
+        ts = _change_time(ch)
         if ts is not None and opened is not None and ts < opened - CHANGE_LOOKBACK:
             continue
         if ts is not None and until is not None and ts > until:
             continue
         chosen.append(ch)
-    chosen.sort(key=lambda c: -(_num(c.get("ts", c.get("timestamp"))) or 0.0))  # newest first
-    change_items = []
+    chosen.sort(key=lambda c: -(_change_time(c) or 0.0))  # newest first
+    items = []
     for ch in chosen[:MAX_CHANGES]:
         labels = ch.get("labels") or {}
-        change_items.append(ChangeItem(
-            id=new_id(), ts=_num(ch.get("ts", ch.get("timestamp"))),
+        items.append(ChangeItem(
+            id=new_id(), ts=_change_time(ch),
             kind=clean_text(ch.get("kind") or ch.get("type") or "change", 40),
             service=clean_text(ch.get("service") or labels.get("service"), 200),
             entity=clean_text(ch.get("entity") or labels.get("instance") or labels.get("entity"), 200),
             detail=clean_text(ch.get("detail") or ch.get("description") or ch.get("summary") or ch.get("version")),
         ))
+    return items
 
-    similar_items = []
+
+def _similar(similar: Iterable[dict[str, Any]], new_id: _Ids) -> list[SimilarItem]:
+    items = []
     for s in list(similar)[:MAX_SIMILAR]:
         if not isinstance(s, dict):
             continue
         rc = s.get("root_cause")
         if isinstance(rc, dict):
             rc = f"{rc.get('metric', '')} on {rc.get('entity', '')}".strip()
-        similar_items.append(SimilarItem(
+        items.append(SimilarItem(
             id=new_id(), incident_id=clean_text(s.get("incident_id") or s.get("id"), 80), title=clean_text(s.get("title")),
             root_cause=clean_text(rc), resolution=clean_text(s.get("resolution") or s.get("resolution_note") or s.get("note")),
             similarity=_num(s.get("similarity", s.get("score"))),
         ))
+    return items
 
+
+def _timeline(incident: dict[str, Any], new_id: _Ids) -> list[TimelineItem]:
     tl = [t for t in (incident.get("timeline") or []) if isinstance(t, dict)]
     tl.sort(key=lambda t: _num(t.get("ts")) or 0.0)
-    timeline = [
+    return [
         TimelineItem(id=new_id(), ts=_num(t.get("ts")), event=clean_text(t.get("event"), 60) or "event",
                      detail=clean_text(t.get("detail")))
         for t in tl[:MAX_TIMELINE]
     ]
 
+
+def build_evidence(
+    incident: dict[str, Any],
+    *,
+    changes: Iterable[dict[str, Any]] = (),
+    similar: Iterable[dict[str, Any]] = (),
+) -> EvidencePack:
+    """Assemble the evidence pack of an incident snapshot. Tolerates missing optional keys.
+
+    Evidence ids (E1, E2, ...) are given in the order of the pack: candidates, members, factors, changes, similar
+    incidents, timeline."""
+    if not isinstance(incident, dict):
+        raise ValueError(f"incident: expected an object, got {type(incident).__name__}")
+    inc_id = incident.get("id")
+    if not isinstance(inc_id, str) or not inc_id:
+        raise ValueError("incident.id: required, a non-empty string")
+    new_id = _Ids()
+    candidates = _candidates(incident, new_id)
+    members, omitted = _members(incident, new_id)
+    severity_factors = _factors(incident, "severity_factors", "severity", new_id)
+    confidence_factors = _factors(incident, "confidence_factors", "confidence", new_id)
+    opened = _num(incident.get("opened_at"))
+    until = _num(incident.get("resolved_at")) or _num(incident.get("updated_at"))
+    change_items = _changes(changes, opened, until, new_id)
+    similar_items = _similar(similar, new_id)
+    timeline = _timeline(incident, new_id)
     return EvidencePack(
         incident_id=clean_text(inc_id, 120), title=clean_text(incident.get("title")), state=clean_text(incident.get("state"), 20),
         severity=clean_text(incident.get("severity"), 20), confidence=_num(incident.get("confidence")),
         opened_at=opened, updated_at=_num(incident.get("updated_at")),
         services=[clean_text(s, 200) for s in (incident.get("services") or [])[:20]],
-        candidates=candidates, members=members, omitted_members=max(0, len(raw_members) - len(kept)),
+        candidates=candidates, members=members, omitted_members=omitted,
         severity_factors=severity_factors, confidence_factors=confidence_factors,
         changes=change_items, similar=similar_items, timeline=timeline,
     )
