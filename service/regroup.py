@@ -120,13 +120,14 @@ async def regroup(dispatcher: Any, now: float) -> int:
     if not todo:
         return 0
     keys, now_ms = dispatcher.keys, ms(now)
-    by_shard: dict[int, list[tuple[str, list[Any]]]] = {}
+    by_shard: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
     for m in todo:
         a = alerts[m.fingerprint]
         for t in m.add:
-            by_shard.setdefault(keys.shard_of(t.gid), []).append(
-                (t.gid, [t.gid, t.route_id, t.key, json.dumps(t.labels, sort_keys=True), m.fingerprint,
-                         m.generation, ms(t.group_wait), ms(a.starts_at)]))
+            items = by_shard.setdefault(keys.shard_of(t.gid), {})
+            head, members = items.setdefault(t.gid, ([t.gid, t.route_id, t.key, json.dumps(t.labels, sort_keys=True),
+                                                      ms(t.group_wait)], []))
+            members.extend((m.fingerprint, m.generation, ms(a.starts_at)))
     pipe = dispatcher.redis.pipeline(transaction=False)
     for shard, items in by_shard.items():
         dispatcher._queue_group_upserts(pipe, shard, items, now_ms)

@@ -79,8 +79,14 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
         per_entity[entity] = per_entity.get(entity, 0) + 1
     max_dev = max((c["dev"] for c in cands.values() if c["dev"] is not None), default=None)
 
+    topo_score = _topology_scores(cfg, {k[2] for k in cands if k[2]})
+    out = [_candidate(k, c, t0, max_samples, max_dev, per_entity, topo_score, lead_history) for k, c in cands.items()]
+    return _finish(out, limit)
+
+
+def _topology_scores(cfg: CorrelationConfig, services: set[str]) -> dict[str, tuple[float, str]]:
+    """Per anomalous service of the call graph: (score, why) of being the most upstream fault."""
     topo = topology_of(cfg) if cfg.topology else None
-    services = {k[2] for k in cands if k[2]}
     anomalous_nodes = {s for s in services if topo and s in topo.nodes}
     topo_score: dict[str, tuple[float, str]] = {}
     if topo and len(anomalous_nodes) >= 2:
@@ -94,34 +100,44 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
                 topo_score[s] = (0.5 + 0.5 * share, f"most upstream anomalous node: calls no anomalous service; "
                                  f"{len(callers)} of {len(anomalous_nodes) - 1} anomalous services depend on it")
 
-    out: list[dict[str, Any]] = []
-    for (metric, entity, service), c in cands.items():
-        ev: list[dict[str, Any]] = []
-        lag = c["onset"] - t0
-        # Onset evidence falls off per sample of the source's cadence: a cause fires before its effects, but
-        # alerts within one scrape are near-equal (evaluation jitter).
-        ev.append({"kind": "earliest_onset", "weight": round(1.0 / (1.0 + lag / c["cad"]), 3),
-                   "detail": "first to fire" if lag == 0 else f"fired {lag:.0f}s after the first alert"})
-        ev.append({"kind": "persistence", "weight": round(math.log1p(c["samples"]) / math.log1p(max_samples), 3),
-                   "detail": f"anomalous for {c['samples']:.0f} samples of {c['cad']:.0f}s"})
-        if len(per_entity) > 1:
-            share = per_entity[entity] / max(per_entity.values())
-            ev.append({"kind": "breadth", "weight": round(share, 3),
-                       "detail": f"{per_entity[entity]} anomalous metrics on {entity or service or metric}"})
-        if max_dev is not None:
-            d = c["dev"]
-            ev.append({"kind": "largest_deviation", "weight": round((d or 0.0) / max_dev if max_dev else 0.0, 3),
-                       "detail": f"deviation {d:.2f} (largest in incident {max_dev:.2f})" if d is not None
-                       else "no detector score"})
-        if topo_score:
-            ts, why = topo_score.get(service, (0.3, f"{service or entity or metric} is not in the call graph"))
-            ev.append({"kind": "topology", "weight": round(ts, 3), "detail": why})
-        if lead_history is not None:
-            h = lead_history(f"{service}/{metric}" if service else metric)
-            if h > 0:
-                ev.append({"kind": "cooccurrence", "weight": round(h, 3),
-                           "detail": f"came first in past incidents (learned {h:.2f})"})
-        out.append({"metric": metric, "entity": entity, "service": service, "evidence": ev, "_onset": c["onset"]})
+    return topo_score
+
+
+def _candidate(key: tuple[str, str, str], c: dict[str, Any], t0: float, max_samples: float, max_dev: float | None,
+               per_entity: dict[str, int], topo_score: dict[str, tuple[float, str]],
+               lead_history: Callable[[str], float] | None) -> dict[str, Any]:
+    """One candidate with its evidence (weights 0..1, each with what it means)."""
+    metric, entity, service = key
+    ev: list[dict[str, Any]] = []
+    lag = c["onset"] - t0
+    # Onset evidence falls off per sample of the source's cadence: a cause fires before its effects, but
+    # alerts within one scrape are near-equal (evaluation jitter).
+    ev.append({"kind": "earliest_onset", "weight": round(1.0 / (1.0 + lag / c["cad"]), 3),
+               "detail": "first to fire" if lag == 0 else f"fired {lag:.0f}s after the first alert"})
+    ev.append({"kind": "persistence", "weight": round(math.log1p(c["samples"]) / math.log1p(max_samples), 3),
+               "detail": f"anomalous for {c['samples']:.0f} samples of {c['cad']:.0f}s"})
+    if len(per_entity) > 1:
+        share = per_entity[entity] / max(per_entity.values())
+        ev.append({"kind": "breadth", "weight": round(share, 3),
+                   "detail": f"{per_entity[entity]} anomalous metrics on {entity or service or metric}"})
+    if max_dev is not None:
+        d = c["dev"]
+        ev.append({"kind": "largest_deviation", "weight": round((d or 0.0) / max_dev if max_dev else 0.0, 3),
+                   "detail": f"deviation {d:.2f} (largest in incident {max_dev:.2f})" if d is not None
+                   else "no detector score"})
+    if topo_score:
+        ts, why = topo_score.get(service, (0.3, f"{service or entity or metric} is not in the call graph"))
+        ev.append({"kind": "topology", "weight": round(ts, 3), "detail": why})
+    if lead_history is not None:
+        h = lead_history(f"{service}/{metric}" if service else metric)
+        if h > 0:
+            ev.append({"kind": "cooccurrence", "weight": round(h, 3),
+                       "detail": f"came first in past incidents (learned {h:.2f})"})
+    return {"metric": metric, "entity": entity, "service": service, "evidence": ev, "_onset": c["onset"]}
+
+
+def _finish(out: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Score each candidate over the evidence kinds present, rank, and keep the best `limit`."""
     # Evidence kinds that exist for any candidate count for all (absent = 0), so a candidate is not
     # helped by lacking evidence others have.
     kinds = {e["kind"] for c in out for e in c["evidence"] if e["weight"] > 0 or e["kind"] != "cooccurrence"}

@@ -752,23 +752,7 @@ class IncidentStore:
                     if not due:
                         await pipe.unwatch()
                         return []
-                    writes: list[tuple[str, dict[str, Any], list[tuple[str, str]], dict[str, Any]]] = []
-                    retire: list[tuple[str, list[str]]] = []
-                    for iid in due:
-                        meta = await self._read_meta(pipe, k, iid)
-                        if meta is None:
-                            retire.append((iid, []))
-                            continue
-                        new, events, gone = advance(meta, now, cfg)
-                        if gone:
-                            retire.append((iid, [_s(x) for x in await pipe.hkeys(k.members(iid))]))
-                            continue
-                        view = json.loads(await pipe.hget(k.open, iid) or b"null")
-                        writes.append((iid, new, events, view))
-                        if new["state"] == "resolved" and meta["state"] != "resolved":
-                            ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
-                            first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
-                            learn.append(([m["key"] for m in ms], first))
+                    writes, retire, learn = await self._due_work(pipe, k, due, now)
                     pipe.multi()
                     for iid, meta, events, view in writes:
                         if events:
@@ -797,6 +781,28 @@ class IncidentStore:
             await self.cooc(domain).record_incident(keys, first, now)
         await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
+
+    async def _due_work(self, pipe: Any, k: _Keys, due: list[str], now: float) -> tuple[list[Any], list[Any], list[Any]]:
+        """Read the due incidents and decide (lifecycle.advance): (writes, retirements, closed incidents to learn)."""
+        writes: list[tuple[str, dict[str, Any], list[tuple[str, str]], dict[str, Any]]] = []
+        retire: list[tuple[str, list[str]]] = []
+        learn: list[tuple[list[str], str | None]] = []
+        for iid in due:
+            meta = await self._read_meta(pipe, k, iid)
+            if meta is None:
+                retire.append((iid, []))
+                continue
+            new, events, gone = advance(meta, now, self.cfg)
+            if gone:
+                retire.append((iid, [_s(x) for x in await pipe.hkeys(k.members(iid))]))
+                continue
+            view = json.loads(await pipe.hget(k.open, iid) or b"null")
+            writes.append((iid, new, events, view))
+            if new["state"] == "resolved" and meta["state"] != "resolved":
+                ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
+                first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
+                learn.append(([m["key"] for m in ms], first))
+        return writes, retire, learn
 
     async def _forget_members(self, k: _Keys, retired: list[tuple[str, list[str]]]) -> None:
         """Drop the fingerprint -> incident mapping of retired incidents' members (compare-and-delete: a member
