@@ -22,7 +22,7 @@ from routing.inhibition import inhibited_by
 from routing.matchers import compile_go, parse_matchers
 from routing.silences import SilenceError
 
-from .alerts import ItemError, parse_postable
+from .alerts import BodyError, Invalid, ItemError, load_body, parse_postable
 from .clock import to_rfc3339
 from .config import redacted_source
 from .errors import ConfigError
@@ -77,18 +77,11 @@ def require_token(source: str) -> Callable[[Handler], Handler]:
 
 
 async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    try:
-        return orjson.loads(raw)  # the fast path
-    except orjson.JSONDecodeError:
-        pass
-    try:  # the stdlib also reads NaN/Infinity, which detectors write; the schema then names those fields
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": f"body is not valid JSON: {e}"}),
+        return load_body(raw)
+    except BodyError as e:
+        raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": str(e)}),
                                  content_type="application/json") from None
 
 
@@ -158,11 +151,15 @@ async def post_events(request: web.Request) -> web.Response:
     alerts, errors = [], []
     for i, item in enumerate(items):
         base = f"[{i}]" if isinstance(body, list) else ""
+        if isinstance(item, Invalid):
+            errors.append(ItemError((base + item.path).lstrip(".") or "body", item.message))
+            continue
         try:
             alerts.append(DetectorEvent.model_validate(item).to_alert(now, resolve_after))
         except ValidationError as e:
             for err in e.errors():
-                loc = base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                parts = err["loc"] or ((err.get("ctx") or {}).get("loc") or "",)
+                loc = base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts if p != "")
                 errors.append(ItemError(loc.lstrip(".") or "body", err["msg"]))
     return await _store(request, "detector", alerts, errors)
 
