@@ -10,7 +10,6 @@ import uuid
 import time as _wall  # latency metrics only (measurement, not logic)
 from typing import Any, Awaitable, Callable
 
-import orjson
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
@@ -63,10 +62,12 @@ def require_token(source: str) -> Callable[[Handler], Handler]:
                 auth = request.headers.get("Authorization", "")
                 given = auth[7:].strip().encode() if auth[:7].lower() == "bearer " else b""
                 ok = False
+                read_only = source == "api" and request.method in ("GET", "HEAD")
                 for secret, sources in tokens:
-                    # Compare against every token (constant time each) so timing reveals nothing.
-                    match = hmac.compare_digest(given, secret)
-                    ok |= match and ("all" in sources or source in sources)
+                    # Compare against every token (constant time each) so timing reveals nothing. An empty
+                    # token never matches (config validation refuses one; this is the second lock).
+                    match = hmac.compare_digest(given, secret) and bool(secret)
+                    ok |= match and ("all" in sources or source in sources or (read_only and "read" in sources))
                 if not ok:
                     return json_error(401, "missing or invalid bearer token")
             return await handler(request)

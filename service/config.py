@@ -50,7 +50,8 @@ class TokenConfig(_Strict):
     token: str | None = None
     token_file: str | None = None
     token_env: str | None = None
-    sources: list[Literal["alerts", "alertmanager", "events", "api", "all"]] = ["all"]
+    # "read": the GET doors of the API (alerts, silences, status, receivers, incidents), nothing that changes state
+    sources: list[Literal["alerts", "alertmanager", "events", "api", "read", "all"]] = ["all"]
 
     @model_validator(mode="after")
     def _one_secret(self) -> "TokenConfig":
@@ -254,8 +255,10 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     except ConfigError as e:
         errors.append(e)
     for i, t in enumerate(tocsin.auth.tokens):
+        kind = next((k for k in ("token", "token_file", "token_env") if getattr(t, k) is not None), "token")
         try:
-            t.resolve()
+            if not t.resolve().strip():  # an empty token would let every request of its scope in
+                errors.append(ConfigError(f"tocsin.auth.tokens[{i}].{kind}", "the token is empty"))
         except (OSError, ValueError) as e:
             errors.append(ConfigError(f"tocsin.auth.tokens[{i}]", str(e)))
 

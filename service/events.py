@@ -63,6 +63,16 @@ def _conflict(alias: str, name: str) -> Exception:
                                {"loc": alias})
 
 
+def _drop_agreeing_aliases(d: dict[str, Any]) -> dict[str, Any]:
+    """A field given under its name and an alias (the schema allows it): they must agree; the alias goes."""
+    for alias, name in _SAME_AS.items():
+        if alias in d and name in d:
+            if d[alias] != d[name] or type(d[alias]) is not type(d[name]):
+                raise _conflict(alias, name)
+            d.pop(alias)
+    return d
+
+
 class DetectorEvent(BaseModel):
     """One detector result. `metric`, `timestamp` and whether it is anomalous are required; the rest is evidence."""
 
@@ -101,12 +111,7 @@ class DetectorEvent(BaseModel):
         """Accept each documented detector family's field names as they are."""
         if not isinstance(d, dict):
             return d
-        d = dict(d)
-        for alias, name in _SAME_AS.items():
-            if alias in d and name in d:  # both given (the schema allows it): they must agree
-                if d[alias] != d[name] or type(d[alias]) is not type(d[name]):
-                    raise _conflict(alias, name)
-                d.pop(alias)
+        d = _drop_agreeing_aliases(dict(d))
         if "is_anomaly" in d and "anomalous" not in d:
             d["anomalous"] = d.pop("is_anomaly")
         for f in SCORE_FIELDS[1:]:

@@ -9,8 +9,6 @@ import hmac
 import json
 import subprocess
 import sys
-import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +380,22 @@ async def test_anomalous_with_is_anomaly_is_accepted(h: Harness) -> None:
     r = await h.post("/api/v1/events", event(is_anomaly=False))
     assert r.status == 400
     assert (await r.json())["errors"][0]["path"] == "is_anomaly"
+
+
+# -- tokens: a read-only scope ---------------------------------------------------------------------------------
+
+async def test_read_only_token_reads_but_never_writes(tmp_path: Path, redis_url: str, key_prefix: str,
+                                                      redis: Any) -> None:
+    """A token with sources [read] lists alerts and silences but cannot post alerts, create silences or reload."""
+    text = with_redis(BASE, redis_url, key_prefix,
+                      auth={"tokens": [{"name": "ro", "token": "ro-token", "sources": ["read"]},
+                                       {"name": "w", "token": "w-token", "sources": ["all"]}]})
+    async with running(tmp_path, text) as h:
+        assert (await h.post("/api/v2/alerts", [alert("A")], token="w-token")).status == 200
+        ro = {"Authorization": "Bearer ro-token"}
+        assert (await h.client.get("/api/v2/alerts", headers=ro)).status == 200
+        assert (await h.client.get("/api/v2/silences", headers=ro)).status == 200
+        assert (await h.post("/api/v2/alerts", [alert("B")], token="ro-token")).status == 401
+        assert (await h.client.post("/api/v2/silences", json=SILENCE_ALL, headers=ro)).status == 401
+        assert (await h.client.post("/-/reload", headers=ro)).status == 401
+        assert [a["labels"]["alertname"] for a in await h.alerts(token="w-token")] == ["A"]
