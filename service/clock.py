@@ -60,6 +60,21 @@ class ManualClock:
         await fut
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait (in real time: for I/O, such as a wake-up from ingest) until `event` is set or `timeout` passes; True
+    if it was set. Unlike `asyncio.wait_for(event.wait(), timeout)` on Python 3.11, which returns normally when
+    the event fires in the loop iteration that cancels the waiter, a cancellation here is never swallowed, so
+    loops built on it stop on shutdown."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=max(0.0, timeout))
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # The times Tocsin accepts and stores: what RFC 3339 (four-digit years), Alertmanager's API (Go's time.Time
 # marshalled as JSON) and the Redis records (integer milliseconds, formatted exactly in Lua) can all express.

@@ -399,3 +399,30 @@ async def test_read_only_token_reads_but_never_writes(tmp_path: Path, redis_url:
         assert (await h.client.post("/api/v2/silences", json=SILENCE_ALL, headers=ro)).status == 401
         assert (await h.client.post("/-/reload", headers=ro)).status == 401
         assert [a["labels"]["alertname"] for a in await h.alerts(token="w-token")] == ["A"]
+
+
+# -- 7. loops stop on cancellation -----------------------------------------------------------------------------
+
+async def test_scheduler_and_outbox_loops_stop_when_cancelled_as_they_are_woken(h: Harness) -> None:
+    """A wake-up and the shutdown's cancellation in the same loop iteration (what asyncio.wait_for on 3.11
+    swallows) still stop the scheduler and outbox loops; the 30 s bound only catches a loop that goes on."""
+    import asyncio
+
+    engine = h.engine
+    tasks = []
+    for i in range(6):
+        loop = engine.scheduler.run() if i % 2 == 0 else engine.outbox.run(poll=5.0)
+        t = asyncio.create_task(loop)
+        tasks.append(t)
+    await asyncio.sleep(0.5)  # every loop is waiting for its wake-up
+    for i, t in enumerate(tasks):
+        if i % 2 == 0:
+            engine.scheduler.wake(engine.clock.now())
+        else:
+            engine.outbox.wake()
+        t.cancel()
+    done, pending = await asyncio.wait(tasks, timeout=30)
+    for t in pending:
+        t.cancel()
+    assert not pending, f"{len(pending)} of {len(tasks)} loops swallowed their cancellation"
+    assert all(t.cancelled() for t in done)
