@@ -2,6 +2,7 @@
 readiness, metrics and reload. Every write answers 2xx only after Redis has it; Redis down means 503."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -30,6 +31,55 @@ from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 
 log = structlog.get_logger("tocsin.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Admission:
+    """Bounded ingest under a storm: at most `limit` ingest requests are parsed and stored at once; others wait
+    for a slot at most `wait` seconds, in a queue of at most `queue`; beyond that they get 503 with Retry-After
+    at once. So a sender hears "retry" within `wait` plus one request's work (well before Prometheus's 10 s
+    timeout) instead of a request that is accepted and stalls; and the memory of queued bodies is bounded."""
+
+    def __init__(self, limit: int = 16, queue: int = 256, wait: float = 4.0, retry_after: int = 2):
+        self.limit, self.queue, self.wait, self.retry_after = limit, queue, wait, retry_after
+        self.sem = asyncio.Semaphore(limit)
+        self.waiting = 0
+        self.refused = 0
+
+    async def acquire(self) -> bool:
+        """True once a slot is held (release it); False when the request must be refused."""
+        if self.sem.locked() and self.waiting >= self.queue:
+            return False
+        self.waiting += 1
+        try:
+            # A real-time bound on waiting for capacity (I/O, not logic time).
+            await asyncio.wait_for(self.sem.acquire(), self.wait)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+
+
+def admitted(handler: Handler) -> Handler:
+    """Run an ingest handler under the app's Admission (503 + Retry-After when it is full)."""
+
+    async def inner(request: web.Request) -> web.StreamResponse:
+        adm: Admission | None = request.app[SETTINGS].get("admission")
+        if adm is None:
+            return await handler(request)
+        if not await adm.acquire():
+            adm.refused += 1
+            request.app[ENGINE].metrics.ingest_refused.labels(request.path).inc()
+            log.warning("ingest_overloaded", path=request.path, waiting=adm.waiting)
+            resp = json_error(503, "overloaded: retry later")
+            resp.headers["Retry-After"] = str(adm.retry_after)
+            return resp
+        try:
+            return await handler(request)
+        finally:
+            adm.sem.release()
+
+    return inner
 
 
 def json_error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> web.Response:
@@ -107,6 +157,7 @@ async def _store(request: web.Request, source: str, alerts: list[Any], errors: l
 
 
 @require_token("alerts")
+@admitted
 async def post_alerts(request: web.Request) -> web.Response:
     """Alertmanager API v2: what Prometheus sends. Valid alerts are stored even when others are rejected."""
     engine = request.app[ENGINE]
@@ -116,6 +167,7 @@ async def post_alerts(request: web.Request) -> web.Response:
 
 
 @require_token("alertmanager")
+@admitted
 async def post_alertmanager_webhook(request: web.Request) -> web.Response:
     """An Alertmanager webhook (version 4) from an existing Alertmanager: its alerts enter Tocsin's pipeline."""
     engine = request.app[ENGINE]
@@ -142,6 +194,7 @@ async def post_alertmanager_webhook(request: web.Request) -> web.Response:
 
 
 @require_token("events")
+@admitted
 async def post_events(request: web.Request) -> web.Response:
     """Detector outputs: one event or a list. Anomalous events open alerts; normal ones resolve them."""
     engine = request.app[ENGINE]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import os
 from pathlib import Path
 from typing import AsyncIterator
@@ -14,7 +16,7 @@ from redis.exceptions import RedisError
 import structlog
 from aiohttp import web
 
-from .api import add_routes, json_error, redis_unavailable
+from .api import Admission, add_routes, json_error, redis_unavailable
 from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 from .clock import Clock, SystemClock
 from .config import Config, load_config, retention_seconds
@@ -98,7 +100,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     clock = clock or SystemClock()
     app = web.Application(client_max_size=cfg.tocsin.max_body_bytes,
                           middlewares=[refuse_cross_site, redis_unavailable])
-    app[SETTINGS] = {"config_path": str(config_path), "started": clock.now(),
+    app[SETTINGS] = {"config_path": str(config_path), "started": clock.now(), "admission": Admission(),
                      "external_url": getattr(cfg.tocsin, "external_url", None) or ""}
     app[TOKENS] = tokens_of(cfg)
 
@@ -183,11 +185,31 @@ async def _deliver(engine: Engine, started: bool) -> None:
     await engine.outbox.run()
 
 
+def trim_heap() -> None:
+    """Give the memory freed after a storm back to the system: CPython keeps freed memory in the C heap, so RSS
+    stays at the storm's peak unless glibc is asked to release it (malloc_trim; a no-op elsewhere)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        gc.collect()
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: ctypes.CDLL | bool | None = None
+
+
 async def _sweeper(engine: Engine, every: float = 60.0) -> None:
-    """Forget alerts resolved longer ago than the retention, and silences expired past theirs."""
+    """Forget alerts resolved longer ago than the retention, and silences expired past theirs; return freed
+    memory to the system."""
     while True:
         with contextlib.suppress(Exception):
             now = engine.clock.now()
             await engine.dispatcher.store.sweep(now - retention_seconds(engine.cfg))
             await engine.silences.gc(now)
+        trim_heap()
         await engine.clock.sleep(every)

@@ -426,3 +426,51 @@ async def test_scheduler_and_outbox_loops_stop_when_cancelled_as_they_are_woken(
         t.cancel()
     assert not pending, f"{len(pending)} of {len(tasks)} loops swallowed their cancellation"
     assert all(t.cancelled() for t in done)
+
+
+# -- overload --------------------------------------------------------------------------------------------------
+
+async def test_ingest_at_capacity_answers_503_with_retry_after_and_stores_nothing(h: Harness) -> None:
+    """With every ingest slot busy and the queue full, a POST is answered 503 + Retry-After at once (a sender
+    retries) and nothing of it is stored; one that waited past the bound gets the same; once capacity is free
+    the same batch is stored."""
+    import asyncio
+
+    from service.appkeys import SETTINGS
+
+    adm = h.app[SETTINGS]["admission"]
+    held = 0
+    while not adm.sem.locked():
+        await adm.sem.acquire()
+        held += 1
+    adm.queue, adm.wait = 0, 0.05
+    r = await h.post("/api/v2/alerts", [alert("Storm")])
+    assert r.status == 503 and int(r.headers["Retry-After"]) >= 1
+    adm.queue = 8
+    r = await h.post("/api/v1/events", event(alertname="Storm2"))
+    assert r.status == 503 and "Retry-After" in r.headers
+    assert await h.alerts() == []
+    metrics = await (await h.client.get("/metrics")).text()
+    assert 'tocsin_ingest_refused_total{path="/api/v2/alerts"} 1.0' in metrics
+    for _ in range(held):
+        adm.sem.release()
+    adm.wait = 4.0
+    results = await asyncio.gather(*(h.post("/api/v2/alerts", [alert(f"S{i}")]) for i in range(40)))
+    assert [r.status for r in results] == [200] * 40
+    assert len(await h.alerts()) == 40
+
+
+def test_fingerprint_cache_is_bounded_by_bytes() -> None:
+    """4,000 label sets of 300 labels each (the audit's 112 -> 329 MB) keep the cache within its byte bound, and
+    fingerprints stay right after it is cleared."""
+    from service import models
+
+    first = {f"l{j}": f"value-{j}-0" for j in range(300)}
+    fp = models.fingerprint(first)
+    for i in range(4000):
+        models.fingerprint({f"l{j}": f"value-{j}-{i}" for j in range(300)})
+        assert models.fingerprint_cache_bytes() <= models._FP_CACHE_MAX_BYTES
+    real = sum(len(n) + len(v) + 2 for n, v in first.items())
+    assert models._FP_CACHE_MAX_BYTES >= 10 * real  # the bound is not so small that it never caches
+    assert models.fingerprint(first) == fp == models._fnv1a_64_py(
+        b"".join(n.encode() + b"\xff" + v.encode() + b"\xff" for n, v in sorted(first.items()))).to_bytes(8, "big").hex()
