@@ -93,6 +93,14 @@ class RedisReplayGuard:
         return bool(await self.redis.set(f"{self.prefix}:{{slackreplay}}:{key}", "1", nx=True, ex=self.window))
 
 
+def _obj(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def parse_action(payload: dict[str, Any]) -> SlackAction | None:
     """The SlackAction in a block_actions payload, or None when it is not one of Tocsin's buttons.
 
@@ -107,14 +115,14 @@ def parse_action(payload: dict[str, Any]) -> SlackAction | None:
     kind = _ACTIONS_BY_ID.get(str(a.get("action_id", "")))
     if kind is None:
         return None
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    user = _obj(payload.get("user"))
     user_id = str(user.get("id") or "")
     if not user_id:
         raise ValueError("payload.user.id: missing")
     user_name = str(user.get("username") or user.get("name") or user_id)
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    channel = container.get("channel_id") or (payload.get("channel") or {}).get("id")
-    message_ts = container.get("message_ts") or (payload.get("message") or {}).get("ts")
+    container = _obj(payload.get("container"))
+    channel = container.get("channel_id") or _obj(payload.get("channel")).get("id")
+    message_ts = container.get("message_ts") or _obj(payload.get("message")).get("ts")
     snooze: int | None = None
     if kind == "snooze":
         opt = a.get("selected_option") if isinstance(a.get("selected_option"), dict) else {}
@@ -133,12 +141,12 @@ def parse_action(payload: dict[str, Any]) -> SlackAction | None:
         incident_id = str(a.get("value") or "")
         if not incident_id:
             raise ValueError("payload.actions[0].value: missing incident id")
-    team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+    team = _obj(payload.get("team"))
     return SlackAction(
         action=kind, incident_id=incident_id, user_id=user_id, user_name=user_name,
         channel=str(channel) if channel else None, message_ts=str(message_ts) if message_ts else None,
-        snooze_seconds=snooze, response_url=payload.get("response_url"), team_id=team.get("id"),
-        action_ts=a.get("action_ts"),
+        snooze_seconds=snooze, response_url=_str(payload.get("response_url")), team_id=_str(team.get("id")),
+        action_ts=_str(a.get("action_ts")),
     )
 
 

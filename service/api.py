@@ -52,7 +52,8 @@ class Admission:
         self.waiting += 1
         try:
             # A real-time bound on waiting for capacity (I/O, not logic time).
-            await asyncio.wait_for(self.sem.acquire(), self.wait)
+            async with asyncio.timeout(self.wait):  # not wait_for: it can swallow a cancellation on 3.11
+                await self.sem.acquire()
             return True
         except asyncio.TimeoutError:
             return False

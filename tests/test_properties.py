@@ -266,3 +266,53 @@ def test_load_body_reads_or_refuses_any_bytes(raw: bytes) -> None:
         load_body(raw)
     except BodyError as e:
         assert str(e)
+
+
+@given(st.one_of(json_values, st.fixed_dictionaries({"event": st.fixed_dictionaries(
+    {"id": st.one_of(texts, json_values), "event_type": st.sampled_from(
+        ["incident.acknowledged", "incident.resolved", "incident.unacknowledged", "x"]),
+     "occurred_at": times, "agent": json_values,
+     "data": st.one_of(json_values, st.fixed_dictionaries({"incident_key": st.one_of(texts, json_values),
+                                                           "id": json_values}))})})))
+def test_pagerduty_webhook_bodies_parse_or_are_refused(body: Any) -> None:
+    """A PagerDuty webhook body is an event, ignored (None), or a ValueError naming the field; nothing else."""
+    from routing.pagerduty_webhook import PagerDutyEvent, parse_event
+
+    try:
+        ev = parse_event(body, "wh")
+    except ValueError as e:
+        assert str(e).startswith("event")
+    else:
+        assert ev is None or (isinstance(ev, PagerDutyEvent) and ev.incident_key)
+
+
+@st.composite
+def slack_payload(draw: Any) -> dict[str, Any]:
+    """A valid Tocsin button press with one or two parts replaced by anything."""
+    d: dict[str, Any] = {"type": "block_actions", "user": {"id": "U1", "username": "pat"},
+                         "actions": [{"action_id": draw(st.sampled_from(["tocsin_ack", "tocsin_snooze", "other"])),
+                                      "value": "inc-1", "selected_option": {"value": "3600|inc-1"},
+                                      "action_ts": "1.0"}],
+                         "container": {"channel_id": "C1", "message_ts": "1.0"}, "channel": {"id": "C1"},
+                         "message": {"ts": "1.0"}, "team": {"id": "T1"}, "response_url": "https://x"}
+    for _ in range(draw(st.integers(1, 2))):
+        key = draw(st.sampled_from(sorted(d)))
+        if key == "actions" and draw(st.booleans()):
+            sub = draw(st.sampled_from(sorted(d["actions"][0])))
+            d["actions"][0][sub] = draw(json_values)
+        else:
+            d[key] = draw(json_values)
+    return d
+
+
+@given(st.one_of(st.dictionaries(st.text(max_size=8), json_values, max_size=4), slack_payload()))
+def test_slack_action_payloads_parse_or_are_refused(payload: dict[str, Any]) -> None:
+    """A Slack block_actions payload is an action, ignored (None), or a ValueError naming the payload path."""
+    from routing.slack_actions import SlackAction, parse_action
+
+    try:
+        a = parse_action(payload)
+    except ValueError as e:
+        assert str(e).startswith("payload")
+    else:
+        assert a is None or (isinstance(a, SlackAction) and a.user_id and a.incident_id)
