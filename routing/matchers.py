@@ -2,20 +2,14 @@
 
 Matchers (`Matcher`, `parse_matcher`, `parse_matchers_list`, `matchers_from_config`, `matchers_key`)
 follow pkg/labels of Alertmanager 0.25: the classic matcher syntax, Go-%q printing, the sort order
-of Matchers.Less, anchored regexes, and a missing label reading as "".
+of Matchers.Less, anchored regexes (`^(?:value)$`), and a missing label reading as "".
 
-Go (RE2) regexps on Python's `re`: the two dialects agree on the everyday syntax but differ at the
-edges, and a drop-in replacement must not quietly match something Alertmanager would not.
-`translate` rewrites a Go pattern into a Python pattern with the same meaning, and refuses what Go
-refuses (lookaround, backreferences, possessive quantifiers, unknown escapes) or what Python
-cannot express (\\p{...} Unicode classes, the U flag). Where meanings differ it rewrites:
-- `$` outside multi-line mode is end of text in Go (Python's also matches before a final "\\n") -> `\\Z`;
-- `\\d \\w \\s \\b` are ASCII-only in Go -> explicit ASCII classes;
-- `\\z` -> `\\Z`; `\\Q...\\E` -> escaped literals; `\\x{10FFFF}` and octal `\\123` -> code points;
-- `[[:alpha:]]` POSIX classes -> ASCII ranges;
-- a flag group in mid-pattern, `a(?i)b`, scopes to the rest of its group -> `a(?i:b)`;
-- `{` that does not start a valid repeat is a literal in Go (Python reads `{,3}` as a repeat).
-Known residual difference: `\\D \\W \\S` inside a bracket class keep Python's Unicode meaning.
+Regexps run on RE2 (the `google-re2` bindings), the engine Go's `regexp` package implements: the same
+syntax (Unicode classes, `(?U)`, `\\Q...\\E`, POSIX classes, ASCII `\\d \\w \\s \\b`, `$` as end of text) and,
+above all, matching in time linear in the input, so a hostile pattern in a silence, a filter or an inhibit
+rule cannot stall the event loop. `compile_go` is the one place any user regex is compiled (matchers,
+silences, GET filters and `receiver`, inhibition); it rejects the two things RE2 accepts and the Go of
+Alertmanager 0.25 does not (`\\C`, `(?<name>...)`), and phrases errors as Go does.
 """
 from __future__ import annotations
 
@@ -23,331 +17,69 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from service.errors import ConfigError
+import re2
 
-_WORD = "0-9A-Za-z_"
-_PERL = {
-    "d": "[0-9]",
-    "D": "[^0-9]",
-    "w": f"[{_WORD}]",
-    "W": f"[^{_WORD}]",
-    "s": r"[\t\n\f\r ]",
-    "S": r"[^\t\n\f\r ]",
-}
-_PERL_IN_CLASS = {"d": "0-9", "w": _WORD, "s": r"\t\n\f\r ", "D": r"\D", "W": r"\W", "S": r"\S"}
-_POSIX = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": r"\x00-\x7f",
-    "blank": r"\t ",
-    "cntrl": r"\x00-\x1f\x7f",
-    "digit": "0-9",
-    "graph": r"!-~",
-    "lower": "a-z",
-    "print": r" -~",
-    "punct": r"!-/:-@\[-`{-~",
-    "space": r"\t\n\v\f\r ",
-    "upper": "A-Z",
-    "word": _WORD,
-    "xdigit": "0-9A-Fa-f",
-}
-_WB = rf"(?:(?<=[{_WORD}])(?![{_WORD}])|(?<![{_WORD}])(?=[{_WORD}]))"
-_NWB = rf"(?:(?<=[{_WORD}])(?=[{_WORD}])|(?<![{_WORD}])(?![{_WORD}]))"
-_SIMPLE_ESC = {"a": 7, "f": 12, "t": 9, "n": 10, "r": 13, "v": 11}
-_REPEAT_RE = re.compile(r"\{([0-9]+)(,([0-9]*))?\}")
-_MAX_REPEAT = 1000
-_CLASS_SPECIAL = set("[]\\^-&~|")
+from service.errors import ConfigError
 
 
 class GoRegexError(ValueError):
-    """The pattern is not a valid Go regexp, or uses a Go feature Tocsin cannot run."""
+    """The pattern is not a valid Go regexp."""
 
 
-def _char(cp: int) -> str:
-    return re.escape(chr(cp))
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20  # RE2's default program budget; a pattern needing more is an error, not a stall
+# RE2's error texts -> Go's regexp/syntax error codes (ErrMissingParen, ...).
+_GO_ERRORS = (
+    ("missing )", "missing closing )"), ("unexpected )", "unexpected )"), ("missing ]", "missing closing ]"),
+    ("invalid perl operator", "invalid or unsupported Perl syntax"),
+    ("bad repetition operator", "invalid nested repetition operator"),
+    ("no argument for repetition operator", "missing argument to repetition operator"),
+    ("invalid repetition size", "invalid repeat count"), ("invalid escape sequence", "invalid escape sequence"),
+    ("trailing \\", "trailing backslash at end of expression"),
+    ("invalid character class range", "invalid character class range"),
+    ("invalid character class", "invalid character class"), ("invalid named capture group", "invalid named capture"),
+    ("duplicate capture group name", "duplicate capture group name"), ("invalid UTF-8", "invalid UTF-8"),
+    ("pattern too large", "expression too large"),
+)
+# Accepted by RE2, refused by Go 1.19's regexp (Alertmanager 0.25): \C (any byte) and (?<name>...).
+_NOT_GO = re.compile(r"(?<!\\)(?:\\\\)*(\\C|\(\?<(?![=!]))")
 
 
-def _class_char(cp: int) -> str:
-    c = chr(cp)
-    if c in _CLASS_SPECIAL:
-        return "\\" + c
-    if cp < 0x20 or cp == 0x7F:
-        return f"\\x{cp:02x}"
-    return c
+def _go_error(pattern: str, err: Exception) -> GoRegexError:
+    text = err.args[0].decode("utf-8", "replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+    for prefix, go in _GO_ERRORS:
+        if text.startswith(prefix):
+            return GoRegexError(f"error parsing regexp: {go}: `{pattern}`")
+    return GoRegexError(f"error parsing regexp: {text}: `{pattern}`")
 
 
-class _Translator:
+class GoRegex:
+    """A compiled Go regexp: `search(text)` is Go's MatchString (unanchored), in linear time."""
+
+    __slots__ = ("pattern", "_re")
+
     def __init__(self, pattern: str) -> None:
-        self.p = pattern
-        self.i = 0
-        self.out: list[str] = []
-        # One frame per open group: [flags active inside, number of scoped-flag groups opened by
-        # mid-group `(?flags)` (closed with the group), the openers to repeat after each `|`].
-        self.frames: list[list] = [[set(), 0, []]]
-        self.last_quant = False  # the previous token was a repetition operator
-        self.last_lazy = False
-        self.can_repeat = False  # the previous token is something a repetition can apply to
+        self.pattern = pattern
+        try:
+            self._re = re2.compile(pattern, options=_RE2_OPTIONS)
+        except re2.error as e:
+            raise _go_error(pattern, e) from None
 
-    def error(self, msg: str) -> GoRegexError:
-        return GoRegexError(f"error parsing regexp: {msg}: `{self.p}`")
-
-    def run(self) -> str:
-        p = self.p
-        while self.i < len(p):
-            c = p[self.i]
-            if c in "*+?" or (c == "{" and _REPEAT_RE.match(p, self.i)):
-                self._repeat(c)
-                continue
-            self.last_quant = self.last_lazy = False
-            self.can_repeat = True
-            if c == "\\":
-                self._escape()
-            elif c == "[":
-                self.i += 1
-                self.out.append(self._class())
-            elif c == "(":
-                self._open()
-                self.can_repeat = False
-            elif c == ")":
-                if len(self.frames) == 1:
-                    raise self.error("unexpected )")
-                frame = self.frames.pop()
-                self.out.append(")" * (frame[1] + 1))
-                self.i += 1
-            elif c == "|":
-                # A mid-group flag change lasts to the end of the group, across alternations:
-                # close the scoped groups and reopen them after the bar.
-                self._alternate()
-                self.can_repeat = False
-            elif c == "$":
-                self.out.append("$" if "m" in self.frames[-1][0] else r"\Z")
-                self.i += 1
-            elif c == "{":
-                self.out.append(r"\{")
-                self.i += 1
-            else:
-                self.out.append(c if c in ".^" else re.escape(c))
-                self.i += 1
-        if len(self.frames) != 1:
-            raise self.error("missing closing )")
-        self.out.append(")" * self.frames[0][1])
-        return "".join(self.out)
-
-    # -- pieces -------------------------------------------------------------------------------
-
-    def _repeat(self, c: str) -> None:
-        p = self.p
-        if self.last_quant:
-            if c == "?" and not self.last_lazy:
-                self.out.append("?")
-                self.last_lazy = True
-                self.i += 1
-                return
-            raise self.error("invalid nested repetition operator")
-        if not self.can_repeat:
-            raise self.error("missing argument to repetition operator")
-        if c == "{":
-            m = _REPEAT_RE.match(p, self.i)
-            lo = int(m.group(1))
-            hi = lo if m.group(2) is None else (int(m.group(3)) if m.group(3) else None)
-            if lo > _MAX_REPEAT or (hi is not None and (hi > _MAX_REPEAT or hi < lo)):
-                raise self.error(f"invalid repeat count: `{m.group(0)}`")
-            self.out.append(m.group(0))
-            self.i = m.end()
-        else:
-            self.out.append(c)
-            self.i += 1
-        self.last_quant = True
-        self.last_lazy = False
-
-    def _alternate(self) -> None:
-        frame = self.frames[-1]
-        self.out.append(")" * frame[1])
-        self.out.append("|")
-        self.out.append("".join(frame[2]))
-        self.i += 1
-
-    def _open(self) -> None:
-        p = self.p
-        flags = set(self.frames[-1][0])
-        if p.startswith("(?", self.i):
-            if p.startswith("(?P<", self.i):
-                end = p.find(">", self.i)
-                name = p[self.i + 4 : end] if end != -1 else ""
-                if end == -1 or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-                    raise self.error("invalid named capture")
-                self.out.append(p[self.i : end + 1])
-                self.frames.append([flags, 0, []])
-                self.i = end + 1
-                return
-            m = re.compile(r"\(\?([A-Za-z-]*)([:)])").match(p, self.i)
-            if m is None:
-                raise self.error("invalid or unsupported Perl syntax")
-            spec, kind = m.group(1), m.group(2)
-            on, off, neg = set(), set(), False
-            if spec == "" and kind == ")":
-                raise self.error("missing argument to repetition operator")
-            for ch in spec:
-                if ch == "-":
-                    if neg:
-                        raise self.error("invalid or unsupported Perl syntax")
-                    neg = True
-                elif ch in "ims":
-                    (off if neg else on).add(ch)
-                elif ch == "U":
-                    raise GoRegexError(f"the Go regexp flag U (ungreedy) is not supported: `{self.p}`")
-                else:
-                    raise self.error("invalid or unsupported Perl syntax")
-            if neg and not off or spec.endswith("-"):
-                raise self.error("invalid or unsupported Perl syntax")
-            scoped = "(?" + "".join(sorted(on)) + ("-" + "".join(sorted(off)) if off else "")
-            new_flags = (flags | on) - off
-            self.i = m.end()
-            if kind == ":":
-                self.out.append(scoped + ":" if (on or off) else "(?:")
-                self.frames.append([new_flags, 0, []])
-            else:
-                # (?flags) applies to the rest of the enclosing group.
-                frame = self.frames[-1]
-                opener = scoped + ":"
-                self.out.append(opener)
-                frame[0] = new_flags
-                frame[1] += 1
-                frame[2].append(opener)
-            return
-        self.out.append("(")
-        self.frames.append([flags, 0, []])
-        self.i += 1
-
-    def _escape(self) -> None:
-        p = self.p
-        if self.i + 1 >= len(p):
-            raise self.error("trailing backslash at end of expression")
-        c = p[self.i + 1]
-        self.i += 2
-        if c in _PERL:
-            self.out.append(_PERL[c])
-        elif c == "b":
-            self.out.append(_WB)
-        elif c == "B":
-            self.out.append(_NWB)
-        elif c == "A":
-            self.out.append(r"\A")
-        elif c == "z":
-            self.out.append(r"\Z")
-        elif c == "Q":
-            end = p.find(r"\E", self.i)
-            lit = p[self.i :] if end == -1 else p[self.i : end]
-            self.i = len(p) if end == -1 else end + 2
-            # Each quoted character is its own atom: `\Qab\E*` repeats only the b, as in Go.
-            self.out.extend(re.escape(ch) for ch in lit)
-        else:
-            self.i -= 2
-            self.out.append(_char(self._single_escape()))
-
-    def _single_escape(self) -> int:
-        """Read an escape that stands for one character (self.i at the backslash); its code point."""
-        p = self.p
-        c = p[self.i + 1]
-        self.i += 2
-        if c in _SIMPLE_ESC:
-            return _SIMPLE_ESC[c]
-        if c == "x":
-            if p.startswith("{", self.i):
-                end = p.find("}", self.i)
-                digits = p[self.i + 1 : end] if end != -1 else ""
-                if not re.fullmatch(r"[0-9A-Fa-f]+", digits) or int(digits, 16) > 0x10FFFF:
-                    raise self.error("invalid escape sequence")
-                self.i = end + 1
-                return int(digits, 16)
-            digits = p[self.i : self.i + 2]
-            if not re.fullmatch(r"[0-9A-Fa-f]{2}", digits):
-                raise self.error("invalid escape sequence")
-            self.i += 2
-            return int(digits, 16)
-        if c in "01234567":
-            # Go: a lone \1-\7 would be a backreference (unsupported); otherwise up to 3 octal digits.
-            if c != "0" and not (self.i < len(p) and p[self.i] in "01234567"):
-                raise self.error("invalid escape sequence")
-            digits = c
-            while len(digits) < 3 and self.i < len(p) and p[self.i] in "01234567":
-                digits += p[self.i]
-                self.i += 1
-            return int(digits, 8)
-        if c in "pP":
-            raise GoRegexError(f"Unicode classes (\\{c}) in regexps are not supported by Tocsin: `{self.p}`")
-        if ord(c) < 0x80 and not c.isalnum():
-            return ord(c)
-        raise self.error(f"invalid escape sequence: `\\{c}`")
-
-    def _class(self) -> str:
-        """Translate a bracket class; self.i is just past the '['."""
-        p = self.p
-        parts = ["["]
-        if p.startswith("^", self.i):
-            parts.append("^")
-            self.i += 1
-        first = True
-        while True:
-            if self.i >= len(p):
-                raise self.error("missing closing ]")
-            c = p[self.i]
-            if c == "]" and not first:
-                self.i += 1
-                break
-            first = False
-            if p.startswith("[:", self.i):
-                end = p.find(":]", self.i + 2)
-                if end != -1:
-                    name = p[self.i + 2 : end]
-                    if name.startswith("^"):
-                        raise GoRegexError(f"negated POSIX classes are not supported by Tocsin: `{self.p}`")
-                    if name not in _POSIX:
-                        raise self.error(f"invalid character class range: `[:{name}:]`")
-                    parts.append(_POSIX[name])
-                    self.i = end + 2
-                    continue
-            if c == "\\" and self.i + 1 < len(p) and p[self.i + 1] in _PERL_IN_CLASS:
-                parts.append(_PERL_IN_CLASS[p[self.i + 1]])
-                self.i += 2
-                continue
-            lo = self._class_single()
-            if p.startswith("-", self.i) and self.i + 1 < len(p) and p[self.i + 1] != "]":
-                self.i += 1
-                if p[self.i] == "\\" and self.i + 1 < len(p) and p[self.i + 1] in _PERL_IN_CLASS:
-                    raise self.error("invalid character class range")
-                hi = self._class_single()
-                if hi < lo:
-                    raise self.error(f"invalid character class range: `{chr(lo)}-{chr(hi)}`")
-                parts.append(_class_char(lo) + "-" + _class_char(hi))
-            else:
-                parts.append(_class_char(lo))
-        parts.append("]")
-        return "".join(parts)
-
-    def _class_single(self) -> int:
-        p = self.p
-        if p[self.i] == "\\":
-            if self.i + 1 >= len(p):
-                raise self.error("trailing backslash at end of expression")
-            return self._single_escape()
-        c = p[self.i]
-        self.i += 1
-        return ord(c)
+    def search(self, text: str) -> Any:
+        try:
+            return self._re.search(text)
+        except UnicodeEncodeError:  # a lone surrogate (never stored: intake rejects them): Go reads U+FFFD
+            return self._re.search(text.encode("utf-8", "replace").decode("utf-8"))
 
 
-def translate(pattern: str) -> str:
-    """A Python `re` pattern matching exactly what the Go `regexp` pattern matches (unanchored search)."""
-    return _Translator(pattern).run()
-
-
-def compile_go(pattern: str) -> re.Pattern[str]:
-    """Compile a Go regexp for `re.search`; GoRegexError if Go (or Tocsin) would not accept it."""
-    py = translate(pattern)
-    try:
-        return re.compile(py)
-    except re.error as e:
-        raise GoRegexError(f"error parsing regexp: {e}: `{pattern}`") from None
+def compile_go(pattern: str) -> GoRegex:
+    """Compile a Go regexp for `.search`; GoRegexError if Go would not accept it."""
+    m = _NOT_GO.search(pattern)
+    if m is not None:
+        what = "invalid escape sequence: `\\C`" if m.group(1) == "\\C" else "invalid or unsupported Perl syntax"
+        raise GoRegexError(f"error parsing regexp: {what}: `{pattern}`")
+    return GoRegex(pattern)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +134,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    _re: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _re: GoRegex | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.op not in _OP_INDEX:

@@ -5,8 +5,10 @@
 
 Checks, in order: `X-PagerDuty-Signature` (one or more `v1=<hex>` values, each HMAC-SHA256 of the raw
 body; any match with any configured secret passes, compared in constant time; else 401), the JSON body
-(400), and `X-Webhook-Id` deduplication (Redis SET NX, 48 h TTL, because PagerDuty retries for up to
-48 h). incident.acknowledged / incident.resolved / incident.unacknowledged with an `incident_key` become
+(400), the signed `event.occurred_at` within `WINDOW_SECONDS` of now on the injected clock (401 otherwise),
+and deduplication on the signed `event.id` (Redis SET NX, kept longer than the window, so that a captured
+request replayed with a fresh `X-Webhook-Id`, which the signature does not cover, is a duplicate; and one
+replayed after its id is forgotten is outside the window). incident.acknowledged / incident.resolved / incident.unacknowledged with an `incident_key` become
 a `PagerDutyEvent` passed to `on_event`, awaited before answering: if it raises, the dedup mark is
 removed and the answer is 500, so PagerDuty's retry is processed again.
 """
@@ -26,6 +28,8 @@ from service.clock import parse_rfc3339
 log = logging.getLogger(__name__)
 
 DEDUP_TTL_SECONDS = 48 * 3600
+WINDOW_SECONDS = 24 * 3600  # PagerDuty retries a delivery for a while; the dedup memory outlives the window
+FUTURE_SKEW_SECONDS = 300
 EVENT_KINDS = {
     "incident.acknowledged": "acknowledged",
     "incident.resolved": "resolved",
@@ -88,13 +92,24 @@ def parse_event(body: Any, webhook_id: str | None = None) -> PagerDutyEvent | No
 
 class PagerDutyWebhookHandler:
     def __init__(self, secrets: Iterable[str], redis: Any, prefix: str,
-                 on_event: Callable[[PagerDutyEvent], Awaitable[Any]]):
+                 on_event: Callable[[PagerDutyEvent], Awaitable[Any]], clock: Any = None):
+        self.clock = clock  # None: no occurred_at window (unit tests of parsing only)
         self.secrets = [s for s in secrets if s]
         if not self.secrets:
             raise ValueError("at least one PagerDuty webhook secret is required")
         self.redis = redis
         self.prefix = prefix
         self.on_event = on_event
+
+    def _outside_window(self, event: PagerDutyEvent) -> str | None:
+        if self.clock is None:
+            return None
+        now = self.clock.now()
+        if event.occurred_at is None:
+            return "event.occurred_at: missing or not an RFC 3339 time"
+        if not now - WINDOW_SECONDS <= event.occurred_at <= now + FUTURE_SKEW_SECONDS:
+            return "event.occurred_at: outside the accepted window (a stale or replayed delivery)"
+        return None
 
     def _key(self, webhook_id: str) -> str:
         return f"{self.prefix}:{{pdwebhook}}:{webhook_id}"
@@ -107,8 +122,8 @@ class PagerDutyWebhookHandler:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="body: invalid JSON")
-        webhook_id = request.headers.get("X-Webhook-Id") or "sha256-" + hashlib.sha256(raw).hexdigest()
-        if len(webhook_id) > 200:
+        webhook_id = request.headers.get("X-Webhook-Id") or None
+        if webhook_id is not None and len(webhook_id) > 200:
             return web.Response(status=400, text="X-Webhook-Id: too long")
         try:
             event = parse_event(body, webhook_id)
@@ -116,7 +131,13 @@ class PagerDutyWebhookHandler:
             return web.Response(status=400, text=str(e))
         if event is None:
             return web.Response(status=200, text="ignored")
-        key = self._key(webhook_id)
+        if (stale := self._outside_window(event)) is not None:
+            return web.Response(status=401, text=stale)
+        # The signed event id (the body's hash when there is none): never the unsigned X-Webhook-Id.
+        ev_id = body["event"].get("id")
+        signed_id = ev_id if isinstance(ev_id, str) and 0 < len(ev_id) <= 200 else \
+            "sha256-" + hashlib.sha256(raw).hexdigest()
+        key = self._key(signed_id)
         if not await self.redis.set(key, "1", nx=True, ex=DEDUP_TTL_SECONDS):
             return web.Response(status=200, text="duplicate")
         try:
@@ -129,11 +150,13 @@ class PagerDutyWebhookHandler:
 
 
 def make_pagerduty_webhook_handler(secrets: Iterable[str] | str, redis: Any, prefix: str,
-                                   on_event: Callable[[PagerDutyEvent], Awaitable[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """An aiohttp handler for PagerDuty webhook v3 deliveries (see the module docstring)."""
+                                   on_event: Callable[[PagerDutyEvent], Awaitable[Any]], *, clock: Any = None,
+                                   ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for PagerDuty webhook v3 deliveries (see the module docstring); `clock` (the
+    service's) turns on the occurred_at window."""
     if isinstance(secrets, str):
         secrets = [secrets]
-    impl = PagerDutyWebhookHandler(secrets, redis, prefix, on_event)
+    impl = PagerDutyWebhookHandler(secrets, redis, prefix, on_event, clock=clock)
 
     async def handler(request: web.Request) -> web.Response:
         return await impl(request)

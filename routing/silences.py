@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from redis.asyncio import Redis
 
-from routing.matchers import compile_go
+from routing.matchers import GoRegex, compile_go
 from service.clock import parse_rfc3339, to_rfc3339
 from service.store import Keys
 
@@ -44,10 +44,10 @@ class SilenceMatcher:
         return ok if self.is_equal else not ok
 
 
-_RE_CACHE: dict[str, re.Pattern[str]] = {}
+_RE_CACHE: dict[str, GoRegex] = {}
 
 
-def _regex(p: str) -> re.Pattern[str]:
+def _regex(p: str) -> GoRegex:
     """The silence regex as Alertmanager compiles it: a Go regexp anchored as ^(?:p)$ (GoRegexError if bad)."""
     r = _RE_CACHE.get(p)
     if r is None:

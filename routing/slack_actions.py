@@ -5,7 +5,8 @@
 
 Each request is checked before anything else: the v0 signature (HMAC-SHA256 over
 `v0:{timestamp}:{raw body}`, constant-time compare, via slack_sdk's SignatureVerifier on our Clock),
-a timestamp within 300 s of now (a non-numeric one gets 400), and a replay guard (the same signed
+a timestamp within 300 s of now (a non-numeric one gets 400; a correctly signed body that is not UTF-8
+gets 400 about the body), and a replay guard (the same signed
 request seen before within the window gets 401). Then the handler answers 200 at once, as Slack wants
 an answer within 3 s, and runs `on_action` as a background task. `drain()` awaits those tasks (tests,
 shutdown).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import urllib.parse
@@ -91,6 +93,14 @@ class RedisReplayGuard:
         return bool(await self.redis.set(f"{self.prefix}:{{slackreplay}}:{key}", "1", nx=True, ex=self.window))
 
 
+def _obj(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def parse_action(payload: dict[str, Any]) -> SlackAction | None:
     """The SlackAction in a block_actions payload, or None when it is not one of Tocsin's buttons.
 
@@ -105,14 +115,14 @@ def parse_action(payload: dict[str, Any]) -> SlackAction | None:
     kind = _ACTIONS_BY_ID.get(str(a.get("action_id", "")))
     if kind is None:
         return None
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    user = _obj(payload.get("user"))
     user_id = str(user.get("id") or "")
     if not user_id:
         raise ValueError("payload.user.id: missing")
     user_name = str(user.get("username") or user.get("name") or user_id)
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    channel = container.get("channel_id") or (payload.get("channel") or {}).get("id")
-    message_ts = container.get("message_ts") or (payload.get("message") or {}).get("ts")
+    container = _obj(payload.get("container"))
+    channel = container.get("channel_id") or _obj(payload.get("channel")).get("id")
+    message_ts = container.get("message_ts") or _obj(payload.get("message")).get("ts")
     snooze: int | None = None
     if kind == "snooze":
         opt = a.get("selected_option") if isinstance(a.get("selected_option"), dict) else {}
@@ -131,12 +141,12 @@ def parse_action(payload: dict[str, Any]) -> SlackAction | None:
         incident_id = str(a.get("value") or "")
         if not incident_id:
             raise ValueError("payload.actions[0].value: missing incident id")
-    team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+    team = _obj(payload.get("team"))
     return SlackAction(
         action=kind, incident_id=incident_id, user_id=user_id, user_name=user_name,
         channel=str(channel) if channel else None, message_ts=str(message_ts) if message_ts else None,
-        snooze_seconds=snooze, response_url=payload.get("response_url"), team_id=team.get("id"),
-        action_ts=a.get("action_ts"),
+        snooze_seconds=snooze, response_url=_str(payload.get("response_url")), team_id=_str(team.get("id")),
+        action_ts=_str(a.get("action_ts")),
     )
 
 
@@ -153,6 +163,7 @@ class SlackActionsHandler:
         self.allowed = set(allowed_users) if allowed_users else None
         self.replay_guard = replay_guard or MemoryReplayGuard()
         self._verifier = SignatureVerifier(signing_secret, clock=_ClockAdapter(clock))  # type: ignore[arg-type]
+        self._secret = signing_secret.encode()
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, request: web.Request) -> web.Response:
@@ -162,15 +173,26 @@ class SlackActionsHandler:
         if ts is None or sig is None:
             return web.Response(status=401, text="missing signature")
         try:
-            valid = self._verifier.is_valid(raw, ts, sig)
+            int(ts)
+        except ValueError:
+            return web.Response(status=400, text="bad timestamp")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        try:
+            # slack_sdk verifies text; a body that is not UTF-8 is verified over its bytes, the same v0 scheme.
+            valid = self._verifier.is_valid(text, ts, sig) if text is not None else self._valid_bytes(raw, ts, sig)
         except (ValueError, OverflowError):
             return web.Response(status=400, text="bad timestamp")
         if not valid:
             return web.Response(status=401, text="invalid or stale signature")
+        if text is None:
+            return web.Response(status=400, text="body: not UTF-8 (Slack sends a UTF-8 form body)")
         if not await self.replay_guard.first_time(hashlib.sha256(sig.encode()).hexdigest(), self.clock.now()):
             return web.Response(status=401, text="replayed request")
         try:
-            form = urllib.parse.parse_qs(raw.decode("utf-8"), strict_parsing=False)
+            form = urllib.parse.parse_qs(text, strict_parsing=False)
             payload = json.loads(form["payload"][0])
             if not isinstance(payload, dict):
                 raise ValueError("payload: must be an object")
@@ -189,6 +211,13 @@ class SlackActionsHandler:
             return web.Response(status=200)
         self._spawn(self.on_action(action))
         return web.Response(status=200)
+
+    def _valid_bytes(self, raw: bytes, ts: str, sig: str) -> bool:
+        """The v0 check of slack_sdk's SignatureVerifier, over a body that is not text."""
+        if abs(self.clock.now() - int(ts)) > WINDOW_SECONDS:
+            return False
+        expected = "v0=" + hmac.new(self._secret, b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace"))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

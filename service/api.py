@@ -2,6 +2,7 @@
 readiness, metrics and reload. Every write answers 2xx only after Redis has it; Redis down means 503."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -10,7 +11,6 @@ import uuid
 import time as _wall  # latency metrics only (measurement, not logic)
 from typing import Any, Awaitable, Callable
 
-import orjson
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from routing.inhibition import inhibited_by
 from routing.matchers import compile_go, parse_matchers
 from routing.silences import SilenceError
 
-from .alerts import ItemError, parse_postable
+from .alerts import BodyError, Invalid, ItemError, load_body, parse_postable
 from .clock import to_rfc3339
 from .config import redacted_source
 from .errors import ConfigError
@@ -31,6 +31,56 @@ from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 
 log = structlog.get_logger("tocsin.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Admission:
+    """Bounded ingest under a storm: at most `limit` ingest requests are parsed and stored at once; others wait
+    for a slot at most `wait` seconds, in a queue of at most `queue`; beyond that they get 503 with Retry-After
+    at once. So a sender hears "retry" within `wait` plus one request's work (well before Prometheus's 10 s
+    timeout) instead of a request that is accepted and stalls; and the memory of queued bodies is bounded."""
+
+    def __init__(self, limit: int = 16, queue: int = 256, wait: float = 4.0, retry_after: int = 2):
+        self.limit, self.queue, self.wait, self.retry_after = limit, queue, wait, retry_after
+        self.sem = asyncio.Semaphore(limit)
+        self.waiting = 0
+        self.refused = 0
+
+    async def acquire(self) -> bool:
+        """True once a slot is held (release it); False when the request must be refused."""
+        if self.sem.locked() and self.waiting >= self.queue:
+            return False
+        self.waiting += 1
+        try:
+            # A real-time bound on waiting for capacity (I/O, not logic time).
+            async with asyncio.timeout(self.wait):  # not wait_for: it can swallow a cancellation on 3.11
+                await self.sem.acquire()
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+
+
+def admitted(handler: Handler) -> Handler:
+    """Run an ingest handler under the app's Admission (503 + Retry-After when it is full)."""
+
+    async def inner(request: web.Request) -> web.StreamResponse:
+        adm: Admission | None = request.app[SETTINGS].get("admission")
+        if adm is None:
+            return await handler(request)
+        if not await adm.acquire():
+            adm.refused += 1
+            request.app[ENGINE].metrics.ingest_refused.labels(request.path).inc()
+            log.warning("ingest_overloaded", path=request.path, waiting=adm.waiting)
+            resp = json_error(503, "overloaded: retry later")
+            resp.headers["Retry-After"] = str(adm.retry_after)
+            return resp
+        try:
+            return await handler(request)
+        finally:
+            adm.sem.release()
+
+    return inner
 
 
 def json_error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> web.Response:
@@ -63,10 +113,12 @@ def require_token(source: str) -> Callable[[Handler], Handler]:
                 auth = request.headers.get("Authorization", "")
                 given = auth[7:].strip().encode() if auth[:7].lower() == "bearer " else b""
                 ok = False
+                read_only = source == "api" and request.method in ("GET", "HEAD")
                 for secret, sources in tokens:
-                    # Compare against every token (constant time each) so timing reveals nothing.
-                    match = hmac.compare_digest(given, secret)
-                    ok |= match and ("all" in sources or source in sources)
+                    # Compare against every token (constant time each) so timing reveals nothing. An empty
+                    # token never matches (config validation refuses one; this is the second lock).
+                    match = hmac.compare_digest(given, secret) and bool(secret)
+                    ok |= match and ("all" in sources or source in sources or (read_only and "read" in sources))
                 if not ok:
                     return json_error(401, "missing or invalid bearer token")
             return await handler(request)
@@ -77,18 +129,11 @@ def require_token(source: str) -> Callable[[Handler], Handler]:
 
 
 async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    try:
-        return orjson.loads(raw)  # the fast path
-    except orjson.JSONDecodeError:
-        pass
-    try:  # the stdlib also reads NaN/Infinity, which detectors write; the schema then names those fields
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": f"body is not valid JSON: {e}"}),
+        return load_body(raw)
+    except BodyError as e:
+        raise web.HTTPBadRequest(text=json.dumps({"code": 400, "message": str(e)}),
                                  content_type="application/json") from None
 
 
@@ -113,6 +158,7 @@ async def _store(request: web.Request, source: str, alerts: list[Any], errors: l
 
 
 @require_token("alerts")
+@admitted
 async def post_alerts(request: web.Request) -> web.Response:
     """Alertmanager API v2: what Prometheus sends. Valid alerts are stored even when others are rejected."""
     engine = request.app[ENGINE]
@@ -122,6 +168,7 @@ async def post_alerts(request: web.Request) -> web.Response:
 
 
 @require_token("alertmanager")
+@admitted
 async def post_alertmanager_webhook(request: web.Request) -> web.Response:
     """An Alertmanager webhook (version 4) from an existing Alertmanager: its alerts enter Tocsin's pipeline."""
     engine = request.app[ENGINE]
@@ -148,6 +195,7 @@ async def post_alertmanager_webhook(request: web.Request) -> web.Response:
 
 
 @require_token("events")
+@admitted
 async def post_events(request: web.Request) -> web.Response:
     """Detector outputs: one event or a list. Anomalous events open alerts; normal ones resolve them."""
     engine = request.app[ENGINE]
@@ -158,11 +206,15 @@ async def post_events(request: web.Request) -> web.Response:
     alerts, errors = [], []
     for i, item in enumerate(items):
         base = f"[{i}]" if isinstance(body, list) else ""
+        if isinstance(item, Invalid):
+            errors.append(ItemError((base + item.path).lstrip(".") or "body", item.message))
+            continue
         try:
             alerts.append(DetectorEvent.model_validate(item).to_alert(now, resolve_after))
         except ValidationError as e:
             for err in e.errors():
-                loc = base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                parts = err["loc"] or ((err.get("ctx") or {}).get("loc") or "",)
+                loc = base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts if p != "")
                 errors.append(ItemError(loc.lstrip(".") or "body", err["msg"]))
     return await _store(request, "detector", alerts, errors)
 

@@ -4,6 +4,8 @@ On reload, the new configuration is built and validated completely before anythi
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import os
 from pathlib import Path
 from typing import AsyncIterator
@@ -13,7 +15,7 @@ from redis.exceptions import RedisError
 import structlog
 from aiohttp import web
 
-from .api import add_routes, redis_unavailable
+from .api import Admission, add_routes, json_error, redis_unavailable
 from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 from .clock import Clock, SystemClock
 from .config import Config, load_config, retention_seconds
@@ -24,6 +26,50 @@ from .openapi import document
 from .store import open_redis
 
 log = structlog.get_logger("tocsin.app")
+
+# Cross-site writes. A web page the operator visits can POST to Tocsin (open mode, or a token-less door) with
+# the content types a form may send without a CORS preflight (text/plain, form encodings). So: the JSON doors
+# take only application/json (415 otherwise), and a state change whose Origin is another site, or that the
+# browser marks as cross-site (Sec-Fetch-Site), is refused (403). Clients that are not browsers (Prometheus,
+# Alertmanager, amtool, curl) send neither header and are not affected. Slack and PagerDuty callbacks are
+# signed and sent server to server: they keep their own content types.
+JSON_DOORS = ("/api/v2/alerts", "/api/v1/alertmanager", "/api/v1/events", "/api/v2/silences", "/api/v1/incidents/")
+SIGNED_DOORS = ("/api/v1/slack/actions", "/api/v1/pagerduty/webhook")
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def cross_site_refusal(method: str, path: str, content_type: str, has_body: bool, origin: str | None,
+                       fetch_site: str | None, own_origins: set[str]) -> tuple[int, str] | None:
+    """(status, reason) when a request must be refused as a possible cross-site write, else None (pure)."""
+    if method not in STATE_CHANGING or path.startswith(SIGNED_DOORS):
+        return None
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        return 403, f"cross-site request refused (Sec-Fetch-Site: {fetch_site[:40]})"
+    if origin is not None and origin.rstrip("/").lower() not in own_origins:
+        return 403, f"cross-origin request refused (Origin: {origin[:100]})"
+    if has_body and path.startswith(JSON_DOORS) and method == "POST" and content_type != "application/json":
+        return 415, f"Content-Type must be application/json (got {content_type[:60] or 'none'})"
+    return None
+
+
+def _origin_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc}".lower() if u.scheme and u.netloc else None
+
+
+@web.middleware
+async def refuse_cross_site(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    own = {f"{request.scheme}://{request.host}".lower()}
+    ext = _origin_of(str(request.app[SETTINGS].get("external_url") or ""))
+    if ext:
+        own.add(ext)
+    refusal = cross_site_refusal(request.method, request.path, request.content_type, request.body_exists,
+                                 request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), own)
+    if refusal is not None:
+        return json_error(*refusal)
+    return await handler(request)
 
 
 def tokens_of(cfg: Config) -> list[tuple[bytes, set[str]]]:
@@ -47,8 +93,10 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     `engine.step()` themselves in event time."""
     cfg = cfg or load_config(config_path)
     clock = clock or SystemClock()
-    app = web.Application(client_max_size=cfg.tocsin.max_body_bytes, middlewares=[redis_unavailable])
-    app[SETTINGS] = {"config_path": str(config_path), "started": clock.now()}
+    app = web.Application(client_max_size=cfg.tocsin.max_body_bytes,
+                          middlewares=[refuse_cross_site, redis_unavailable])
+    app[SETTINGS] = {"config_path": str(config_path), "started": clock.now(), "admission": Admission(),
+                     "external_url": getattr(cfg.tocsin, "external_url", None) or ""}
     app[TOKENS] = tokens_of(cfg)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -132,8 +180,27 @@ async def _deliver(engine: Engine, started: bool) -> None:
     await engine.outbox.run()
 
 
+def trim_heap() -> None:
+    """Give the memory freed after a storm back to the system: CPython keeps freed memory in the C heap, so RSS
+    stays at the storm's peak unless glibc is asked to release it (malloc_trim; a no-op elsewhere)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        gc.collect()
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: ctypes.CDLL | bool | None = None
+
+
 async def _sweeper(engine: Engine, every: float = 60.0) -> None:
-    """Forget alerts resolved longer ago than the retention, and silences expired past theirs."""
+    """Forget alerts resolved longer ago than the retention, and silences expired past theirs; return freed
+    memory to the system."""
     while True:
         try:
             now = engine.clock.now()
@@ -144,4 +211,5 @@ async def _sweeper(engine: Engine, every: float = 60.0) -> None:
         except Exception as e:  # Redis unreachable, ...: counted and logged, and tried again next round
             engine.metrics.background_errors.labels("sweep").inc()
             log.warning("sweep_failed", error=repr(e))
+        trim_heap()
         await engine.clock.sleep(every)

@@ -60,15 +60,44 @@ class ManualClock:
         await fut
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait (in real time: for I/O, such as a wake-up from ingest) until `event` is set or `timeout` passes; True
+    if it was set. Unlike `asyncio.wait_for(event.wait(), timeout)` on Python 3.11, which returns normally when
+    the event fires in the loop iteration that cancels the waiter, a cancellation here is never swallowed, so
+    loops built on it stop on shutdown."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=max(0.0, timeout))
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# The times Tocsin accepts and stores: what RFC 3339 (four-digit years), Alertmanager's API (Go's time.Time
+# marshalled as JSON) and the Redis records (integer milliseconds, formatted exactly in Lua) can all express.
+MIN_TIME = -62135596800.0  # 0001-01-01T00:00:00Z (Go's zero time, which reads as "unset")
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def in_range(ts: float) -> bool:
+    return MIN_TIME < ts <= MAX_TIME
+
+
+def clamp_time(ts: float) -> float:
+    """A time bounded to [MIN_TIME, MAX_TIME] (computed ends such as now + resolve_timeout near year 9999)."""
+    return MAX_TIME if ts > MAX_TIME else (MIN_TIME if ts < MIN_TIME else ts)
 
 
 def to_rfc3339(ts: float | None) -> str:
-    """Format epoch seconds the way Alertmanager does; None is Go's zero time."""
-    if ts is None:
+    """Format epoch seconds the way Alertmanager does; None is Go's zero time. Times outside what RFC 3339 can
+    express (only possible in records stored before the bound existed) are shown clamped, never an error."""
+    if ts is None or ts != ts:
         return ZERO_TIME
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    dt = datetime.fromtimestamp(clamp_time(ts), tz=timezone.utc)
+    s = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     frac = f"{dt.microsecond:06d}".rstrip("0")
     return f"{s}.{frac}Z" if frac else f"{s}Z"
 

@@ -99,7 +99,8 @@ class TokenConfig(_Strict):
     token: str | None = None
     token_file: str | None = None
     token_env: str | None = None
-    sources: list[Literal["alerts", "alertmanager", "events", "api", "all"]] = ["all"]
+    # "read": the GET doors of the API (alerts, silences, status, receivers, incidents), nothing that changes state
+    sources: list[Literal["alerts", "alertmanager", "events", "api", "read", "all"]] = ["all"]
 
     def resolve(self) -> str:
         secret = resolve_secret(self.model_dump(), "token", "token", required=True)
@@ -348,7 +349,11 @@ def _secrets_section(tocsin: TocsinSection, report: _Report) -> None:
     """Every secret of `tocsin:` can be read now (a missing file or variable fails the load, not a request)."""
     for i, t in enumerate(tocsin.auth.tokens):
         try:
-            resolve_secret(t.model_dump(), "token", f"tocsin.auth.tokens[{i}]", required=True)
+            value = resolve_secret(t.model_dump(), "token", f"tocsin.auth.tokens[{i}]", required=True)
+            if not (value or "").strip():  # an empty token would let every request of its scope in
+                kind = next((k for k in ("token", "token_file", "token_env") if getattr(t, k, None) is not None),
+                            "token")
+                report.add(ConfigError(f"tocsin.auth.tokens[{i}].{kind}", "the token is empty"))
         except ConfigError as e:
             report.add(e)
     for key, cls, secret in (("slack", SlackDoorConfig, "signing_secret"),

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from .clock import clamp_time, in_range
 from .models import Alert
+
+# A JSON number: an int or a float, never a boolean or a numeric string (the schema says "number").
+Num = Annotated[float, Strict()]
 
 # Field names of the detector families Tocsin accepts as they are, mapped onto the event schema.
 SCORE_FIELDS = ("score", "anomaly_score", "combined_score", "z_score", "seasonal_z_score", "reconstruction_error")
@@ -48,6 +52,27 @@ def _publish_aliases(schema: dict[str, Any]) -> None:
                        {"anyOf": [{"required": ["metric"]}, {"required": ["metric_name"]}]}]
 
 
+_SAME_AS = {"is_anomaly": "anomalous", "expected_for_period": "expected", "upper_bound": "upper",
+            "lower_bound": "lower", "metric_name": "metric", "detector_type": "detector"}
+
+
+def _conflict(alias: str, name: str) -> Exception:
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError("alias_conflict", f"{alias} and {name} are both given and disagree",
+                               {"loc": alias})
+
+
+def _drop_agreeing_aliases(d: dict[str, Any]) -> dict[str, Any]:
+    """A field given under its name and an alias (the schema allows it): they must agree; the alias goes."""
+    for alias, name in _SAME_AS.items():
+        if alias in d and name in d:
+            if d[alias] != d[name] or type(d[alias]) is not type(d[name]):
+                raise _conflict(alias, name)
+            d.pop(alias)
+    return d
+
+
 class DetectorEvent(BaseModel):
     """One detector result. `metric`, `timestamp` and whether it is anomalous are required; the rest is evidence."""
 
@@ -58,25 +83,25 @@ class DetectorEvent(BaseModel):
     metric: str = Field(min_length=1, description="The metric the detector watches, e.g. http_request_latency_p99")
     labels: dict[str, str] = Field(default_factory=dict,
                                    description="Where: service, instance/entity, cluster, namespace, ...")
-    value: float | None = Field(None, description="The observed value")
-    score: float | None = Field(None, description="Anomaly score as the detector reports it")
+    value: Num | None = Field(None, description="The observed value")
+    score: Num | None = Field(None, description="Anomaly score as the detector reports it")
     score_kind: Literal["probability", "z", "ratio", "error"] | None = Field(
         None, description="How to read `score`: probability (0..1), z (standard deviations), ratio of the "
                           "detector's threshold, or a raw reconstruction error")
-    threshold: float | None = None
+    threshold: Num | None = None
     detector: str = Field("detector", description="Detector name, e.g. zscore, ema, seasonal, isolation_forest")
-    expected: float | None = None
-    lower: float | None = None
-    upper: float | None = None
+    expected: Num | None = None
+    lower: Num | None = None
+    upper: Num | None = None
     anomalous: bool
     timestamp: datetime
     alertname: str = "AnomalyDetected"
     summary: str | None = None
     confidence: Literal["high", "medium", "low"] | float | None = None
-    individual_scores: dict[str, float] | None = None
+    individual_scores: dict[str, Num] | None = None
     agreeing_detectors: list[str] | None = None
     period_key: str | None = None
-    features: list[float] | None = None
+    features: list[Num] | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
     generator_url: str = ""
 
@@ -86,10 +111,14 @@ class DetectorEvent(BaseModel):
         """Accept each documented detector family's field names as they are."""
         if not isinstance(d, dict):
             return d
-        d = dict(d)
+        d = _drop_agreeing_aliases(dict(d))
         if "is_anomaly" in d and "anomalous" not in d:
             d["anomalous"] = d.pop("is_anomaly")
         for f in SCORE_FIELDS[1:]:
+            if f in d and "score" in d:
+                if d[f] != d["score"]:
+                    raise _conflict(f, "score")
+                d.pop(f)
             if f in d and "score" not in d:
                 d["score"] = d[f]
                 d.setdefault("score_kind", {"anomaly_score": "probability", "combined_score": "probability",
@@ -132,6 +161,8 @@ class DetectorEvent(BaseModel):
     def _aware(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
             raise ValueError("timestamp needs a time zone (e.g. a trailing Z)")
+        if not in_range(v.timestamp()):
+            raise ValueError("outside the times RFC 3339 can express (years 0001-9999 UTC)")
         return v
 
     def normalized_score(self) -> float | None:
@@ -170,7 +201,7 @@ class DetectorEvent(BaseModel):
             "threshold": self.threshold, "observed_at": ts,
         }
         if self.anomalous:
-            return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=ts + resolve_after,
+            return Alert(labels=labels, annotations=annotations, starts_at=ts, ends_at=clamp_time(ts + resolve_after),
                          generator_url=self.generator_url, updated_at=now, timeout=True, source="detector",
                          detector=evidence)
         # Not anomalous: resolves the alert this metric opened (endsAt = the event's time).

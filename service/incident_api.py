@@ -256,7 +256,8 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
             return web.json_response({"code": 404, "message": "set tocsin.pagerduty.webhook_secrets"}, status=404)
         if pd_holder.get("key") != tuple(secrets):
             pd_holder["key"] = tuple(secrets)
-            pd_holder["h"] = make_pagerduty_webhook_handler(secrets, engine.redis, engine.keys.prefix, on_pd)
+            pd_holder["h"] = make_pagerduty_webhook_handler(secrets, engine.redis, engine.keys.prefix, on_pd,
+                                                             clock=clock)
         return await pd_holder["h"](request)
 
     r.add_post("/api/v1/pagerduty/webhook", pd_webhook)

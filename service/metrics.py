@@ -22,6 +22,9 @@ class Metrics:
                                           "Time from receiving a request to the alerts being durably stored",
                                           ["source"], registry=r,
                                           buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.ingest_refused = Counter("tocsin_ingest_refused_total",
+                                      "Ingest requests answered 503 + Retry-After because ingest was at capacity",
+                                      ["path"], registry=r)
         self.outbox_depth = Gauge("tocsin_outbox_depth", "Notifications in the outbox not yet delivered", registry=r)
         self.flushes = Counter("tocsin_group_flushes_total", "Aggregation group flushes", registry=r)
         self.background_errors = Counter("tocsin_background_errors_total",

@@ -30,22 +30,35 @@ except ImportError:  # pragma: no cover
 SEP = b"\xff"
 _rfc3339 = functools.lru_cache(maxsize=1 << 16)(to_rfc3339)  # alerts of a group often share their times
 _FP_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
-_FP_CACHE_MAX = 100_000
+_FP_CACHE_MAX_BYTES = 32 << 20  # bounded by (estimated) bytes, not count: label sets can be 300 labels wide
+_FP_CACHE_BYTES = 0
+_ENTRY_OVERHEAD, _PAIR_OVERHEAD = 200, 140  # dict slot, tuples, the fingerprint string; per label pair
 
 
 def fingerprint(labels: dict[str, str]) -> str:
     """Alertmanager's label-set fingerprint: FNV-1a 64 over sorted `name 0xFF value 0xFF`.
 
-    Prometheus re-sends the same label sets every minute, so results are cached by the sorted label pairs."""
+    Prometheus re-sends the same label sets every minute, so results are cached by the sorted label pairs, in a
+    cache bounded by bytes (cleared when full: a storm of new label sets cannot grow it past the bound)."""
+    global _FP_CACHE_BYTES
     key = tuple(sorted(labels.items()))
     fp = _FP_CACHE.get(key)
     if fp is None:
         data = b"".join(n.encode() + SEP + v.encode() + SEP for n, v in key)
         fp = f"{_fnv1a_64(data):016x}"
-        if len(_FP_CACHE) >= _FP_CACHE_MAX:
+        size = _ENTRY_OVERHEAD + len(data) + _PAIR_OVERHEAD * len(key)
+        if _FP_CACHE_BYTES + size > _FP_CACHE_MAX_BYTES:
             _FP_CACHE.clear()
-        _FP_CACHE[key] = fp
+            _FP_CACHE_BYTES = 0
+        if size <= _FP_CACHE_MAX_BYTES // 64:  # a huge label set is not worth keeping
+            _FP_CACHE[key] = fp
+            _FP_CACHE_BYTES += size
     return fp
+
+
+def fingerprint_cache_bytes() -> int:
+    """The fingerprint cache's estimated size (metrics, tests)."""
+    return _FP_CACHE_BYTES
 
 
 @dataclass

@@ -4,11 +4,13 @@ Delivery is at-least-once, in order per (group, integration), with bounded expon
 failures (5xx, 429, network errors). Each outbox entry carries a per-group, per-integration sequence number:
 an entry whose predecessor is not yet delivered waits; an entry already delivered (a redelivery after a crash)
 is acknowledged without sending again. Entries left pending by a killed replica are resumed on its restart (it
-reads its own pending entries first) or claimed by another replica after `claim_idle` (XAUTOCLAIM).
+reads its own pending entries first) or claimed by another replica after `claim_idle` (XAUTOCLAIM). A Redis
+restarted empty loses the consumer groups: a NOGROUP answer recreates them and delivery goes on.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections import defaultdict
@@ -21,7 +23,7 @@ from redis.exceptions import ResponseError
 
 from routing.receivers.base import NotifyError, Receiver
 
-from .clock import Clock
+from .clock import Clock, wait_event
 from .models import Notification
 from .store import CONSUMER_GROUP, Keys, Scripts
 
@@ -223,7 +225,13 @@ class Outbox:
         """Deliver everything currently in the outbox for this consumer and wait for it (replay, tests)."""
         n = 0
         while True:
-            entries = await self._read("0") + await self._read(">")
+            try:
+                entries = await self._read("0") + await self._read(">")
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                await self.ensure_groups()  # Redis restarted empty
+                continue
             fresh = [e for e in entries if (e.shard, e.id) not in self._seen]
             self._dispatch(fresh)
             n += len(fresh)
@@ -254,13 +262,17 @@ class Outbox:
                     self._dispatch(await self._autoclaim())
             except asyncio.CancelledError:
                 raise
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    log.warning("outbox_error", error=repr(e))
+                else:  # Redis restarted empty (or the stream was deleted): recreate the groups and go on
+                    log.warning("outbox_groups_recreated", error=str(e)[:200])
+                    with contextlib.suppress(Exception):
+                        await self.ensure_groups()
             except Exception as e:
                 log.warning("outbox_error", error=repr(e))
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, poll)
 
     async def close(self) -> None:
         for t in self._lanes.values():

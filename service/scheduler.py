@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from .clock import Clock
+from .clock import Clock, wait_event
 from .dispatch import Dispatcher
 from .store import Keys, Scripts, ms, queue_script
 
@@ -131,8 +131,6 @@ class Scheduler:
                 if target <= now:
                     break
                 self._wake.clear()
-                try:
-                    # Waiting for I/O (a wake-up from ingest) in real time; timers themselves are data in Redis.
-                    await asyncio.wait_for(self._wake.wait(), timeout=target - now)
-                except asyncio.TimeoutError:
+                # Waiting for I/O (a wake-up from ingest) in real time; timers themselves are data in Redis.
+                if not await wait_event(self._wake, target - now):
                     break

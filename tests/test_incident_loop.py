@@ -181,7 +181,8 @@ async def test_acknowledge_in_pagerduty_comes_back_to_tocsin_and_slack(loop_env)
     await advance(app, clock, 31)
     msg = slack.messages[0]
     (dedup_key,) = pd.incidents
-    body = json.dumps(webhook_event("incident.acknowledged", dedup_key, agent="Pat Oncall")).encode()
+    body = json.dumps(webhook_event("incident.acknowledged", dedup_key, agent="Pat Oncall",
+                                    occurred_at=to_rfc3339(clock.now()), event_id="ev-ack")).encode()
     bad = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers={
         "Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "wrong"),
         "X-Webhook-Id": "w-1"})
@@ -199,7 +200,8 @@ async def test_acknowledge_in_pagerduty_comes_back_to_tocsin_and_slack(loop_env)
     assert again.status in (200, 202, 204)  # a retried delivery is accepted but not applied twice
     timeline = (await app[ENGINE].incidents.get(dedup_key))["timeline"]
     assert sum(1 for t in timeline if t["event"].startswith("ack")) == 1
-    body = json.dumps(webhook_event("incident.unacknowledged", dedup_key, agent="Pat Oncall")).encode()
+    body = json.dumps(webhook_event("incident.unacknowledged", dedup_key, agent="Pat Oncall",
+                                    occurred_at=to_rfc3339(clock.now()), event_id="ev-unack")).encode()
     r = await http.post(server.make_url("/api/v1/pagerduty/webhook"), data=body, headers={
         "Content-Type": "application/json", "X-PagerDuty-Signature": sign_webhook(body, "pd-webhook-secret"),
         "X-Webhook-Id": "w-3"})

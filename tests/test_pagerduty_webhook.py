@@ -101,7 +101,7 @@ async def test_redelivery_with_the_same_webhook_id_is_processed_once(setup):
 
 
 async def test_dedup_is_shared_between_replicas(redis, key_prefix):
-    """Two handlers (replicas) on the same Redis process one webhook id once."""
+    """Two handlers (replicas) on the same Redis process one (signed) event id once."""
     got = []
 
     async def on_event(e):
@@ -124,7 +124,8 @@ async def test_dedup_is_shared_between_replicas(redis, key_prefix):
         for c in clients:
             await c.close()
     assert len(got) == 1
-    ttl = await redis.ttl(f"{key_prefix}:{{pdwebhook}}:wh-shared")
+    event_id = webhook_event("incident.acknowledged", "inc-1")["event"]["id"]
+    ttl = await redis.ttl(f"{key_prefix}:{{pdwebhook}}:{event_id}")
     assert 47 * 3600 < ttl <= 48 * 3600
 
 

@@ -20,6 +20,10 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2
 # text readable but means Slack never treats it as a broadcast.
 _BROADCAST = re.compile(r"(?<![\w@])@(?=(?:here|channel|everyone|group)\b)", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
+# Slack's special syntax `<!channel>`, `<@U…>`, `<#C…>`, `<!subteam^…>` (also with blanks or invisible
+# characters after the `<`): in plain-text targets (PagerDuty summary, digest text, notification fallback)
+# the `<` becomes the look-alike `‹`, so the text reads the same and can never form a mention.
+_SLACK_SPECIAL = re.compile("<[\\s\u200b-\u200f\u2060\ufeff]*(?=[!@#])")
 _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 # Target limits.
@@ -84,10 +88,14 @@ def _cut(pieces: list[str], limit: int | None, extra: int = 0) -> str:
     return out[:limit] if len(out) > limit else out
 
 
+def _no_mentions(text: str) -> str:
+    return _SLACK_SPECIAL.sub("\u2039", text)
+
+
 def plain(value: Any, limit: int | None = None) -> str:
     """Plain text (Slack plain_text objects, PagerDuty summary, e-mail-like targets)."""
     text, extra = _prep(value, limit)
-    return _cut(list(text), limit, extra)
+    return _cut(list(_no_mentions(text)), limit, extra)
 
 
 def mrkdwn(value: Any, limit: int | None = None) -> str:
@@ -99,7 +107,7 @@ def mrkdwn(value: Any, limit: int | None = None) -> str:
 def one_line(value: Any, limit: int | None = None) -> str:
     """Plain text on one line (titles): newlines and tabs become spaces."""
     text, extra = _prep(value, limit)
-    return _cut(list(re.sub(r"[\n\t]+", " ", text).strip()), limit, extra)
+    return _cut(list(_no_mentions(re.sub(r"[\n\t]+", " ", text).strip())), limit, extra)
 
 
 def mrkdwn_line(value: Any, limit: int | None = None) -> str:

@@ -8,7 +8,19 @@
 -- updated_ms, body
 -- Returns per alert 5 values: "starts|ends|timeout|updated" as stored, the stored body when it is not the posted
 -- one (else ""), was_firing (0/1), existed (0/1), grouped (0/1).
+-- Times are integer milliseconds, written with string.format('%d') (Lua's number-to-string would write 1e14 and
+-- more as "1.019e+14"), and every argument is checked before the first write, so a bad call writes nothing.
 local now, confhash = tonumber(ARGV[1]), ARGV[2]
+local MIN_MS, MAX_MS = -62135596800000, 253402300799000
+for i = 3, #ARGV, 6 do
+  for j = 1, 4 do
+    local v = tonumber(ARGV[i + j])
+    if v == nil or v ~= math.floor(v) or v < MIN_MS or v > MAX_MS then
+      return redis.error_reply('ERR upsert_alert_merge: bad time argument ' .. tostring(ARGV[i + j]))
+    end
+  end
+end
+local function int(v) return string.format('%d', v) end
 local out = {}
 for i = 3, #ARGV, 6 do
   local fp = ARGV[i]
@@ -17,10 +29,15 @@ for i = 3, #ARGV, 6 do
   local kept = ''
   local old = redis.call('HGET', KEYS[1], fp)
   local existed, was_firing = 0, 0
+  local os_, oe, ot, ou, obody
+  if old then
+    -- tonumber also reads records written as "1.019e+14" by earlier versions; an unreadable one is replaced
+    os_, oe, ot, ou, obody = string.match(old, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+    os_, oe, ot, ou = tonumber(os_), tonumber(oe), tonumber(ot), tonumber(ou)
+    if os_ == nil or oe == nil or ot == nil or ou == nil then old = nil end
+  end
   if old then
     existed = 1
-    local os_, oe, ot, ou, obody = string.match(old, '^(%-?%d+)|(%-?%d+)|(%d)|(%-?%d+)|(.*)$')
-    os_, oe, ot, ou = tonumber(os_), tonumber(oe), tonumber(ot), tonumber(ou)
     if oe > now then was_firing = 1 end
     local overlap = (ne > os_ and ne < oe) or (ns > os_ and ns < oe)
     if overlap then
@@ -44,7 +61,7 @@ for i = 3, #ARGV, 6 do
   local grouped = 0
   if was_firing == 1 and redis.call('HGET', KEYS[3], fp) == confhash then grouped = 1 end
   if was_firing == 0 then redis.call('HDEL', KEYS[3], fp) end
-  local head = ns .. '|' .. ne .. '|' .. nt .. '|' .. nu
+  local head = int(ns) .. '|' .. int(ne) .. '|' .. int(nt) .. '|' .. int(nu)
   redis.call('HSET', KEYS[1], fp, head .. '|' .. body)
   redis.call('ZADD', KEYS[2], ne, fp)
   table.insert(out, head)

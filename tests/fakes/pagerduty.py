@@ -123,8 +123,10 @@ class FakePagerDuty(LocalServer):
 
 
 def webhook_event(event_type: str, incident_key: str | None, *, agent: str = "Pat Oncall",
-                  agent_type: str = "user_reference", status: str | None = None) -> dict[str, Any]:
-    """A PagerDuty webhook v3 body for an incident event."""
+                  agent_type: str = "user_reference", status: str | None = None,
+                  occurred_at: str = "2026-11-23T07:00:00.000Z",
+                  event_id: str = "5ac64822-4adc-4fda-ade0-410becf0de4f") -> dict[str, Any]:
+    """A PagerDuty webhook v3 body for an incident event (each real event has its own id and time)."""
     data: dict[str, Any] = {
         "id": "PGR0VU2", "type": "incident", "self": "https://api.pagerduty.com/incidents/PGR0VU2",
         "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2", "number": 2,
@@ -134,8 +136,8 @@ def webhook_event(event_type: str, incident_key: str | None, *, agent: str = "Pa
     if incident_key is not None:
         data["incident_key"] = incident_key
     return {"event": {
-        "id": "5ac64822-4adc-4fda-ade0-410becf0de4f", "event_type": event_type, "resource_type": "incident",
-        "occurred_at": "2026-11-23T07:00:00.000Z",
+        "id": event_id, "event_type": event_type, "resource_type": "incident",
+        "occurred_at": occurred_at,
         "agent": {"html_url": "https://acme.pagerduty.com/users/PLH1HKV", "id": "PLH1HKV",
                   "self": "https://api.pagerduty.com/users/PLH1HKV", "summary": agent, "type": agent_type},
         "client": None, "data": data,
