@@ -58,7 +58,7 @@ class State:
             text = tree.text[:self.node.pos]
             line = text.count("\n") + 1
             col = self.node.pos - (text.rfind("\n") + 1)
-            loc = f"{name}:{line}:{col}"
+            loc = f"{tree.parse_name or name}:{line}:{col}"
             return ExecError(f"template: {loc}: executing {P._go_quote(name)} at <{_node_str(self.node)}>: {msg}")
         return ExecError(f"template: {loc}: {msg}")
 
@@ -233,7 +233,7 @@ class State:
         if isinstance(first, P.ChainNode):
             return self.eval_chain(dot, first, cmd.args, final)
         if isinstance(first, P.IdentifierNode):
-            return self.eval_function(dot, first, cmd.args, final)
+            return self.eval_function(dot, first, cmd.args, final, cmd)
         if isinstance(first, P.PipeNode):
             self.not_a_function(cmd.args, final)
             return self.eval_pipeline(dot, first)
@@ -316,11 +316,12 @@ class State:
             raise self.errorf(f"nil pointer evaluating interface {{}}.{name}")
         raise self.errorf(f"can't evaluate field {name} in type {type_name(receiver)}")
 
-    def eval_function(self, dot: Any, node: P.IdentifierNode, args: list[P.Node], final: Any) -> Any:
+    def eval_function(self, dot: Any, node: P.IdentifierNode, args: list[P.Node], final: Any,
+                      cmd: P.Node | None = None) -> Any:
         fn = self.funcs.get(node.ident)
         if fn is None:
             raise self.errorf(f"{P._go_quote(node.ident)} is not a defined function")
-        return self.eval_call(dot, fn, node, node.ident, args, final)
+        return self.eval_call(dot, fn, cmd or node, node.ident, args, final)
 
     def eval_call(self, dot: Any, fn: GoFunc, node: P.Node, name: str, args: list[P.Node],  # noqa: C901
                   final: Any) -> Any:

@@ -461,6 +461,7 @@ class Tree:
     name: str
     root: ListNode
     text: str = ""
+    parse_name: str = ""  # the name of the top-level template this one was parsed with (for error positions)
 
     def is_empty(self) -> bool:
         """Go's parse.IsEmptyTree: only whitespace text and comments (a redefinition with it keeps the old body)."""
@@ -514,7 +515,7 @@ class Parser:
 
     def err(self, msg: str, tok: Tok | None = None) -> TemplateError:
         line = (tok or self.toks[max(self.i - 1, 0)]).line
-        return TemplateError(f"template: {self.cur}:{line}: {msg}")
+        return TemplateError(f"template: {self.name}:{line}: {msg}")
 
     def expect(self, kind: str, ctx: str) -> Tok:
         t = self.next_ns()
@@ -546,7 +547,7 @@ class Parser:
                 raise self.err(f"unexpected {n}", n.tok)
             root.nodes.append(n)
         self.cur = self.name
-        self._add(Tree(self.name, root, self.text))
+        self._add(Tree(self.name, root, self.text, self.name))
         return self.trees
 
     def _add(self, tree: Tree) -> None:
@@ -568,7 +569,7 @@ class Parser:
         if not isinstance(end, EndTok):
             raise self.err(f"unexpected {end} in {ctx}", end.tok)
         self.vars = saved_vars
-        self._add(Tree(name, body, self.text))
+        self._add(Tree(name, body, self.text, self.name))
         self.cur = outer
 
     def item_list(self) -> tuple[ListNode, Any]:
@@ -680,7 +681,7 @@ class Parser:
         if not isinstance(end, EndTok):
             raise self.err(f"unexpected {end} in {ctx}", end.tok)
         self.vars = saved_vars
-        self._add(Tree(name, body, self.text))
+        self._add(Tree(name, body, self.text, self.name))
         self.cur = outer
         return TemplateNode(t.pos, t.line, name, pipe)
 
