@@ -285,12 +285,14 @@ def test_missing_map_key_modes() -> None:
     assert run("{{.y}}", GoMap(), "zero") == "<no value>"
 
 
-def test_redefinition_keeps_nonempty_body() -> None:
-    """A later define replaces an earlier one, but an empty body does not (parse.IsEmptyTree)."""
-    trees = P.parse("t", '{{define "a"}}one{{end}}{{define "a"}}two{{end}}{{define "b"}}B{{end}}{{define "b"}} {{end}}',
+def test_redefinition_rules() -> None:
+    """In one text a second non-empty define is an error, an empty one is ignored (parse.Tree.add)."""
+    with pytest.raises(P.TemplateError, match='multiple definition of template "a"'):
+        P.parse("t", '{{define "a"}}one{{end}}{{define "a"}}two{{end}}', lambda n: True)
+    trees = P.parse("t", '{{define "b"}}B{{end}}{{define "b"}} {{end}}{{define "c"}}{{end}}{{define "c"}}C{{end}}',
                     lambda n: True)
-    assert run('{{define "a"}}one{{end}}{{define "a"}}two{{end}}{{template "a"}}', None) == "two"
-    assert P._empty(trees["b"].root) is False
+    assert run('{{define "b"}}B{{end}}{{define "b"}} {{end}}{{template "b"}}', None) == "B"
+    assert not trees["c"].is_empty()
 
 
 FMT_CASES = [

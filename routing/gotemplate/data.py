@@ -2,7 +2,8 @@
 
 Data{Receiver, Status, Alerts, GroupLabels, CommonLabels, CommonAnnotations, ExternalURL}; Alert{Status, Labels,
 Annotations, StartsAt, EndsAt, GeneratorURL, Fingerprint}; KV (map[string]string) with SortedPairs, Remove,
-Names, Values, String; Pairs with Names, Values, String; Alerts with Firing and Resolved. As in Alertmanager:
+Names, Values; Pairs with Names, Values; Alerts with Firing and Resolved (0.25 has no String methods on KV and
+Pairs, which later versions added: `{{ .CommonLabels }}` prints `map[k:v]`). As in Alertmanager:
 the receiver name is regexp.QuoteMeta'd, a firing alert's EndsAt is the zero time (the dispatcher clears it at
 flush), common labels/annotations are those equal in every alert.
 """
@@ -33,9 +34,6 @@ class Pairs(list):
     def go_Values(self) -> list[str]:
         return [p.Value for p in self]
 
-    def go_String(self) -> str:
-        return ", ".join(f"{p.Name}={p.Value}" for p in self)
-
 
 class KV(dict):
     """template.KV: map[string]string; a missing key is "" under missingkey=zero."""
@@ -58,9 +56,6 @@ class KV(dict):
 
     def go_Values(self) -> list[str]:
         return self.go_SortedPairs().go_Values()
-
-    def go_String(self) -> str:
-        return self.go_SortedPairs().go_String()
 
 
 METHOD_PARAMS = {"Remove": ["[]string"]}

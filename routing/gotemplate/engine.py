@@ -33,9 +33,9 @@ class TemplateLoadError(Exception):
 
 
 def _merge(into: dict[str, P.Tree], trees: dict[str, P.Tree]) -> None:
+    """text/template's associate: a later definition replaces an earlier one, unless its body is empty."""
     for name, tree in trees.items():
-        old = into.get(name)
-        if old is not None and tree.is_empty() and not old.is_empty():
+        if name in into and tree.is_empty():
             continue
         into[name] = tree
 

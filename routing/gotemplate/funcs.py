@@ -4,11 +4,13 @@ Builtins: and, or (lazy, Go 1.18+), not, len, index, slice, eq/ne/lt/le/gt/ge wi
 ("incompatible types for comparison" for 1 vs 1.0, "invalid type for comparison" for ordering bools), print,
 printf, println, html, js, urlquery, call.
 
-Alertmanager 0.25 (template/template.go DefaultFuncs): toUpper, toLower, title (x/text cases.Title: first letter
-of a word upper, the rest lower), trimSpace, join, match, safeHtml, reReplaceAll, stringSlice. Later
-Alertmanager versions add date, tz, since and humanizeDuration; Prometheus's rule templates have humanize,
-humanize1024, humanizePercentage and humanizeTimestamp; Tocsin defines these too (with prometheus/common's
-semantics), so templates written for newer versions render, and templates valid for 0.25 render the same.
+Alertmanager 0.25 (template/template.go DefaultFuncs; checked against the real 0.25 binary) defines exactly
+toUpper, toLower, title (x/text cases.Title: first letter of a word upper, the rest lower), join, match, safeHtml,
+reReplaceAll and stringSlice. Later versions add trimSpace (0.26), date, tz, since and humanizeDuration (0.27+),
+and Prometheus's rule templates have humanize, humanize1024, humanizePercentage and humanizeTimestamp. Tocsin
+defines these too (with Alertmanager's and prometheus/common's semantics): templates written for newer versions
+render, where Alertmanager 0.25 would reject them as "function not defined"; templates valid for 0.25 render
+the same.
 
 Regular expressions use Go's RE2 syntax through google-re2 (the `re2` module), so a pattern Go rejects fails
 here too; without it Python's `re` is used (RE2 is a subset of re except for a few escapes, so valid patterns

@@ -551,10 +551,13 @@ class Parser:
         return self.trees
 
     def _add(self, tree: Tree) -> None:
+        """parse.Tree.add: within one text a second non-empty definition of a name is an error."""
         old = self.trees.get(tree.name)
-        if old is not None and tree.is_empty() and not old.is_empty():
-            return
-        self.trees[tree.name] = tree
+        if old is None or old.is_empty():
+            self.trees[tree.name] = tree
+        elif not tree.is_empty():
+            raise TemplateError(f"template: {self.name}:{self.toks[max(self.i - 1, 0)].line}: template: multiple "
+                                f"definition of template {_go_quote(tree.name)}")
 
     def _define(self) -> None:
         ctx = "define clause"
