@@ -160,6 +160,7 @@ class Config:
     warnings: list[str] = field(default_factory=list)
     events_resolve_after: float = 300.0  # tocsin.events.resolve_after, else resolve_timeout
     alertmanager_resolve_after: float = 15000.0  # tocsin.alertmanager.resolve_after
+    go_templates: Any = None  # routing.gotemplate.Templates of the `templates:` files (None: Alertmanager's defaults)
 
     @property
     def hash(self) -> str:
@@ -198,7 +199,7 @@ def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
     return out
 
 
-def parse_config(text: str, env: EnvSettings | None = None) -> Config:
+def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None = None) -> Config:
     errors: list[ConfigError] = []
     warnings: list[str] = []
     try:
@@ -340,8 +341,17 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     errors.extend(_check_extensions(tocsin, receivers, route))
 
     templates = raw.get("templates") or []
-    if templates:
-        warnings.append("templates: Alertmanager Go templates are not rendered by Tocsin; Tocsin renders its Jinja2 templates (templates/) instead")
+    go_templates = None
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        errors.append(ConfigError("templates", "must be a list of file globs"))
+        templates = []
+    elif templates:  # Alertmanager loads (and checks) them with the config, relative to the config file
+        from routing.gotemplate import TemplateLoadError, Templates
+
+        try:
+            go_templates = Templates.load(templates, base_dir or os.getcwd())
+        except TemplateLoadError as e:
+            errors.append(ConfigError("templates", str(e)))
 
     if errors:
         raise ConfigErrors(errors)
@@ -349,6 +359,7 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     return Config(
         source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
         inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=list(templates),
+        go_templates=go_templates,
         tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
         alertmanager_resolve_after=alertmanager_resolve_after,
     )
@@ -399,7 +410,7 @@ def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) ->
         text = Path(path).read_text()
     except OSError as e:
         raise ConfigErrors([ConfigError("", f"cannot read {path}: {e.strerror}")]) from None
-    return parse_config(text, env)
+    return parse_config(text, env, base_dir=str(Path(path).resolve().parent))
 
 
 SECRET_VALUE_KEYS = {"token", "url", "api_url", "slack_api_url", "webhook_url", "routing_key", "service_key",

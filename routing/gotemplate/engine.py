@@ -57,9 +57,10 @@ def _parse_field(text: str) -> tuple[tuple[str, P.Tree], ...]:
 class Templates:
     """An immutable set of named template trees (build a new one to reload)."""
 
-    def __init__(self, trees: dict[str, P.Tree], files: tuple[str, ...] = ()):
+    def __init__(self, trees: dict[str, P.Tree], files: tuple[str, ...] = (), user_defined: frozenset[str] = frozenset()):
         self.trees = trees
         self.files = files
+        self.user_defined = user_defined  # the names the config's files define (or redefine)
 
     @classmethod
     def default(cls) -> "Templates":
@@ -69,20 +70,27 @@ class Templates:
     def load(cls, globs: list[str], base_dir: str = ".") -> "Templates":
         trees = dict(_default_trees())
         files: list[str] = []
+        names: set[str] = set()
         for g in globs:
             pattern = g if os.path.isabs(g) else os.path.join(base_dir, g)
-            for path in sorted(_glob.glob(pattern)):
+            try:
+                matches = sorted(_glob.glob(pattern, include_hidden=True))
+            except (OSError, ValueError) as e:
+                raise TemplateLoadError(f"{pattern}: {e}") from None
+            for path in matches:
                 try:
                     with open(path, encoding="utf-8") as f:
                         text = f.read()
                 except OSError as e:
                     raise TemplateLoadError(f"{path}: {e.strerror or e}") from None
                 try:
-                    _merge(trees, P.parse(os.path.basename(path), text, _has_func))
+                    parsed = P.parse(os.path.basename(path), text, _has_func)
                 except P.TemplateError as e:
                     raise TemplateLoadError(f"{path}: {e}") from None
+                _merge(trees, parsed)
+                names.update(k for k, t in parsed.items() if not t.is_empty())
                 files.append(path)
-        return cls(trees, tuple(files))
+        return cls(trees, tuple(files), frozenset(names))
 
     def names(self) -> list[str]:
         return sorted(self.trees)
