@@ -340,18 +340,7 @@ def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None
 
     errors.extend(_check_extensions(tocsin, receivers, route))
 
-    templates = raw.get("templates") or []
-    go_templates = None
-    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
-        errors.append(ConfigError("templates", "must be a list of file globs"))
-        templates = []
-    elif templates:  # Alertmanager loads (and checks) them with the config, relative to the config file
-        from routing.gotemplate import TemplateLoadError, Templates
-
-        try:
-            go_templates = Templates.load(templates, base_dir or os.getcwd())
-        except TemplateLoadError as e:
-            errors.append(ConfigError("templates", str(e)))
+    templates, go_templates = _load_templates(raw.get("templates") or [], base_dir, errors)
 
     if errors:
         raise ConfigErrors(errors)
@@ -363,6 +352,23 @@ def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None
         tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
         alertmanager_resolve_after=alertmanager_resolve_after,
     )
+
+
+def _load_templates(templates: Any, base_dir: str | None, errors: list[ConfigError]) -> tuple[list[str], Any]:
+    """The `templates:` globs and their parsed Go templates, loaded (and checked) with the config as Alertmanager
+    does, relative to the config file's folder."""
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        errors.append(ConfigError("templates", "must be a list of file globs"))
+        return [], None
+    if not templates:
+        return [], None
+    from routing.gotemplate import TemplateLoadError, Templates  # only configs with templates pay the import
+
+    try:
+        return list(templates), Templates.load(templates, base_dir or os.getcwd())
+    except TemplateLoadError as e:
+        errors.append(ConfigError("templates", str(e)))
+        return list(templates), None
 
 
 def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:

@@ -39,6 +39,8 @@ _URL_ATTRS = {"action", "archive", "background", "cite", "classid", "codebase", 
               "longdesc", "manifest", "poster", "profile", "src", "usemap", "xmlns"}
 _RAW_ELEMS = {"script", "style", "textarea", "title"}
 _TAG_RE = re.compile(r"<[^>]*>?")
+_TAG_START = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]*)")
+_ATTR_NAME = re.compile(r"[^\s=>/]+")
 
 
 def _replace(s: str, table: dict[str, str]) -> str:
@@ -139,105 +141,111 @@ class HtmlEscaper:
         self._buf = ""  # a partial "<!-" / "</scr" at the end of a text chunk
 
     # ---- text
-    def text(self, s: str) -> str:  # noqa: C901 - the HTML tokenizer's states
+    def text(self, s: str) -> str:
+        """The template text `s` as written (HTML comments removed), advancing the context over it."""
         s = self._buf + s
         self._buf = ""
         out: list[str] = []
-        i, n = 0, len(s)
-        while i < n:
-            st = self.state
-            if st == "text":
-                j = s.find("<", i)
-                if j < 0:
-                    out.append(s[i:])
-                    break
-                out.append(s[i:j])
-                rest = s[j:]
-                if rest.startswith("<!--"):
-                    self.state = "comment"
-                    i = j + 4
-                    continue
-                if len(rest) < 4 and "<!--".startswith(rest):
-                    self._buf = rest
-                    break
-                m = re.match(r"</?([A-Za-z][A-Za-z0-9:-]*)", rest)
-                if m:
-                    closing = rest[1] == "/"
-                    self.elem = "" if closing else m.group(1).lower()
-                    self.state = "tag"
-                    out.append(m.group(0))
-                    i = j + len(m.group(0))
-                    continue
-                out.append("<")
-                i = j + 1
-            elif st == "comment":
-                j = s.find("-->", i)
-                if j < 0:
-                    tail = s[max(i, n - 2):]
-                    self._buf = tail if tail in ("-", "--") else ""
-                    break
-                self.state = "text"
-                i = j + 3
-            elif st == "raw":
-                m = re.compile(r"</" + re.escape(self.elem) + r"(?=[\s/>])", re.I).search(s, i)
-                if not m:
-                    out.append(s[i:])
-                    break
-                out.append(s[i:m.start()])
-                i = m.start()
-                self.state = "text"
-            elif st == "tag":
-                c = s[i]
-                if c == ">":
-                    self.state = "raw" if self.elem in _RAW_ELEMS else "text"
-                    out.append(c)
-                    i += 1
-                elif c.isspace() or c == "/":
-                    out.append(c)
-                    i += 1
-                else:
-                    m = re.match(r"[^\s=>/]+", s[i:])
-                    name = m.group(0) if m else c
-                    self._set_attr(name)
-                    out.append(name)
-                    i += len(name)
-                    self.state = "attrname"
-            elif st == "attrname":
-                c = s[i]
-                if c.isspace():
-                    out.append(c)
-                    i += 1
-                elif c == "=":
-                    out.append(c)
-                    i += 1
-                    self.state = "beforevalue"
-                else:
-                    self.state = "tag"
-            elif st == "beforevalue":
-                c = s[i]
-                if c.isspace():
-                    out.append(c)
-                    i += 1
-                elif c in "\"'":
-                    out.append(c)
-                    i += 1
-                    self._start_value(c)
-                elif c == ">":
-                    self.state = "tag"
-                else:
-                    self._start_value(" ")
-            elif st == "attr":
-                end = self._value_end(s, i)
-                chunk = s[i:end]
-                self._url_advance(chunk)
-                out.append(chunk)
-                i = end
-                if end < n:
-                    if self.delim != " ":
-                        out.append(s[end])
-                        i += 1
-                    self.state = "tag"
+        i = 0
+        while i < len(s):
+            i = getattr(self, "_scan_" + self.state)(s, i, out)
         return "".join(out)
+
+    def _scan_text(self, s: str, i: int, out: list[str]) -> int:
+        j = s.find("<", i)
+        if j < 0:
+            out.append(s[i:])
+            return len(s)
+        out.append(s[i:j])
+        rest = s[j:]
+        if rest.startswith("<!--"):
+            self.state = "comment"
+            return j + 4
+        if len(rest) < 4 and "<!--".startswith(rest):
+            self._buf = rest  # maybe a comment opening split across chunks
+            return len(s)
+        m = _TAG_START.match(rest)
+        if m:
+            self.elem = "" if rest[1] == "/" else m.group(1).lower()
+            self.state = "tag"
+            out.append(m.group(0))
+            return j + len(m.group(0))
+        out.append("<")
+        return j + 1
+
+    def _scan_comment(self, s: str, i: int, out: list[str]) -> int:
+        j = s.find("-->", i)
+        if j < 0:
+            tail = s[max(i, len(s) - 2):]
+            self._buf = tail if tail in ("-", "--") else ""
+            return len(s)
+        self.state = "text"
+        return j + 3
+
+    def _scan_raw(self, s: str, i: int, out: list[str]) -> int:
+        m = re.compile(r"</" + re.escape(self.elem) + r"(?=[\s/>])", re.I).search(s, i)
+        if not m:
+            out.append(s[i:])
+            return len(s)
+        out.append(s[i:m.start()])
+        self.state = "text"
+        return m.start()
+
+    def _scan_tag(self, s: str, i: int, out: list[str]) -> int:
+        c = s[i]
+        if c == ">":
+            self.state = "raw" if self.elem in _RAW_ELEMS else "text"
+            out.append(c)
+            return i + 1
+        if c.isspace() or c == "/":
+            out.append(c)
+            return i + 1
+        m = _ATTR_NAME.match(s, i)
+        name = m.group(0) if m else c
+        self._set_attr(name)
+        out.append(name)
+        self.state = "attrname"
+        return i + len(name)
+
+    def _scan_attrname(self, s: str, i: int, out: list[str]) -> int:
+        c = s[i]
+        if c.isspace():
+            out.append(c)
+            return i + 1
+        if c == "=":
+            out.append(c)
+            self.state = "beforevalue"
+            return i + 1
+        self.state = "tag"
+        return i
+
+    def _scan_beforevalue(self, s: str, i: int, out: list[str]) -> int:
+        c = s[i]
+        if c.isspace():
+            out.append(c)
+            return i + 1
+        if c in "\"'":
+            out.append(c)
+            self._start_value(c)
+            return i + 1
+        if c == ">":
+            self.state = "tag"
+            return i
+        self._start_value(" ")
+        return i
+
+    def _scan_attr(self, s: str, i: int, out: list[str]) -> int:
+        end = self._value_end(s, i)
+        chunk = s[i:end]
+        self._url_advance(chunk)
+        out.append(chunk)
+        if end >= len(s):
+            return end
+        self.state = "tag"
+        if self.delim != " ":
+            out.append(s[end])
+            return end + 1
+        return end
 
     def _set_attr(self, name: str) -> None:
         a = name.lower()

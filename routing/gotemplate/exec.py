@@ -14,6 +14,7 @@ from typing import Any
 
 from . import parse as P
 from .gofmt import sprint_one
+from .gotime import GoDuration
 from .values import NO_VALUE, GoFunc, GoStruct, go_method, is_true, type_name
 
 MISSING = object()  # "no final value" of a pipeline stage
@@ -100,7 +101,7 @@ class State:
         self.walk(dot, tree.root)
         return "".join(self.out)
 
-    def walk(self, dot: Any, node: P.Node) -> None:  # noqa: C901 - one case per node type, as Go's walk
+    def walk(self, dot: Any, node: P.Node) -> None:
         self.node = node
         if isinstance(node, P.ListNode):
             for n in node.nodes:
@@ -140,54 +141,53 @@ class State:
         finally:
             self.pop(mark)
 
-    def walk_range(self, dot: Any, node: P.BranchNode) -> None:  # noqa: C901 - Go's walkRange
+    def walk_range(self, dot: Any, node: P.BranchNode) -> None:
+        """Go's walkRange: slices in order, maps in sorted key order, nil/empty runs the else branch."""
         mark0 = self.mark()
         try:
-            val = self.eval_pipeline(dot, node.pipe)
-            mark = self.mark()
-            decl = node.pipe.decl
-
-            def one(index: Any, elem: Any) -> bool:
-                if decl:
-                    if node.pipe.is_assign:
-                        self.set_var(decl[0].ident[0], index if len(decl) > 1 else elem)
-                    else:
-                        self.set_top(1, elem)
-                if len(decl) > 1:
-                    if node.pipe.is_assign:
-                        self.set_var(decl[1].ident[0], elem)
-                    else:
-                        self.set_top(2, index)
-                try:
-                    self.walk(elem, node.list)
-                except _Continue:
-                    pass
-                except _Break:
-                    return False
-                finally:
-                    self.pop(mark)
-                return True
-
-            if val is NO_VALUE or val is None:
-                items: list[tuple[Any, Any]] = []
-            elif isinstance(val, (list, tuple)):
-                items = list(enumerate(val))
-            elif isinstance(val, dict):
-                items = [(k, val[k]) for k in _sorted(val)]
-            elif isinstance(val, int) and not isinstance(val, bool) and type(val) is int:
-                raise self.errorf(f"range can't iterate over {val}")
-            else:
-                self.node = node
-                raise self.errorf(f"range can't iterate over {sprint_one(val)}")
+            items = self._range_items(node, self.eval_pipeline(dot, node.pipe))
             if not items:
                 if node.else_list is not None:
                     self.walk(dot, node.else_list)
                 return
+            mark = self.mark()
             for idx, elem in items:
-                if not one(idx, elem):
+                if not self._range_once(node, mark, idx, elem):
                     break
         finally:
             self.pop(mark0)
+
+    def _range_items(self, node: P.BranchNode, val: Any) -> list[tuple[Any, Any]]:
+        if val is NO_VALUE or val is None:
+            return []
+        if isinstance(val, (list, tuple)):
+            return list(enumerate(val))
+        if isinstance(val, dict):
+            return [(k, val[k]) for k in _sorted(val)]
+        self.node = node
+        raise self.errorf(f"range can't iterate over {sprint_one(val)}")
+
+    def _range_once(self, node: P.BranchNode, mark: int, index: Any, elem: Any) -> bool:
+        decl = node.pipe.decl
+        if decl:
+            if node.pipe.is_assign:
+                self.set_var(decl[0].ident[0], index if len(decl) > 1 else elem)
+            else:
+                self.set_top(1, elem)
+        if len(decl) > 1:
+            if node.pipe.is_assign:
+                self.set_var(decl[1].ident[0], elem)
+            else:
+                self.set_top(2, index)
+        try:
+            self.walk(elem, node.list)
+        except _Continue:
+            pass
+        except _Break:
+            return False
+        finally:
+            self.pop(mark)
+        return True
 
     def walk_template(self, dot: Any, node: P.TemplateNode) -> None:
         tree = self.trees.get(node.name)
@@ -225,7 +225,7 @@ class State:
         if len(args) > 1 or final is not MISSING:
             raise self.errorf(f"can't give argument to non-function {args[0]}")
 
-    def eval_command(self, dot: Any, cmd: P.CommandNode, final: Any) -> Any:  # noqa: C901 - Go's evalCommand
+    def eval_command(self, dot: Any, cmd: P.CommandNode, final: Any) -> Any:
         first = cmd.args[0]
         self.node = first
         if isinstance(first, P.FieldNode):
@@ -283,7 +283,7 @@ class State:
             receiver = self.eval_field(dot, idents[i], node, [], MISSING, receiver)
         return self.eval_field(dot, idents[n - 1], node, args, final, receiver)
 
-    def eval_field(self, dot: Any, name: str, node: P.Node, args: list[P.Node], final: Any,  # noqa: C901
+    def eval_field(self, dot: Any, name: str, node: P.Node, args: list[P.Node], final: Any,
                    receiver: Any) -> Any:
         if receiver is NO_VALUE:
             if self.missingkey == "error":
@@ -323,7 +323,7 @@ class State:
             raise self.errorf(f"{P._go_quote(node.ident)} is not a defined function")
         return self.eval_call(dot, fn, cmd or node, node.ident, args, final)
 
-    def eval_call(self, dot: Any, fn: GoFunc, node: P.Node, name: str, args: list[P.Node],  # noqa: C901
+    def eval_call(self, dot: Any, fn: GoFunc, node: P.Node, name: str, args: list[P.Node],
                   final: Any) -> Any:
         argn = list(args[1:]) if args else []
         num_in = len(argn) + (1 if final is not MISSING else 0)
@@ -362,52 +362,52 @@ class State:
         except Exception as e:  # a function's error or panic: Go reports it the same way
             raise self.errorf(f"error calling {name}: {e}") from None
 
-    def eval_arg(self, dot: Any, typ: str, n: P.Node) -> Any:  # noqa: C901 - Go's evalArg
+    def eval_arg(self, dot: Any, typ: str, n: P.Node) -> Any:
+        """Go's evalArg: a value node is evaluated and type-checked, a literal is converted by the parameter kind."""
         self.node = n
-        if isinstance(n, P.DotNode):
-            return self.validate_type(dot, typ)
         if isinstance(n, P.NilNode):
             if typ in ("any", "reflect", "[]string", "map"):
                 return None
             raise self.errorf(f"cannot assign nil to {typ}")
+        value = self._eval_value_node(dot, n)
+        if value is not MISSING:
+            return self.validate_type(value, typ)
+        return self._literal_arg(typ, n)
+
+    def _eval_value_node(self, dot: Any, n: P.Node) -> Any:
+        if isinstance(n, P.DotNode):
+            return dot
         if isinstance(n, P.FieldNode):
-            return self.validate_type(self.eval_field_chain(dot, dot, n, n.ident, [n], MISSING), typ)
+            return self.eval_field_chain(dot, dot, n, n.ident, [n], MISSING)
         if isinstance(n, P.VariableNode):
-            return self.validate_type(self.eval_variable(dot, n, [n], MISSING), typ)
+            return self.eval_variable(dot, n, [n], MISSING)
         if isinstance(n, P.PipeNode):
-            return self.validate_type(self.eval_pipeline(dot, n), typ)
+            return self.eval_pipeline(dot, n)
         if isinstance(n, P.IdentifierNode):
-            return self.validate_type(self.eval_function(dot, n, [n], MISSING), typ)
+            return self.eval_function(dot, n, [n], MISSING)
         if isinstance(n, P.ChainNode):
-            return self.validate_type(self.eval_chain(dot, n, [n], MISSING), typ)
+            return self.eval_chain(dot, n, [n], MISSING)
+        return MISSING
+
+    def _literal_arg(self, typ: str, n: P.Node) -> Any:
         if typ in ("any", "reflect"):
-            if isinstance(n, P.BoolNode):
-                return n.value
             if isinstance(n, P.NumberNode):
                 return self.ideal_constant(n)
-            if isinstance(n, P.StringNode):
+            if isinstance(n, (P.BoolNode, P.StringNode)):
                 return n.value
-        if typ == "string" and isinstance(n, P.StringNode):
+        if typ == "string" and isinstance(n, P.StringNode) or typ == "bool" and isinstance(n, P.BoolNode):
             return n.value
-        if typ == "bool" and isinstance(n, P.BoolNode):
-            return n.value
-        if typ == "int" and isinstance(n, P.NumberNode):
-            if n.is_int:
-                return n.int_value
-            raise self.errorf(f"expected integer; found {n}")
-        if typ == "float64" and isinstance(n, P.NumberNode):
-            if n.is_float:
+        if isinstance(n, P.NumberNode) and typ in ("int", "float64", "Duration"):
+            if typ == "float64" and n.is_float:
                 return n.float_value
-            raise self.errorf(f"expected float; found {n}")
-        if typ == "Duration" and isinstance(n, P.NumberNode) and n.is_int:
-            from .gotime import GoDuration
-            return GoDuration(n.int_value)
+            if n.is_int:
+                return n.int_value if typ != "Duration" else GoDuration(n.int_value)
         want = {"string": "string", "int": "integer", "float64": "float", "bool": "bool"}.get(typ)
         if want:
             raise self.errorf(f"expected {want}; found {n}")
         raise self.errorf(f"can't handle {n} for arg of type {typ}")
 
-    def validate_type(self, value: Any, typ: str) -> Any:  # noqa: C901 - one case per Go parameter type
+    def validate_type(self, value: Any, typ: str) -> Any:
         if typ in ("reflect",):
             return value
         if value is NO_VALUE or value is MISSING:

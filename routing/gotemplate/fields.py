@@ -122,6 +122,13 @@ class SlackFields(_Renderer):
         return cls(templates, values, fields, actions, bool(d.get("short_fields", False)),
                    bool(d.get("link_names", False)), mrkdwn_in)
 
+    @classmethod
+    def build(cls, d: dict[str, Any], path: str, templates: Templates | None) -> "SlackFields | None":
+        """Alertmanager's message for this slack_config, or None when Tocsin's own message applies."""
+        if not alertmanager_mode(d, templates, "slack", SLACK_MESSAGE_KEYS):
+            return None
+        return cls.from_config(d, path, templates)
+
     def payload(self, n: Notification, now: Callable[[], float] | None = None) -> dict[str, Any]:
         """notify/slack's request body for `n` (raises FieldRenderError when a template fails)."""
         tmpl = self.bind(n, now)
@@ -195,6 +202,12 @@ class PagerDutyFields(_Renderer):
 
     def templated(self) -> bool:
         return bool(self.values or self.details or self.links or self.images)
+
+    @classmethod
+    def build(cls, d: dict[str, Any], path: str, templates: Templates | None) -> "PagerDutyFields | None":
+        """The templated fields of a pagerduty_config, or None when it has none."""
+        f = cls.from_config(d, path, templates)
+        return f if f.templated() else None
 
     def render(self, n: Notification, now: Callable[[], float] | None = None) -> dict[str, Any]:
         """{key: rendered} for the templated keys ("description" truncated to 1024 characters as Alertmanager

@@ -106,7 +106,7 @@ def _bad(sp: _Spec, v: Any) -> str:
     return f"%!{sp.verb}({type_name(v)}={sprint_one(v)})"
 
 
-def _fmt_int(v: int, sp: _Spec) -> str:  # noqa: C901 - one case per verb
+def _fmt_int(v: int, sp: _Spec) -> str:
     verb = sp.verb
     if verb == "c":
         return _pad(chr(v), sp)
@@ -207,35 +207,9 @@ def _sorted_keys(d: dict) -> list:
         return list(d)
 
 
-def fmt_value(v: Any, sp: _Spec, depth: int = 0) -> str:  # noqa: C901 - Go's printArg/printValue
-    verb = sp.verb
-    if verb == "T":
-        return _pad(type_name(v), sp)
-    if v is NO_VALUE:
-        return "<no value>" if verb in "vs" else f"%!{verb}(<no value>)"
-    if v is None:
-        if verb == "v":
-            return _pad("<nil>", sp)
-        return f"%!{verb}(<nil>)"
-    # Stringer (and error) for %v %s %x %X %q
-    if verb in "vsxXq" and not sp.sharpv:
-        m = go_method(v, "String")
-        if m is not None and not isinstance(v, GoFunc):
-            return _fmt_str(m(), sp)
-    if isinstance(v, bool):
-        if verb in "tv":
-            return _pad("true" if v else "false", sp)
-        return _bad(sp, v)
-    if isinstance(v, int):
-        return _fmt_int(int(v), sp)
-    if isinstance(v, float):
-        return _fmt_float(v, sp)
-    if isinstance(v, str):
-        return _fmt_str(str(v), sp)
+def _fmt_composite(v: Any, sp: _Spec, depth: int) -> str | None:
     if isinstance(v, dict):
-        inner = []
-        for k in _sorted_keys(v):
-            inner.append(fmt_value(k, sp, depth + 1) + ":" + fmt_value(v[k], sp, depth + 1))
+        inner = [fmt_value(k, sp, depth + 1) + ":" + fmt_value(v[k], sp, depth + 1) for k in _sorted_keys(v)]
         return "map[" + " ".join(inner) + "]"
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(fmt_value(x, sp, depth + 1) for x in v) + "]"
@@ -245,9 +219,38 @@ def fmt_value(v: Any, sp: _Spec, depth: int = 0) -> str:  # noqa: C901 - Go's pr
             s = fmt_value(getattr(v, f), sp, depth + 1)
             parts.append(f"{f}:{s}" if sp.plusv else s)
         return "{" + " ".join(parts) + "}"
-    if isinstance(v, GoFunc):
-        return "0x1"
-    return _pad(str(v), sp)
+    return None
+
+
+def _fmt_nil(v: Any, verb: str, sp: _Spec) -> str:
+    if v is NO_VALUE:
+        return "<no value>" if verb in "vs" else f"%!{verb}(<no value>)"
+    return _pad("<nil>", sp) if verb == "v" else f"%!{verb}(<nil>)"
+
+
+def fmt_value(v: Any, sp: _Spec, depth: int = 0) -> str:
+    """Go's printArg/printValue for one operand."""
+    verb = sp.verb
+    if verb == "T":
+        return _pad(type_name(v), sp)
+    if v is NO_VALUE or v is None:
+        return _fmt_nil(v, verb, sp)
+    if verb in "vsxXq" and not sp.sharpv and not isinstance(v, GoFunc):  # Stringer
+        m = go_method(v, "String")
+        if m is not None:
+            return _fmt_str(m(), sp)
+    if isinstance(v, bool):
+        return _pad("true" if v else "false", sp) if verb in "tv" else _bad(sp, v)
+    if isinstance(v, int):
+        return _fmt_int(int(v), sp)
+    if isinstance(v, float):
+        return _fmt_float(v, sp)
+    if isinstance(v, str):
+        return _fmt_str(str(v), sp)
+    composite = _fmt_composite(v, sp, depth)
+    if composite is not None:
+        return composite
+    return "0x1" if isinstance(v, GoFunc) else _pad(str(v), sp)
 
 
 def sprint_one(v: Any) -> str:
@@ -271,94 +274,106 @@ def sprintln(args: list[Any]) -> str:
     return " ".join(sprint_one(a) for a in args) + "\n"
 
 
-def sprintf(fmt: str, args: list[Any]) -> str:  # noqa: C901 - Go's doPrintf
-    out: list[str] = []
-    argn = 0
-    i, n = 0, len(fmt)
-    reordered = False
-    while i < n:
-        j = fmt.find("%", i)
-        if j < 0:
-            out.append(fmt[i:])
-            break
-        out.append(fmt[i:j])
-        i = j + 1
-        sp = _Spec()
-        while i < n and fmt[i] in "+-# 0":
-            c = fmt[i]
-            if c == "+":
-                sp.plus = True
-            elif c == "-":
-                sp.minus = True
-                sp.zero = False
-            elif c == "#":
-                sp.sharp = True
-            elif c == " ":
-                sp.space = True
+class _Printf:
+    """Go's doPrintf state: the format, the operands and the next operand's index."""
+
+    def __init__(self, fmt: str, args: list[Any]):
+        self.fmt, self.args = fmt, args
+        self.i = 0
+        self.argn = 0
+        self.reordered = False
+        self.out: list[str] = []
+
+    def _flags(self, sp: _Spec) -> None:
+        fmt = self.fmt
+        while self.i < len(fmt) and fmt[self.i] in "+-# 0":
+            c = fmt[self.i]
+            if c == "-":
+                sp.minus, sp.zero = True, False
             elif c == "0":
                 sp.zero = not sp.minus
-            i += 1
-        # argument index [n]
-        if i < n and fmt[i] == "[":
-            k = fmt.find("]", i)
-            if k > 0 and fmt[i + 1:k].isdigit():
-                argn = int(fmt[i + 1:k]) - 1
-                reordered = True
-                i = k + 1
-        if i < n and fmt[i] == "*":
-            i += 1
-            if argn < len(args) and isinstance(args[argn], int) and not isinstance(args[argn], bool):
-                sp.width = args[argn]
-                if sp.width < 0:
-                    sp.minus, sp.width = True, -sp.width
             else:
-                out.append("%!(BADWIDTH)")
-            argn += 1
-        else:
-            s = i
-            while i < n and fmt[i].isdigit():
-                i += 1
-            if i > s:
-                sp.width = int(fmt[s:i])
-        if i < n and fmt[i] == ".":
-            i += 1
-            if i < n and fmt[i] == "*":
-                i += 1
-                if argn < len(args) and isinstance(args[argn], int) and not isinstance(args[argn], bool):
-                    sp.prec = args[argn] if args[argn] >= 0 else None
-                else:
-                    out.append("%!(BADPREC)")
-                argn += 1
-            else:
-                s = i
-                while i < n and fmt[i].isdigit():
-                    i += 1
-                sp.prec = int(fmt[s:i]) if i > s else 0
-        if i >= n:
-            out.append("%!(NOVERB)")
-            break
-        verb = fmt[i]
-        i += 1
-        if verb == "%":
-            out.append("%")
-            continue
+                setattr(sp, {"+": "plus", "#": "sharp", " ": "space"}[c], True)
+            self.i += 1
+
+    def _arg_index(self) -> None:
+        fmt = self.fmt
+        if self.i < len(fmt) and fmt[self.i] == "[":
+            k = fmt.find("]", self.i)
+            if k > 0 and fmt[self.i + 1:k].isdigit():
+                self.argn = int(fmt[self.i + 1:k]) - 1
+                self.reordered = True
+                self.i = k + 1
+
+    def _number(self, bad: str) -> int | None:
+        """A width or precision: digits, or `*` taking an int operand; None when absent."""
+        fmt = self.fmt
+        if self.i < len(fmt) and fmt[self.i] == "*":
+            self.i += 1
+            a = self.args[self.argn] if self.argn < len(self.args) else None
+            self.argn += 1
+            if type(a) is int:
+                return a
+            self.out.append(bad)
+            return None
+        start = self.i
+        while self.i < len(fmt) and fmt[self.i].isdigit():
+            self.i += 1
+        return int(fmt[start:self.i]) if self.i > start else None
+
+    def _spec(self) -> _Spec:
+        sp = _Spec()
+        self._flags(sp)
+        self._arg_index()
+        sp.width = self._number("%!(BADWIDTH)")
+        if sp.width is not None and sp.width < 0:
+            sp.minus, sp.width = True, -sp.width
+        if self.i < len(self.fmt) and self.fmt[self.i] == ".":
+            self.i += 1
+            prec = self._number("%!(BADPREC)")
+            sp.prec = 0 if prec is None else prec if prec >= 0 else None
+        return sp
+
+    def _verb(self, sp: _Spec, verb: str) -> None:
         sp.verb = verb
         if verb == "v":
             sp.plusv, sp.sharpv = sp.plus, sp.sharp
             sp.plus = sp.sharp = False
-        if argn >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-            continue
-        a = args[argn]
-        argn += 1
-        if verb == "v" and sp.sharpv:
-            out.append(go_syntax(a))
-            continue
-        out.append(fmt_value(a, sp))
-    if not reordered and argn < len(args):
-        extra = ", ".join(("<nil>" if a is None else f"{type_name(a)}={sprint_one(a)}") for a in args[argn:])
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
+        if self.argn >= len(self.args):
+            self.out.append(f"%!{verb}(MISSING)")
+            return
+        a = self.args[self.argn]
+        self.argn += 1
+        self.out.append(go_syntax(a) if verb == "v" and sp.sharpv else fmt_value(a, sp))
+
+    def run(self) -> str:
+        fmt, n = self.fmt, len(self.fmt)
+        while self.i < n:
+            j = fmt.find("%", self.i)
+            if j < 0:
+                self.out.append(fmt[self.i:])
+                break
+            self.out.append(fmt[self.i:j])
+            self.i = j + 1
+            sp = self._spec()
+            if self.i >= n:
+                self.out.append("%!(NOVERB)")
+                break
+            verb = fmt[self.i]
+            self.i += 1
+            if verb == "%":
+                self.out.append("%")
+            else:
+                self._verb(sp, verb)
+        if not self.reordered and self.argn < len(self.args):
+            extra = ", ".join("<nil>" if a is None else f"{type_name(a)}={sprint_one(a)}" for a in self.args[self.argn:])
+            self.out.append(f"%!(EXTRA {extra})")
+        return "".join(self.out)
+
+
+def sprintf(fmt: str, args: list[Any]) -> str:
+    """fmt.Sprintf."""
+    return _Printf(fmt, args).run()
 
 
 def go_syntax(v: Any) -> str:

@@ -149,10 +149,6 @@ class GoTime:
             return cls(ZERO_UNIX_NS)
         return cls(round(seconds * 1e6) * 1000)
 
-    def _dt(self) -> datetime:
-        sec, ns = divmod(self.ns, 10**9)
-        return (_EPOCH + timedelta(seconds=sec)).astimezone(self.loc).replace(microsecond=0) + timedelta(0), ns
-
     def parts(self) -> tuple[datetime, int]:
         sec, ns = divmod(self.ns, 10**9)
         dt = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=sec)
@@ -255,67 +251,66 @@ def _zone(t: GoTime, dt: datetime) -> tuple[str, int]:
     return name, off
 
 
-_STD = [  # longest first where prefixes overlap
-    "January", "Jan", "Monday", "Mon", "MST",
-    "2006", "2", "_2", "__2", "002", "01", "02", "03", "04", "05", "06", "1", "15", "3", "4", "5",
-    "PM", "pm", "-070000", "-07:00:00", "-0700", "-07:00", "-07", "Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07",
-]
+# Layout elements of Go's time.Format, longest first where one is a prefix of another.
+_ELEMENTS = ("January", "Jan", "Monday", "Mon", "MST", "2006", "__2", "_2", "002", "01", "02", "03", "04", "05",
+             "06", "15", "1", "2", "3", "4", "5", "PM", "pm", "-07:00:00", "-070000", "-07:00", "-0700", "-07",
+             "Z07:00:00", "Z070000", "Z07:00", "Z0700", "Z07")
 
 
-def _next_std(layout: str, i: int) -> str | None:  # noqa: C901 - Go's nextStdChunk, one case per leading char
-    c = layout[i]
+def _next_std(layout: str, i: int) -> str | None:
+    """Go's nextStdChunk: the layout element starting at i, if any."""
     rest = layout[i:]
-    if c == "J":
-        if rest.startswith("Jan"):
-            return "January" if rest.startswith("January") else "Jan"
-    elif c == "M":
-        if rest.startswith("Mon"):
-            if rest.startswith("Monday"):
-                return "Monday"
-            if not (len(rest) > 3 and rest[3].islower()):
-                return "Mon"
-        if rest.startswith("MST"):
-            return "MST"
-    elif c == "0":
-        if len(rest) > 1 and rest[1] in "123456":
-            return rest[:2]
-        if rest.startswith("002"):
-            return "002"
-    elif c == "1":
-        return "15" if rest.startswith("15") else "1"
-    elif c == "2":
-        if rest.startswith("2006"):
-            return "2006"
-        return "2"
-    elif c == "_":
-        if rest.startswith("_2"):
-            if rest.startswith("_2006"):
+    if rest[0] in ".," and len(rest) > 1 and rest[1] in "09":
+        j = 1
+        while j < len(rest) and rest[j] == rest[1]:
+            j += 1
+        return None if j < len(rest) and rest[j].isdigit() else rest[:j]
+    for e in _ELEMENTS:
+        if rest.startswith(e):
+            if e == "Mon" and not rest.startswith("Monday") and len(rest) > 3 and rest[3].islower():
+                return None  # "Month" is not a weekday
+            if e == "_2" and rest.startswith("_2006"):
                 return None  # "_" then "2006"
-            return "__2" if rest.startswith("__2") else "_2"
-    elif c in "345":
-        return c
-    elif c == "P":
-        if rest.startswith("PM"):
-            return "PM"
-    elif c == "p":
-        if rest.startswith("pm"):
-            return "pm"
-    elif c in "-Z":
-        for s in ("-070000", "-07:00:00", "-0700", "-07:00", "-07") if c == "-" else (
-                "Z070000", "Z07:00:00", "Z0700", "Z07:00", "Z07"):
-            if rest.startswith(s):
-                return s
-    elif c in ".,":
-        if len(rest) > 1 and rest[1] in "09":
-            j = 1
-            while j < len(rest) and rest[j] == rest[1]:
-                j += 1
-            if not (j < len(rest) and rest[j].isdigit()):
-                return rest[:j]
+            return e
     return None
 
 
-def go_format(t: GoTime, layout: str) -> str:  # noqa: C901 - Go's AppendFormat, one case per element
+def _fmt_hour12(dt: datetime, std: str) -> str:
+    h = dt.hour % 12 or 12
+    return str(h) if std == "3" else f"{h:02d}"
+
+
+_FORMATTERS = {
+    "2006": lambda dt: f"{dt.year:04d}", "06": lambda dt: f"{dt.year % 100:02d}",
+    "January": lambda dt: MONTHS[dt.month - 1], "Jan": lambda dt: MONTHS[dt.month - 1][:3],
+    "01": lambda dt: f"{dt.month:02d}", "1": lambda dt: str(dt.month),
+    "Monday": lambda dt: DAYS[(dt.weekday() + 1) % 7], "Mon": lambda dt: DAYS[(dt.weekday() + 1) % 7][:3],
+    "2": lambda dt: str(dt.day), "_2": lambda dt: f"{dt.day:2d}", "02": lambda dt: f"{dt.day:02d}",
+    "__2": lambda dt: f"{dt.timetuple().tm_yday:3d}", "002": lambda dt: f"{dt.timetuple().tm_yday:03d}",
+    "15": lambda dt: f"{dt.hour:02d}", "3": lambda dt: _fmt_hour12(dt, "3"), "03": lambda dt: _fmt_hour12(dt, "03"),
+    "4": lambda dt: str(dt.minute), "04": lambda dt: f"{dt.minute:02d}",
+    "5": lambda dt: str(dt.second), "05": lambda dt: f"{dt.second:02d}",
+    "PM": lambda dt: "PM" if dt.hour >= 12 else "AM", "pm": lambda dt: "pm" if dt.hour >= 12 else "am",
+}
+
+
+def _fmt_element(std: str, dt: datetime, ns: int, zname: str, off: int) -> str:
+    f = _FORMATTERS.get(std)
+    if f is not None:
+        return f(dt)
+    if std == "MST":
+        return zname or _offset(off, "-0700")
+    if std[0] in "-Z":
+        return "Z" if std[0] == "Z" and off == 0 else _offset(off, "-" + std[1:])
+    frac = f"{ns:09d}"[:len(std) - 1]  # .000 / .999 (fraction of a second)
+    if std[1] == "9":
+        frac = frac.rstrip("0")
+        return std[0] + frac if frac else ""
+    return std[0] + frac
+
+
+def go_format(t: GoTime, layout: str) -> str:
+    """time.Time.Format with a Go layout ("2006-01-02 15:04:05.999999999 -0700 MST")."""
     dt, ns = t.parts()
     zname, off = _zone(t, dt)
     out: list[str] = []
@@ -327,63 +322,7 @@ def go_format(t: GoTime, layout: str) -> str:  # noqa: C901 - Go's AppendFormat,
             i += 1
             continue
         i += len(std)
-        if std == "2006":
-            out.append(f"{dt.year:04d}")
-        elif std == "06":
-            out.append(f"{dt.year % 100:02d}")
-        elif std == "January":
-            out.append(MONTHS[dt.month - 1])
-        elif std == "Jan":
-            out.append(MONTHS[dt.month - 1][:3])
-        elif std == "01":
-            out.append(f"{dt.month:02d}")
-        elif std == "1":
-            out.append(str(dt.month))
-        elif std == "Monday":
-            out.append(DAYS[(dt.weekday() + 1) % 7])
-        elif std == "Mon":
-            out.append(DAYS[(dt.weekday() + 1) % 7][:3])
-        elif std == "2":
-            out.append(str(dt.day))
-        elif std == "_2":
-            out.append(f"{dt.day:2d}")
-        elif std == "02":
-            out.append(f"{dt.day:02d}")
-        elif std == "__2":
-            out.append(f"{dt.timetuple().tm_yday:3d}")
-        elif std == "002":
-            out.append(f"{dt.timetuple().tm_yday:03d}")
-        elif std == "15":
-            out.append(f"{dt.hour:02d}")
-        elif std in ("3", "03"):
-            h = dt.hour % 12 or 12
-            out.append(str(h) if std == "3" else f"{h:02d}")
-        elif std in ("4", "04"):
-            out.append(str(dt.minute) if std == "4" else f"{dt.minute:02d}")
-        elif std in ("5", "05"):
-            out.append(str(dt.second) if std == "5" else f"{dt.second:02d}")
-        elif std in ("PM", "pm"):
-            s = "PM" if dt.hour >= 12 else "AM"
-            out.append(s if std == "PM" else s.lower())
-        elif std == "MST":
-            if zname:
-                out.append(zname)
-            else:
-                out.append(_offset(off, "-0700"))
-        elif std[0] in "-Z":
-            if std[0] == "Z" and off == 0:
-                out.append("Z")
-            else:
-                out.append(_offset(off, "-" + std[1:]))
-        elif std[0] in ".,":
-            digits = len(std) - 1
-            frac = f"{ns:09d}"[:digits]
-            if std[1] == "9":
-                frac = frac.rstrip("0")
-                if frac:
-                    out.append(std[0] + frac)
-            else:
-                out.append(std[0] + frac)
+        out.append(_fmt_element(std, dt, ns, zname, off))
     return "".join(out)
 
 

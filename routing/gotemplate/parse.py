@@ -104,7 +104,8 @@ class Lexer:
                 q += 1
             self.pos = q
 
-    def _inside(self) -> None:  # noqa: C901 - one state machine, as Go's lexInsideAction
+    def _inside(self) -> None:
+        """lexInsideAction: the tokens of one action up to its right delimiter."""
         t = self.text
         if t.startswith("/*", self.pos):
             self._comment()
@@ -117,76 +118,70 @@ class Lexer:
                 return
             if self.pos >= len(t):
                 raise self.err("unclosed action")
-            c = t[self.pos]
-            start = self.pos
-            if c in SPACE_CHARS:
-                while self.pos < len(t) and t[self.pos] in SPACE_CHARS:
-                    self.pos += 1
-                self.emit("space", start)
-                continue
-            if t.startswith(RIGHT, self.pos):
-                if self.paren:
-                    raise self.err("unclosed left paren")
-            if c == "=":
+            if t.startswith(RIGHT, self.pos) and self.paren:
+                raise self.err("unclosed left paren")
+            self._token(t[self.pos], self.pos)
+
+    _SINGLE = {"=": "assign", "|": "pipe", ",": "comma", "(": "lparen", ")": "rparen"}
+
+    def _token(self, c: str, start: int) -> None:
+        t = self.text
+        if c in SPACE_CHARS:
+            while self.pos < len(t) and t[self.pos] in SPACE_CHARS:
                 self.pos += 1
-                self.emit("assign", start)
-            elif c == ":":
-                if not t.startswith(":=", self.pos):
-                    raise self.err("expected :=")
-                self.pos += 2
-                self.emit("declare", start)
-            elif c == "|":
-                self.pos += 1
-                self.emit("pipe", start)
-            elif c == '"':
-                self._quote(start)
-            elif c == "`":
-                j = t.find("`", self.pos + 1)
-                if j < 0:
-                    raise self.err("unterminated raw quoted string")
-                self.pos = j + 1
-                self.emit("rawstring", start)
-            elif c == "'":
-                self._char(start)
-            elif c == "$":
-                self.pos += 1
+            self.emit("space", start)
+        elif c in self._SINGLE:
+            self.pos += 1
+            self.paren += {"(": 1, ")": -1}.get(c, 0)
+            if self.paren < 0:
+                raise self.err("unexpected right paren U+0029 ')'")
+            self.emit(self._SINGLE[c], start)
+        elif c == ":":
+            if not t.startswith(":=", self.pos):
+                raise self.err("expected :=")
+            self.pos += 2
+            self.emit("declare", start)
+        elif c in "\"`'":
+            self._quoted(c, start)
+        elif c == "$":
+            self.pos += 1
+            self._word()
+            self.emit("var", start)
+        elif c == "." and not (self.pos + 1 < len(t) and t[self.pos + 1].isdigit()):
+            self.pos += 1
+            if self.pos < len(t) and _alnum(t[self.pos]):
                 self._word()
-                self.emit("var", start)
-            elif c == "." and not (self.pos + 1 < len(t) and t[self.pos + 1].isdigit()):
-                self.pos += 1
-                if self.pos < len(t) and _alnum(t[self.pos]):
-                    self._word()
-                    self.emit("field", start)
-                else:
-                    self.emit("dot", start)
-            elif c in "+-" or c.isdigit() or c == ".":
-                self._number(start)
-            elif _alnum(c):
-                self._word()
-                w = t[start:self.pos]
-                if self.pos < len(t) and t[self.pos] == "." and w not in KEYWORDS and w not in ("true", "false"):
-                    pass
-                kind = "kw" if w in KEYWORDS else "bool" if w in ("true", "false") else "ident"
-                if w == "nil":
-                    kind = "nil"
-                self.emit(kind, start)
-                if kind in ("ident", "bool", "nil") or w == "nil":
-                    self._check_term_end()
-            elif c == "(":
-                self.pos += 1
-                self.paren += 1
-                self.emit("lparen", start)
-            elif c == ")":
-                self.pos += 1
-                self.paren -= 1
-                if self.paren < 0:
-                    raise self.err("unexpected right paren U+0029 ')'")
-                self.emit("rparen", start)
-            elif c == ",":
-                self.pos += 1
-                self.emit("comma", start)
+                self.emit("field", start)
             else:
-                raise self.err(f"unrecognized character in action: {_quote_rune(c)}")
+                self.emit("dot", start)
+        elif c in "+-." or c.isdigit():
+            self._number(start)
+        elif _alnum(c):
+            self._identifier(start)
+        else:
+            raise self.err(f"unrecognized character in action: {_quote_rune(c)}")
+
+    def _quoted(self, c: str, start: int) -> None:
+        if c == '"':
+            self._quote(start)
+        elif c == "'":
+            self._char(start)
+        else:
+            j = self.text.find("`", self.pos + 1)
+            if j < 0:
+                raise self.err("unterminated raw quoted string")
+            self.pos = j + 1
+            self.emit("rawstring", start)
+
+    def _identifier(self, start: int) -> None:
+        self._word()
+        w = self.text[start:self.pos]
+        kind = "kw" if w in KEYWORDS else "bool" if w in ("true", "false") else "ident"
+        if w == "nil":
+            kind = "nil"
+        self.emit(kind, start)
+        if kind != "kw":
+            self._check_term_end()
 
     def _check_term_end(self) -> None:
         t = self.text
@@ -780,7 +775,7 @@ class Parser:
                 node = ChainNode(node.pos, node.line, node, fields)
         return node
 
-    def term(self) -> Node | None:  # noqa: C901 - one case per token kind, as Go's term()
+    def term(self) -> Node | None:
         t = self.next_ns()
         k = t.kind
         if k == "ident":

@@ -60,38 +60,26 @@ class GoFunc:
         self.returns_error, self.raw = returns_error, raw
 
 
-def type_name(v: Any) -> str:  # noqa: C901 - a table of Go types
+_SCALAR_TYPES = ((bool, "bool"), (GoDuration, "time.Duration"), (Month, "time.Month"), (Weekday, "time.Weekday"),
+                 (int, "int"), (float, "float64"), (HTML, "template.HTML"), (str, "string"), (GoTime, "time.Time"))
+
+
+def type_name(v: Any) -> str:
+    """The Go type name of a value (for %T and error messages)."""
     if v is None:
         return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, GoDuration):
-        return "time.Duration"
-    if isinstance(v, Month):
-        return "time.Month"
-    if isinstance(v, Weekday):
-        return "time.Weekday"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, HTML):
-        return "template.HTML"
-    if isinstance(v, str):
-        return "string"
-    gt = getattr(v, "go_type", None)
-    if gt and not isinstance(v, GoMap) or isinstance(v, GoMap) and type(v) is not GoMap:
+    for cls, name in _SCALAR_TYPES:
+        if isinstance(v, cls):
+            return name
+    gt = getattr(type(v), "go_type", None)
+    if gt and type(v) not in (GoMap,):
         return gt
     if isinstance(v, dict):
         return "map[string]interface {}"
     if isinstance(v, list):
-        if v and all(isinstance(x, str) for x in v):
-            return "[]string"
-        return "[]interface {}"
+        return "[]string" if v and all(isinstance(x, str) for x in v) else "[]interface {}"
     if isinstance(v, GoFunc):
         return "func"
-    if isinstance(v, GoTime):
-        return "time.Time"
     return "interface {}"
 
 

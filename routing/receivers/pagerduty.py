@@ -160,14 +160,13 @@ class PagerDutyReceiver:
         templates_dir = _literal(d, "templates_dir", path)
         if renderer is None and templates_dir:
             renderer = Renderer(templates_dir)
-        go_fields = PagerDutyFields.from_config(d, path, go_templates)
         return cls(
             integration, clock, routing_key=routing_key.strip(), events_url=url, send_resolved=send_resolved,
             source=_literal(d, "source", path), client=_literal(d, "client", path) or "Tocsin",
             client_url=_literal(d, "client_url", path), severity=severity,
             component=_literal(d, "component", path), group=_literal(d, "group", path),
             class_=_literal(d, "class", path), details=details, links=links, images=images,
-            renderer=renderer, timeout=float(timeout), go_fields=go_fields if go_fields.templated() else None,
+            renderer=renderer, timeout=float(timeout), go_fields=PagerDutyFields.build(d, path, go_templates),
         )
 
     # -- events ---------------------------------------------------------------------------------------

@@ -155,15 +155,12 @@ class SlackReceiver:
         templates_dir = _opt_str(d, "templates_dir", path)
         if renderer is None and templates_dir:
             renderer = Renderer(templates_dir)
-        am_fields = None
-        if fields_mod.alertmanager_mode(d, go_templates, "slack", fields_mod.SLACK_MESSAGE_KEYS):
-            am_fields = fields_mod.SlackFields.from_config(d, path, go_templates)
         return cls(
             integration, clock, bot_token=bot_token, webhook_url=None if bot_token else api_url,
             channel=channel, username=_opt_str(d, "username", path), icon_emoji=_opt_str(d, "icon_emoji", path),
             icon_url=_opt_str(d, "icon_url", path), send_resolved=send_resolved, api_base_url=api_base_url,
             signing_secret=signing_secret, thread_updates=thread_updates, max_wait=float(max_wait),
-            pacer=pacer, renderer=renderer, am_fields=am_fields,
+            pacer=pacer, renderer=renderer, am_fields=fields_mod.SlackFields.build(d, path, go_templates),
         )
 
     # -- sending -------------------------------------------------------------------------------------
