@@ -271,8 +271,8 @@ class State:
         return self.eval_field_chain(dot, value, v, v.ident[1:], args, final)
 
     def eval_chain(self, dot: Any, chain: P.ChainNode, args: list[P.Node], final: Any) -> Any:
-        if len(args) > 1:
-            raise self.errorf(f"can't give argument to non-function {chain.node}")
+        if isinstance(chain.node, P.NilNode):
+            raise self.errorf(f"indirection through explicit nil in {chain}")
         pipe = self.eval_arg(dot, "any", chain.node)
         return self.eval_field_chain(dot, pipe, chain, chain.field, args, final)
 
