@@ -18,7 +18,7 @@ def note(**over) -> Notification:
         Alert(labels={"alertname": "Up", "job": "api", "instance": "b"}, annotations={"v": "0.25"}, starts_at=T0 - 30,
               ends_at=T0 - 1),
     ]
-    kw = dict(id="n", receiver="team (a)", integration="slack/0", group_key="{}", group_labels={"alertname": "Up"},
+    kw = dict(id="n", receiver=quote_meta("team (a)"), integration="slack/0", group_key="{}", group_labels={"alertname": "Up"},
               status="firing", alerts=alerts, timestamp=T0, reason="first flush", external_url="http://am:9093")
     kw.update(over)
     return Notification(**kw)
@@ -29,7 +29,7 @@ def r(text: str, n: Notification | None = None, now: float = T0, html: bool = Fa
 
 
 @pytest.mark.parametrize("text,want", [
-    ("{{ .Receiver }}", "team \\(a\\)"),  # regexp.QuoteMeta, as Alertmanager's Template.Data does
+    ("{{ .Receiver }}", "team \\(a\\)"),  # QuoteMeta'd (by the dispatcher), as Alertmanager's Template.Data is
     ("{{ .Status }} {{ len .Alerts.Firing }} {{ len .Alerts.Resolved }}", "firing 1 1"),
     ("{{ range .Alerts }}{{ .Status }} {{ end }}", "firing resolved "),
     ("{{ (index .Alerts 0).EndsAt }}", "0001-01-01 00:00:00 +0000 UTC"),  # cleared for firing alerts
@@ -45,6 +45,10 @@ def r(text: str, n: Notification | None = None, now: float = T0, html: bool = Fa
 def test_template_data(text: str, want: str) -> None:
     """template.Data is built as Alertmanager builds it."""
     assert r(text) == want
+
+
+def test_quote_meta_is_gos() -> None:
+    assert quote_meta(r"a.b+(c)|[d]{e}^$*?\ f-g") == r"a\.b\+\(c\)\|\[d\]\{e\}\^\$\*\?\\ f-g"
 
 
 def test_sorted_pairs_put_alertname_first() -> None:

@@ -3,9 +3,10 @@
 Data{Receiver, Status, Alerts, GroupLabels, CommonLabels, CommonAnnotations, ExternalURL}; Alert{Status, Labels,
 Annotations, StartsAt, EndsAt, GeneratorURL, Fingerprint}; KV (map[string]string) with SortedPairs, Remove,
 Names, Values; Pairs with Names, Values; Alerts with Firing and Resolved (0.25 has no String methods on KV and
-Pairs, which later versions added: `{{ .CommonLabels }}` prints `map[k:v]`). As in Alertmanager:
-the receiver name is regexp.QuoteMeta'd, a firing alert's EndsAt is the zero time (the dispatcher clears it at
-flush), common labels/annotations are those equal in every alert.
+Pairs, which later versions added: `{{ .CommonLabels }}` prints `map[k:v]`). As in Alertmanager: the receiver
+name is regexp.QuoteMeta'd (the dispatcher stores it so in Notification.receiver, as the webhook payload shows
+it; `quote_meta` is here for callers that build notifications themselves), a firing alert's EndsAt is the zero
+time (the dispatcher clears it at flush), common labels/annotations are those equal in every alert.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def build_data(n: Notification) -> Data:
             "resolved" if resolved else "firing", KV(a.labels), KV(a.annotations), GoTime.from_epoch(a.starts_at),
             GoTime.from_epoch(a.ends_at if resolved else 0), a.generator_url, a.fingerprint))
     status = "firing" if any(x.Status == "firing" for x in alerts) else "resolved"
-    return Data(quote_meta(n.receiver), status, alerts, KV(n.group_labels), KV(_common([a.labels for a in n.alerts])),
+    return Data(n.receiver, status, alerts, KV(n.group_labels), KV(_common([a.labels for a in n.alerts])),
                 KV(_common([a.annotations for a in n.alerts])), n.external_url)
 
 

@@ -42,8 +42,9 @@ SLACK_DEFAULTS = {
 SLACK_MESSAGE_KEYS = {"title", "title_link", "pretext", "text", "fields", "footer", "fallback", "color", "callback_id",
                       "image_url", "thumb_url", "actions"}
 PAGERDUTY_KEYS = ("description", "client", "client_url", "source", "severity", "class", "component", "group")
-_ATTACHMENT_ORDER = ("title", "title_link", "pretext", "text", "fallback", "callback_id", "image_url", "thumb_url",
-                     "footer", "color")
+_ATTACHMENT_ORDER = ("title", "title_link", "pretext", "text", "fallback", "callback_id", "fields", "actions",
+                     "image_url", "thumb_url", "footer", "color")
+_ALWAYS = {"text", "fallback", "callback_id", "footer"}  # not omitempty in Alertmanager 0.25's attachment
 
 
 class FieldRenderError(Exception):
@@ -134,18 +135,19 @@ class SlackFields(_Renderer):
         tmpl = self.bind(n, now)
         v = self.values
         att: dict[str, Any] = {}
-        for k in _ATTACHMENT_ORDER:
-            s = tmpl(v[k])
-            if k == "title":
-                s = truncate(s, 1024)
-            if s:
-                att[k] = s
-        if self.fields:
-            att["fields"] = [{"title": tmpl(f["title"]), "value": tmpl(f["value"]),
-                              "short": f["short"] if f.get("short") is not None else self.short_fields}
-                             for f in self.fields]
-        if self.actions:
-            att["actions"] = [self._action(a, tmpl) for a in self.actions]
+        for k in _ATTACHMENT_ORDER:  # notify/slack's attachment: these keys are omitempty except _ALWAYS
+            if k == "fields" and self.fields:
+                att["fields"] = [{"title": tmpl(f["title"]), "value": tmpl(f["value"]),
+                                  "short": f["short"] if f.get("short") is not None else self.short_fields}
+                                 for f in self.fields]
+            elif k == "actions" and self.actions:
+                att["actions"] = [self._action(a, tmpl) for a in self.actions]
+            elif k in v:
+                s = tmpl(v[k])
+                if k == "title":
+                    s = truncate(s, 1024)
+                if s or k in _ALWAYS:
+                    att[k] = s
         att["mrkdwn_in"] = list(self.mrkdwn_in)
         req: dict[str, Any] = {}
         for k in ("channel", "username", "icon_emoji", "icon_url"):

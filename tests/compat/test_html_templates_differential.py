@@ -69,7 +69,7 @@ def _html_part(msg: email.message.EmailMessage) -> str:
 
 async def _run(port: int, box: _Mailbox, expected: int) -> tuple[dict[str, list[dict]], float, str]:
     cfg = {
-        "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "1s", "group_interval": "5m",
+        "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "5s", "group_interval": "5m",
                   "repeat_interval": "4h",
                   "routes": [{"matchers": ['alertname="DiskFull"'], "receiver": "team-x.y+"}]},
         "receivers": [{"name": name, "email_configs": [

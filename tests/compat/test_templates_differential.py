@@ -1,12 +1,12 @@
 """Differential template test: Alertmanager 0.25 and routing.gotemplate render the same Go templates alike.
 
-One real Alertmanager (/usr/bin/prometheus-alertmanager) runs a config whose Slack receivers (one
+One real Alertmanager (/usr/bin/prometheus-alertmanager) and one `tocsin serve` run a config whose Slack receivers (one
 slack_config per template of tests/compat/template_corpus.py, as its `text`) post to a capture server on
 127.0.0.1, with the corpus's `templates:` files loaded. Two alert groups (three alerts with one resolved, and
 one alert with markup and Unicode in its annotations) are posted once; every Slack payload Alertmanager sends is
 compared field by field (text, title, title_link, fallback, pretext, footer, username) with what
-routing.gotemplate renders for the same receiver and alerts. Templates on which Alertmanager fails must fail
-here too (Alertmanager sends nothing for them).
+routing.gotemplate renders for the same receiver and alerts, and the whole body Tocsin posted is compared with
+Alertmanager's. Templates on which Alertmanager fails must fail here too (neither sends anything for them).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import yaml
 from aiohttp import web
 
 from routing.gotemplate import TemplateError, Templates, render_field
+from routing.gotemplate.data import quote_meta
 from service.dispatch import alert_sort_key
 from service.models import Alert, Notification
 
@@ -43,13 +44,15 @@ SETTLE = 3.0  # seconds to wait after the last expected payload for any unexpect
 
 
 def _alerts(now: float) -> dict[str, list[dict[str, Any]]]:
-    start = round(now - 3600, 3)
+    # Recent starts: an alert older than group_wait makes Alertmanager flush its new group at once, which would
+    # race with the rest of the batch.
+    start = round(now - 3, 3)
     return {
         "a": [
             {"labels": {"alertname": "DiskFull", "instance": "db2:9100", "job": "node", "severity": "warning",
                         "tenant": "acme"},
              "annotations": {"summary": "Disk 91% full", "description": "db2 /var is 91% full", "identifier": "db2"},
-             "startsAt": iso(start + 60), "generatorURL": GENERATOR},
+             "startsAt": iso(start + 1), "generatorURL": GENERATOR},
             {"labels": {"alertname": "DiskFull", "instance": "db1:9100", "job": "node", "severity": "critical",
                         "tenant": "acme", "urgency": "high"},
              "annotations": {"summary": "Disk 99% full", "description": "db1 /var is <99%> full & \"rising\"",
@@ -58,7 +61,7 @@ def _alerts(now: float) -> dict[str, list[dict[str, Any]]]:
             {"labels": {"alertname": "DiskFull", "instance": "db0:9100", "job": "node", "severity": "critical",
                         "tenant": "acme"},
              "annotations": {"summary": "Disk 99% full", "description": "db0 recovered", "identifier": "db0"},
-             "startsAt": iso(start + 0.5), "endsAt": iso(now - 60), "generatorURL": GENERATOR},
+             "startsAt": iso(start + 0.5), "endsAt": iso(now - 1), "generatorURL": GENERATOR},
         ],
         "b": [
             {"labels": {"alertname": "HighLatency", "app": "checkout", "job": "api", "instance": "api-1",
@@ -66,18 +69,18 @@ def _alerts(now: float) -> dict[str, list[dict[str, Any]]]:
              "annotations": {"summary": "p99 > 2s for <checkout> & 'cart'",
                              "description": "naïve “quotes” ünïcode\ttab $1 \\ back",
                              "runbook": "https://wiki.example/runbooks/latency?x=1&y=2", "identifier": "api-1"},
-             "startsAt": iso(start + 120.25), "generatorURL": ""},
+             "startsAt": iso(start + 1.25), "generatorURL": ""},
         ],
     }
 
 
-def _config(port: int) -> dict[str, Any]:
+def _config(port: int, label: str) -> dict[str, Any]:
     def slack(rid: str) -> list[dict[str, Any]]:
-        return [{"api_url": f"http://127.0.0.1:{port}/am/{rid}/{name}", "text": text, "send_resolved": True}
+        return [{"api_url": f"http://127.0.0.1:{port}/{label}/{rid}/{name}", "text": text, "send_resolved": True}
                 for name, text in CASES]
 
     return {
-        "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "1s", "group_interval": "5m",
+        "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "5s", "group_interval": "5m",
                   "repeat_interval": "4h",
                   "routes": [{"matchers": ['alertname="DiskFull"'], "receiver": RECEIVERS["a"]}]},
         "receivers": [{"name": RECEIVERS[rid], "slack_configs": slack(rid)} for rid in RECEIVERS],
@@ -98,67 +101,85 @@ def _notification(rid: str, alerts: list[dict[str, Any]], at: float) -> Notifica
                   ends_at=parse_rfc3339(a["endsAt"]) if "endsAt" in a else 0.0, generator_url=a["generatorURL"])
             for a in alerts]
     objs.sort(key=alert_sort_key)
-    name = RECEIVERS[rid]
+    name = quote_meta(RECEIVERS[rid])  # as the dispatcher stores it (Alertmanager's template data does the same)
     return Notification(id="diff", receiver=name, integration="slack/0", group_key="{}", status="firing",
                         group_labels={"alertname": objs[0].labels["alertname"]}, alerts=objs, timestamp=at,
                         reason="first flush", external_url=EXTERNAL_URL)
 
 
-async def _run_alertmanager(tmp: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, list[dict]], float]:
-    captured: dict[tuple[str, str], dict[str, Any]] = {}
-    arrived = asyncio.Event()
+async def _run_targets(tmp: Path, redis_url: str | None) -> tuple[dict[str, dict[tuple[str, str], dict[str, Any]]],
+                                                                   dict[str, list[dict]], float]:
+    """Alertmanager 0.25 and `tocsin serve` on the same config and alerts; the Slack bodies each one posted."""
+    captured: dict[str, dict[tuple[str, str], dict[str, Any]]] = {"alertmanager": {}, "tocsin": {}}
     expected = len(RECEIVERS) * (len(CASES) - len(ERROR_CASES))
+    done = {k: asyncio.Event() for k in captured}
 
     async def handle(request: web.Request) -> web.Response:
-        captured[(request.match_info["rid"], request.match_info["case"])] = await request.json()
-        if len(captured) >= expected:
-            arrived.set()
+        label = request.match_info["label"]
+        got = captured[label]
+        got[(request.match_info["rid"], request.match_info["case"])] = await request.json()
+        if len(got) >= expected:
+            done[label].set()
         return web.Response(text="ok")
 
     app = web.Application()
-    app.router.add_post("/am/{rid}/{case}", handle)
+    app.router.add_post("/{label}/{rid}/{case}", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    target = _AlertmanagerWithURL("alertmanager", "templates", yaml.safe_dump(_config(port), sort_keys=False), None)
-    tdir = target.dir / "templates"
-    tdir.mkdir()
-    for fname, text in FILES.items():
-        (tdir / fname).write_text(text)
+    targets = []
+    for label in captured:
+        cfg = _config(port, label)
+        if label == "tocsin":
+            cfg["tocsin"] = {"external_url": EXTERNAL_URL, "data_dir": str(tmp / "tocsin-data")}
+        cls = _AlertmanagerWithURL if label == "alertmanager" else Target
+        t = cls(label, f"templates-{label}", yaml.safe_dump(cfg, sort_keys=False), redis_url)
+        tdir = t.dir / "templates"
+        tdir.mkdir()
+        for fname, text in FILES.items():
+            (tdir / fname).write_text(text)
+        targets.append(t)
     try:
         async with aiohttp.ClientSession() as session:
-            await target.start(session)
+            await asyncio.gather(*(t.start(session) for t in targets))
             now = time.time()
             alerts = _alerts(now)
-            for batch in alerts.values():
-                async with session.post(f"{target.base}/api/v2/alerts", json=batch) as r:
-                    assert r.status == 200, await r.text()
+            for t in targets:
+                for batch in alerts.values():
+                    async with session.post(f"{t.base}/api/v2/alerts", json=batch) as r:
+                        assert r.status == 200, await r.text()
             try:
-                await asyncio.wait_for(arrived.wait(), 60)
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in done.values())), 60)
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep(SETTLE)
             return captured, alerts, now
     finally:
-        log = target.log_tail()
-        await target.cleanup()
+        for t in targets:
+            (tmp / f"{t.kind}.log").write_text(t.log_tail())
+            await t.cleanup()
         await runner.cleanup()
-        (tmp / "alertmanager.log").write_text(log)
 
 
 @pytest.fixture(scope="module")
-def alertmanager_run(tmp_path_factory):
+def runs(tmp_path_factory, redis_url):
     if not os.access(ALERTMANAGER, os.X_OK):
         pytest.fail(f"no Alertmanager binary at {ALERTMANAGER} (apt-get install prometheus-alertmanager)")
     tmp = tmp_path_factory.mktemp("amtemplates")
-    captured, alerts, now = asyncio.run(_run_alertmanager(tmp))
+    captured, alerts, now = asyncio.run(_run_targets(tmp, redis_url))
     tdir = tmp / "templates"
     tdir.mkdir()
     for fname, text in FILES.items():
         (tdir / fname).write_text(text)
-    return captured, alerts, now, Templates.load(["templates/*.tmpl"], str(tmp))
+    return captured, alerts, now, Templates.load(["templates/*.tmpl"], str(tmp)), tmp
+
+
+@pytest.fixture(scope="module")
+def alertmanager_run(runs):
+    captured, alerts, now, templates, _tmp = runs
+    return captured["alertmanager"], alerts, now, templates
 
 
 def test_corpus_is_big_enough():
@@ -184,3 +205,14 @@ def test_same_text_as_alertmanager(alertmanager_run, name: str, text: str, rid: 
     for field, tmpl in FIELDS.items():
         assert att.get(field, "") == render_field(tmpl, n, templates), field
     assert got.get("username", "") == render_field('{{ template "slack.default.username" . }}', n, templates)
+
+
+@pytest.mark.parametrize("rid", sorted(RECEIVERS))
+@pytest.mark.parametrize("name,text", CASES, ids=[c[0] for c in CASES])
+def test_tocsin_serve_posts_alertmanagers_slack_body(runs, name: str, text: str, rid: str) -> None:
+    """End to end: `tocsin serve` on the same config posts the very Slack body Alertmanager 0.25 posted (and
+    nothing where Alertmanager's template failed)."""
+    captured, _alerts, _now, _templates, tmp = runs
+    am, ours = captured["alertmanager"].get((rid, name)), captured["tocsin"].get((rid, name))
+    log = (tmp / "tocsin.log").read_text()[-2000:] if (tmp / "tocsin.log").exists() else ""
+    assert ours == am, f"tocsin log tail:\n{log}"
