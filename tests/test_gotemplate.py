@@ -321,3 +321,10 @@ def test_sprint_spacing() -> None:
     assert sprint([1, 2, "a", 3.0, None]) == "1 2a3 <nil>"
     assert sprint(["a", "b"]) == "ab"
     assert sprintln(["a", 1]) == "a 1\n"
+
+
+def test_runaway_recursion_is_a_template_error() -> None:
+    """A template that calls itself forever fails with Go's depth error instead of exhausting the stack."""
+    with pytest.raises(P.TemplateError, match="exceeded maximum template depth"):
+        run('{{define "r"}}{{if true}}{{range $i := .}}{{with .}}{{template "r" $}}{{end}}{{end}}{{end}}{{end}}'
+            '{{template "r" .}}', [1])

@@ -98,7 +98,10 @@ class State:
     # walking
     def run(self, tree: P.Tree, dot: Any) -> str:
         self.push("$", dot)
-        self.walk(dot, tree.root)
+        try:
+            self.walk(dot, tree.root)
+        except RecursionError:  # deeply nested blocks inside recursive templates: Go's depth error
+            raise self.errorf(f"exceeded maximum template depth ({MAX_DEPTH})") from None
         return "".join(self.out)
 
     def walk(self, dot: Any, node: P.Node) -> None:
