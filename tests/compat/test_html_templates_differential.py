@@ -13,7 +13,6 @@ import email
 import email.policy
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,7 +22,7 @@ import yaml
 from routing.gotemplate import Templates, render_field
 
 from .harness import ALERTMANAGER, free_port
-from .test_templates_differential import EXTERNAL_URL, _AlertmanagerWithURL, _alerts, _notification
+from .test_templates_differential import _AlertmanagerWithURL, _alerts, _notification
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 
