@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+from collections import ChainMap
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -98,8 +99,9 @@ class Templates:
     def _run(self, text: str, data: Any, now: Callable[[], float] | None, html: bool) -> str:
         if text == "":
             return ""
-        local = dict(self.trees)
-        _merge(local, dict(_parse_field(text)))
+        own = dict(_parse_field(text))
+        local: Any = ChainMap({k: t for k, t in own.items() if k == "" or not t.is_empty() or k not in self.trees},
+                              self.trees)  # the field's own defines over the set, as a Clone + Parse gives
         funcs = builtin_funcs(now)
         state = State("", local, funcs, "zero", HtmlEscaper() if html else None)
         return state.run(local[""], data)

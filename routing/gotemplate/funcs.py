@@ -566,6 +566,15 @@ def builtin_funcs(now: Callable[[], float] | None = None) -> dict[str, GoFunc]:
             raise FuncError("since: no clock")
         return GoDuration(GoTime.from_epoch(now()).ns - t.ns)
 
+    funcs = dict(_STATIC_FUNCS or _static_funcs())
+    funcs["since"] = GoFunc("since", since, ["time.Time"])
+    return funcs
+
+
+_STATIC_FUNCS: dict[str, GoFunc] = {}
+
+
+def _static_funcs() -> dict[str, GoFunc]:
     F = GoFunc
     fs = [
         F("and", _and, ["reflect"], "reflect", raw=True), F("or", _or, ["reflect"], "reflect", raw=True),
@@ -589,9 +598,9 @@ def builtin_funcs(now: Callable[[], float] | None = None) -> dict[str, GoFunc]:
         F("stringSlice", _string_slice, [], "string"),
         # later Alertmanager versions and Prometheus's template functions
         F("date", _date, ["string", "time.Time"]), F("tz", _tz, ["string", "time.Time"]),
-        F("since", since, ["time.Time"]),
         F("humanize", humanize, ["any"]), F("humanize1024", humanize1024, ["any"]),
         F("humanizeDuration", humanize_duration, ["any"]), F("humanizePercentage", humanize_percentage, ["any"]),
         F("humanizeTimestamp", humanize_timestamp, ["any"]),
     ]
-    return {f.name: f for f in fs}
+    _STATIC_FUNCS.update({f.name: f for f in fs})
+    return _STATIC_FUNCS
