@@ -115,6 +115,16 @@ async def test_slack_without_templates_keeps_tocsins_block_kit() -> None:
     assert body.get("blocks") and "attachments" not in body
 
 
+async def test_a_templated_username_alone_switches_to_alertmanagers_message() -> None:
+    """Any slack_config value written as a Go template is rendered (never posted as template source)."""
+    async with FakeSlack() as slack:
+        r = SlackReceiver.from_config({"api_url": slack.webhook_url, "username": "{{ .CommonLabels.alertname }} bot"},
+                                      "s", "slack/0", ManualClock(T0))
+        await r.send(note())
+        await r.close()
+    assert slack.webhook_posts[0]["username"] == "DiskFull bot"
+
+
 async def test_redefined_slack_default_switches_to_alertmanagers_message(tmp_path: Path) -> None:
     """With a templates file redefining slack.default.text, a bare slack_config sends what Alertmanager would."""
     write(tmp_path, "t.tmpl", '{{ define "slack.default.text" }}{{ range .Alerts.Firing }}* {{ .Annotations.summary }}\n{{ end }}{{ end }}')

@@ -54,6 +54,8 @@ class FieldRenderError(Exception):
 def alertmanager_mode(d: dict[str, Any], templates: Templates | None, kind: str, keys: set[str]) -> bool:
     if any(d.get(k) not in (None, "", [], {}) for k in keys):
         return True
+    if any(isinstance(v, str) and "{{" in v for v in d.values()):  # e.g. a templated username or channel
+        return True
     return templates is not None and any(n.startswith(f"{kind}.default.") for n in templates.user_defined)
 
 
