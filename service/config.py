@@ -232,6 +232,7 @@ class Config:
     extensions: Extensions = field(default_factory=lambda: Extensions())
     events_resolve_after: float = 300.0  # tocsin.events.resolve_after, else resolve_timeout
     alertmanager_resolve_after: float = 15000.0  # tocsin.alertmanager.resolve_after
+    go_templates: Any = None  # routing.gotemplate.Templates of the `templates:` files (None: Alertmanager's defaults)
 
     @property
     def hash(self) -> str:
@@ -521,15 +522,25 @@ def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], r
     return Extensions(correlation, llm, esc)
 
 
-def _templates_section(raw: dict[str, Any], report: _Report) -> list[str]:
+def _templates_section(raw: dict[str, Any], base_dir: str | None, report: _Report) -> tuple[list[str], Any]:
+    """The `templates:` globs and their parsed Go templates, loaded (and checked) with the config as Alertmanager
+    does, relative to the config file's folder."""
     templates = raw.get("templates") or []
-    if templates:
-        report.warnings.append("templates: Alertmanager Go templates are not rendered by Tocsin; Tocsin renders its "
-                               "Jinja2 templates (templates/) instead")
-    return list(templates)
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        report.error("templates", "must be a list of file globs")
+        return [], None
+    if not templates:
+        return [], None
+    from routing.gotemplate import TemplateLoadError, Templates  # only configs with templates pay the import
+
+    try:
+        return list(templates), Templates.load(templates, base_dir or os.getcwd())
+    except TemplateLoadError as e:
+        report.error("templates", str(e))
+        return list(templates), None
 
 
-def parse_config(text: str, env: EnvSettings | None = None) -> Config:
+def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None = None) -> Config:
     """A fully validated Config from a configuration file's text, or ConfigErrors listing every problem."""
     raw = _read_yaml(text)
     report = _Report()
@@ -541,13 +552,14 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     route = _route_section(raw, receivers, intervals, report)
     rules, rule_ids = _inhibit_section(raw, report)
     extensions = _extensions_section(tocsin, receivers, route, report)
-    templates = _templates_section(raw, report)
+    templates, go_templates = _templates_section(raw, base_dir, report)
     if report.errors:
         raise ConfigErrors(report.errors)
     assert route is not None
     return Config(
         source=text, raw=raw, resolve_timeout=resolve_timeout, route=route, receivers=receivers,
         inhibit_rules=rules, inhibit_rule_ids=rule_ids, time_intervals=intervals, templates=templates,
+        go_templates=go_templates,
         tocsin=tocsin, global_=dict(g), warnings=report.warnings, extensions=extensions,
         events_resolve_after=tocsin.events.resolve_after or resolve_timeout,
         alertmanager_resolve_after=tocsin.alertmanager.resolve_after,
@@ -559,7 +571,7 @@ def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) ->
         text = Path(path).read_text()
     except OSError as e:
         raise ConfigErrors([ConfigError("", f"cannot read {path}: {e.strerror}")]) from None
-    return parse_config(text, env)
+    return parse_config(text, env, base_dir=str(Path(path).resolve().parent))
 
 
 SECRET_VALUE_KEYS = {"token", "url", "api_url", "slack_api_url", "webhook_url", "routing_key", "service_key",

@@ -51,7 +51,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
                     d[g.removeprefix("slack_")] = cfg.global_[g]
         # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
         pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
-        return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer)
+        return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer, go_templates=cfg.go_templates)
     if kind == "digest":
         from routing.receivers.digest import DigestReceiver
 
@@ -61,7 +61,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
 
         if "url" not in d and "events_url" not in d and cfg.global_.get("pagerduty_url"):
             d["url"] = cfg.global_["pagerduty_url"]
-        return PagerDutyReceiver.from_config(d, path, integration, clock)
+        return PagerDutyReceiver.from_config(d, path, integration, clock, go_templates=cfg.go_templates)
     raise ValueError(f"unknown integration kind {kind}")
 
 

@@ -132,7 +132,8 @@ def test_bad_config_names_the_field(cfg, path):
 
 
 async def test_alertmanager_config_keys(tmp_path):
-    """routing_key_file, url, client, details and Go-template values from an Alertmanager config work."""
+    """routing_key_file, url, client, details and Go-template values from an Alertmanager config work; the
+    templated description and details are rendered as Alertmanager renders them."""
     f = tmp_path / "rk"
     f.write_text(KEY)
     async with FakePagerDuty() as pd:
@@ -145,7 +146,8 @@ async def test_alertmanager_config_keys(tmp_path):
         ev = pd.events[0]
         assert ev["routing_key"] == KEY and ev["client"] == "Acme" and not r.send_resolved
         assert ev["payload"]["custom_details"]["team"] == "payments"
-        assert "x" not in ev["payload"]["custom_details"]
+        assert ev["payload"]["custom_details"]["x"] == "map[alertname:HighLatency severity:warning]"
+        assert ev["payload"]["summary"] == "[FIRING:1] HighLatency (warning)"
 
 
 async def test_pacing_per_routing_key_after_429():

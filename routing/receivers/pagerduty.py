@@ -5,6 +5,12 @@ is over 255 characters), so PagerDuty shows one incident per Tocsin incident and
 resolve reaches the right one. 400 means the event is wrong and is never retried; 429, 5xx and network
 errors are retryable (the outbox retries with bounded backoff). The routing key is a secret: it never
 appears in errors or in the returned state.
+
+Keys written as Alertmanager Go templates (`description`, `client`, `client_url`, `details`, `source`,
+`severity`, `class`, `component`, `group`, `links`, `images`) are rendered by `routing.gotemplate` over the
+notification's template data and replace Tocsin's values for those fields (`description` is the summary); a
+failing template is a delivery error that is not retried, as in Alertmanager. A rendered severity that is not
+one of PagerDuty's four falls back to Tocsin's (PagerDuty would reject the event).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from service.clock import Clock, to_rfc3339
 from service.errors import ConfigError
 from service.models import Notification
 
+from ..gotemplate.fields import FieldRenderError, PagerDutyFields
 from ..ratelimit import ChannelPacer, PacingDelay
 from .base import Delivered, NotifyError, error_for_status, redact, redact_url, read_secret_file
 from .escaping import one_line
@@ -44,7 +51,7 @@ def dedup_key_for(n: Notification) -> str:
 
 
 def _literal(d: dict[str, Any], key: str, path: str) -> str | None:
-    """A string option; Alertmanager Go templates ({{ … }}) cannot be executed here and are ignored."""
+    """A literal string option (values written as Go templates are rendered per event by go_fields)."""
     v = d.get(key)
     if v is None:
         return None
@@ -77,6 +84,7 @@ class PagerDutyReceiver:
         session: aiohttp.ClientSession | None = None,
         pacer: ChannelPacer | None = None,
         max_wait: float = 10.0,
+        go_fields: Any = None,
     ):
         if not routing_key:
             raise ValueError("routing_key is required")
@@ -102,11 +110,12 @@ class PagerDutyReceiver:
         # Optional pacing per routing key (PagerDuty allows about 120 events/min per key: interval 0.5 s).
         self.pacer = pacer
         self.max_wait = max_wait
+        self.go_fields = go_fields  # routing.gotemplate.fields.PagerDutyFields, or None
         self._pace_key = "pagerduty:" + hashlib.sha256(routing_key.encode()).hexdigest()[:16]
 
     @classmethod
     def from_config(cls, d: dict[str, Any], path: str, integration: str, clock: Clock, *,
-                    renderer: Renderer | None = None) -> "PagerDutyReceiver":
+                    renderer: Renderer | None = None, go_templates: Any = None) -> "PagerDutyReceiver":
         """Build from one `pagerduty_configs` entry; errors name the offending key under `path`."""
         if not isinstance(d, dict):
             raise ConfigError(path, "must be a mapping")
@@ -157,7 +166,7 @@ class PagerDutyReceiver:
             client_url=_literal(d, "client_url", path), severity=severity,
             component=_literal(d, "component", path), group=_literal(d, "group", path),
             class_=_literal(d, "class", path), details=details, links=links, images=images,
-            renderer=renderer, timeout=float(timeout),
+            renderer=renderer, timeout=float(timeout), go_fields=PagerDutyFields.build(d, path, go_templates),
         )
 
     # -- events ---------------------------------------------------------------------------------------
@@ -168,36 +177,47 @@ class PagerDutyReceiver:
         dk = dedup_key_for(n)
         if n.status == "resolved" or v["state"] == "resolved":
             return {"routing_key": self._routing_key, "event_action": "resolve", "dedup_key": dk}
-        sev = self.severity or v["severity"]
-        source = (self.source or (v["services"][0] if v["services"] else "")
+        go = self._go_render(n)
+        sev = go.get("severity") if go.get("severity") in SEVERITIES else (self.severity or v["severity"])
+        source = (go.get("source") or self.source or (v["services"][0] if v["services"] else "")
                   or (v["alerts"][0]["entity"] if v["alerts"] else ""))
+        details = dict(self.details, **go.get("details", {}))
         payload: dict[str, Any] = {
-            "summary": self.renderer.pagerduty_summary(n),
+            "summary": go["description"] if go.get("description") else self.renderer.pagerduty_summary(n),
             "source": one_line(source or "tocsin", 255) or "tocsin",
             "severity": sev if sev in SEVERITIES else "error",
-            "custom_details": self.renderer.pagerduty_custom_details(n, self.details),
+            "custom_details": self.renderer.pagerduty_custom_details(n, details),
         }
         if v["opened_at"]:
             payload["timestamp"] = to_rfc3339(v["opened_at"])
-        component = self.component or (v["metrics"][0] if v["metrics"] else None)
+        component = go.get("component") or self.component or (v["metrics"][0] if v["metrics"] else None)
         if component:
             payload["component"] = one_line(component, 255)
-        group = self.group or (v["services"][0] if v["services"] else None)
+        group = go.get("group") or self.group or (v["services"][0] if v["services"] else None)
         if group:
             payload["group"] = one_line(group, 255)
-        if self.class_:
-            payload["class"] = self.class_
-        links = self.links + self.renderer.pagerduty_links(n)
+        if go.get("class") or self.class_:
+            payload["class"] = go.get("class") or self.class_
+        links = self.links + go.get("links", []) + self.renderer.pagerduty_links(n)
         event: dict[str, Any] = {
             "routing_key": self._routing_key, "event_action": "trigger", "dedup_key": dk, "payload": payload,
-            "client": self.client, "links": links[:20],
+            "client": go.get("client") or self.client, "links": links[:20],
         }
-        client_url = self.client_url or v["url"] or n.external_url
+        client_url = go.get("client_url") or self.client_url or v["url"] or n.external_url
         if client_url:
             event["client_url"] = client_url
-        if self.images:
-            event["images"] = self.images
+        images = self.images + go.get("images", [])
+        if images:
+            event["images"] = images
         return event
+
+    def _go_render(self, n: Notification) -> dict[str, Any]:
+        if self.go_fields is None:
+            return {}
+        try:
+            return self.go_fields.render(n, self.clock.now)
+        except FieldRenderError as e:
+            raise NotifyError(f"template error: {redact(str(e))[:300]}", False) from None
 
     async def send(self, n: Notification, state: dict[str, Any] | None = None) -> Delivered:
         """Trigger (or update) the PagerDuty incident for `n`, or resolve it when `n` is resolved."""
@@ -278,5 +298,6 @@ def _link_list(d: dict[str, Any], key: str, fields: tuple[str, ...], path: str) 
                 raise ConfigError(f"{path}.{key}[{i}].{k}", "unknown key")
             if not isinstance(item[k], str):
                 raise ConfigError(f"{path}.{key}[{i}].{k}", "must be a string")
-        out.append({k: v for k, v in item.items() if "{{" not in v})
+        if not any("{{" in v for v in item.values()):  # templated entries are rendered per event (go_fields)
+            out.append(dict(item))
     return out

@@ -8,6 +8,12 @@ Two modes, chosen by the config:
 - **incoming-webhook mode** (`api_url` / `api_url_file`, as in Alertmanager): one post per delivery,
   no buttons (the footer says so), no edits (webhooks return no ts).
 
+When the config sets Alertmanager's message keys (`title`, `text`, `pretext`, `fields`, `footer`, `fallback`,
+`color`, ... ) or the `templates:` files redefine a `slack.default.*` template, the message is Alertmanager's:
+its Go templates rendered by `routing.gotemplate` into notify/slack's attachment payload (in bot-token mode
+the same attachment is posted and then edited in place). A template that fails is a delivery error that is
+not retried, as in Alertmanager. Otherwise Tocsin's Block Kit message (Jinja2 templates) is sent.
+
 Errors become `NotifyError` through `base.classify`; this receiver never retries by itself (the outbox
 does). A 429 pauses only its channel in the shared `ChannelPacer`.
 """
@@ -25,6 +31,7 @@ from service.clock import Clock
 from service.errors import ConfigError
 from service.models import Notification
 
+from ..gotemplate import fields as fields_mod
 from ..ratelimit import ChannelPacer, PacingDelay
 from .base import Delivered, NotifyError, classify, redact, redact_url, read_secret_file
 from .render import Renderer, change_snapshot, view
@@ -36,7 +43,7 @@ RETRYABLE_ERRORS = {"ratelimited", "rate_limited", "service_unavailable", "fatal
 REPOST_ERRORS = {"message_not_found", "cant_update_message", "edit_window_closed"}
 
 # Alertmanager slack_configs keys. Those Tocsin uses are listed in from_config; the Go-template and
-# legacy-attachment keys are accepted for compatibility and ignored (Tocsin renders with its own templates).
+# attachment keys switch the receiver to Alertmanager's message (routing.gotemplate.fields).
 _AM_KEYS = {
     "send_resolved", "api_url", "api_url_file", "channel", "username", "color", "title", "title_link",
     "pretext", "text", "fields", "short_fields", "footer", "fallback", "callback_id", "icon_emoji",
@@ -76,6 +83,7 @@ class SlackReceiver:
         pacer: ChannelPacer | None = None,
         renderer: Renderer | None = None,
         timeout: int = 30,
+        am_fields: Any = None,
     ):
         if not bot_token and not webhook_url:
             raise ValueError("SlackReceiver needs bot_token or webhook_url")
@@ -91,6 +99,7 @@ class SlackReceiver:
         self.max_wait = max_wait
         self.pacer = pacer or ChannelPacer(clock)
         self.renderer = renderer or Renderer()
+        self.am_fields = am_fields  # routing.gotemplate.fields.SlackFields: Alertmanager's message, or None
         self.mode = "bot" if bot_token else "webhook"
         self._web: AsyncWebClient | None = None
         self._hook: AsyncWebhookClient | None = None
@@ -105,7 +114,8 @@ class SlackReceiver:
 
     @classmethod
     def from_config(cls, d: dict[str, Any], path: str, integration: str, clock: Clock, *,
-                    pacer: ChannelPacer | None = None, renderer: Renderer | None = None) -> "SlackReceiver":
+                    pacer: ChannelPacer | None = None, renderer: Renderer | None = None,
+                    go_templates: Any = None) -> "SlackReceiver":
         """Build from one `slack_configs` entry; errors name the offending key under `path`."""
         if not isinstance(d, dict):
             raise ConfigError(path, "must be a mapping")
@@ -150,7 +160,7 @@ class SlackReceiver:
             channel=channel, username=_opt_str(d, "username", path), icon_emoji=_opt_str(d, "icon_emoji", path),
             icon_url=_opt_str(d, "icon_url", path), send_resolved=send_resolved, api_base_url=api_base_url,
             signing_secret=signing_secret, thread_updates=thread_updates, max_wait=float(max_wait),
-            pacer=pacer, renderer=renderer,
+            pacer=pacer, renderer=renderer, am_fields=fields_mod.SlackFields.build(d, path, go_templates),
         )
 
     # -- sending -------------------------------------------------------------------------------------
@@ -165,9 +175,42 @@ class SlackReceiver:
             raise NotifyError(f"rate limited: {e}", True, retry_after=e.wait, status=429) from None
 
     async def send(self, n: Notification, state: dict[str, Any] | None = None) -> Delivered:
+        if self.am_fields is not None:
+            return await self._send_alertmanager(n, state or {})
         if self.mode == "webhook":
             return await self._send_webhook(n)
         return await self._send_bot(n, state or {})
+
+    def _am_payload(self, n: Notification) -> dict[str, Any]:
+        try:
+            return self.am_fields.payload(n, self.clock.now)
+        except fields_mod.FieldRenderError as e:
+            raise NotifyError(f"template error: {redact(str(e))[:300]}", False) from None
+
+    async def _send_alertmanager(self, n: Notification, state: dict[str, Any]) -> Delivered:
+        """Alertmanager's attachment message: posted to the webhook, or posted then edited in bot mode."""
+        payload = self._am_payload(n)
+        if self.mode == "webhook":
+            return await self._post_webhook(payload)
+        assert self._web is not None
+        att = payload["attachments"]
+        text = att[0].get("fallback") or att[0].get("title") or " "
+        channel, ts = state.get("channel"), state.get("ts")
+        if isinstance(channel, str) and isinstance(ts, str) and channel and ts:
+            if state.get("last_id") == n.id:
+                return Delivered(state=dict(state))
+            try:
+                await self._call(self._web.chat_update(channel=channel, ts=ts, text=text, attachments=att))
+                return Delivered(state={"channel": channel, "ts": ts, "last_id": n.id})
+            except NotifyError as e:
+                if getattr(e, "slack_error", None) not in REPOST_ERRORS:
+                    raise
+        await self._pace()
+        ident = {k: payload[k] for k in ("username", "icon_emoji", "icon_url") if k in payload}
+        resp = await self._call(self._web.chat_postMessage(
+            channel=payload.get("channel") or self.channel, text=text, attachments=att,
+            link_names=bool(payload.get("link_names")), **(ident or self._identity())))
+        return Delivered(state={"channel": resp.get("channel"), "ts": resp.get("ts"), "last_id": n.id})
 
     async def _send_bot(self, n: Notification, state: dict[str, Any]) -> Delivered:
         assert self._web is not None
@@ -241,24 +284,27 @@ class SlackReceiver:
         return out
 
     async def _send_webhook(self, n: Notification) -> Delivered:
-        assert self._hook is not None
         msg = self.renderer.slack_message(n, interactive=False)
+        return await self._post_webhook({"text": msg.text, "blocks": msg.blocks, "unfurl_links": False,
+                                         "unfurl_media": False})
+
+    async def _post_webhook(self, body: dict[str, Any]) -> Delivered:
+        assert self._hook is not None
         await self._pace()
-        extra: dict[str, Any] = {}
         try:
-            resp = await self._hook.send(text=msg.text, blocks=msg.blocks, unfurl_links=False, unfurl_media=False)
+            resp = await self._hook.send_dict(body)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise NotifyError(f"network error: {type(e).__name__} ({redact_url(self._webhook_url)})", True) from None
         if resp.status_code == 200:
-            return Delivered(state=extra)
+            return Delivered(state={})
         retry_after = _retry_after(resp.headers or {})
         retryable, reason = classify(resp.status_code)
         if resp.status_code == 429:
             wait = retry_after if retry_after is not None else 1.0
             self.pacer.pause(self._pace_key(), wait)
             retry_after = wait
-        body = redact(str(resp.body or ""))[:100]
-        raise NotifyError(f"{reason}: HTTP {resp.status_code}" + (f": {body}" if body else ""),
+        body_text = redact(str(resp.body or ""))[:100]
+        raise NotifyError(f"{reason}: HTTP {resp.status_code}" + (f": {body_text}" if body_text else ""),
                           retryable, retry_after, resp.status_code)
 
     async def close(self) -> None:

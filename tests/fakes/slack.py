@@ -260,7 +260,8 @@ class FakeSlack(LocalServer):
             body = json.loads(raw)
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
-        if not isinstance(body, dict) or (not body.get("text") and not body.get("blocks")):
+        if not isinstance(body, dict) or (not body.get("text") and not body.get("blocks")
+                                          and not body.get("attachments")):  # Alertmanager posts attachments only
             return web.Response(status=400, text="no_text")
         if block_kit_problems(body.get("blocks")):
             return web.Response(status=400, text="invalid_blocks")
