@@ -495,9 +495,9 @@ class Dispatcher:
         (quiet period, the one resolve) runs as if the resolution had been posted."""
         if self.incidents is None or "incident" not in g.labels:
             return
-        for a in g.alerts.values():
-            if a.resolved_at(now):
-                await self.incidents.on_alert_resolved(a)
+        resolved = {fp: a for fp, a in g.alerts.items() if a.resolved_at(now)}
+        for fp in await self.incidents.firing_members(g.labels["incident"], sorted(resolved)):
+            await self.incidents.on_alert_resolved(resolved[fp])
 
     async def _incident_snapshot(self, iid: str) -> dict[str, Any] | None:
         from .incidents import IncidentNotFound

@@ -623,6 +623,7 @@ class Context:
 
     cadence: float = 60.0
     lift: LiftLookup | None = None  # (lift over chance, co-activations) of two entities
+    crossing: bool = True  # some open incident of another entity is within the cross window
 
 
 def windows(cfg: CorrelationConfig, cadence: float) -> tuple[float, float]:

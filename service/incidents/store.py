@@ -94,6 +94,12 @@ class _Keys:
         return f"{self.base}:fb"
 
     @property
+    def fs(self) -> str:
+        """hash fingerprint -> "<incident id>|<firing|resolved>": the re-send fast path in one read (a cache of
+        base:fp and the member's status, written with them; the slow path re-checks everything)."""
+        return f"{self.base}:fs"
+
+    @property
     def due(self) -> str:
         """zset id -> when time next changes the incident (lifecycle.due_at)."""
         return f"{self.base}:due"
@@ -211,6 +217,7 @@ class IncidentStore:
         self.cfg = cfg or CorrelationConfig(enabled=True)
         self.external_url = external_url.rstrip("/")
         self._cooc: dict[str, CooccurrenceStore] = {}
+        self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
 
@@ -245,8 +252,14 @@ class IncidentStore:
         return ["default"] + sorted({_s(d) for d in extra} - {"default"})
 
     async def _domain_of(self, iid: str) -> str:
-        d = _s(await self.redis.hget(self._domain_index, iid))
-        return d or "default"
+        """An incident's correlation domain (never changes, so it is remembered)."""
+        d = self._domain_cache.get(iid)
+        if d is None:
+            d = _s(await self.redis.hget(self._domain_index, iid)) or "default"
+            if len(self._domain_cache) > 50_000:
+                self._domain_cache.clear()
+            self._domain_cache[iid] = d
+        return d
 
     def _new_id(self, domain: str, fp: str, onset: float, ver: int) -> str:
         day = datetime.fromtimestamp(onset, tz=timezone.utc).strftime("%Y%m%d")
@@ -292,13 +305,13 @@ class IncidentStore:
         firing = not alert.resolved_at(now)
 
         # Fast path: Prometheus re-sends every firing alert each minute.
-        iid = _s(await self.redis.hget(k.fp, alert.fingerprint))
-        if iid:
-            raw = await self.redis.hget(k.members(iid), alert.fingerprint)
-            if raw and (json.loads(raw)["status"] == "firing") == firing:
+        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        if known:
+            iid, _, status = known.rpartition("|")
+            if (status == "firing") == firing:
                 return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False
 
-        cooc = await self.cooc(domain, cfg).lookup(f.key, now) if cfg.weights.cooccurrence > 0 else None
+        cooc = None
         for _ in range(MAX_RETRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -350,7 +363,7 @@ class IncidentStore:
         def lift(a: str, b: str) -> tuple[float, float]:
             return lifts.get(b if a == f.entity else a, (0.0, 0.0))
 
-        return Context(cadence, lift), span
+        return Context(cadence, lift, crossing=bool(others)), span
 
     @staticmethod
     def _candidates(views: dict[str, dict[str, Any]], fp: str, fps_of: dict[str, str]) -> list[IncidentView]:
@@ -373,16 +386,15 @@ class IncidentStore:
 
     async def _assign_tx(self, pipe: Any, k: _Keys, domain: str, alert: Alert, f: AlertFeatures, firing: bool,
                          cfg: CorrelationConfig, cooc: Any, now: float) -> tuple[str, Decision, bool, bool] | None:
-        ver, existing, views_raw, cad_raw, t0_raw, episodes, recent = await self._read(
-            ("get", (k.ver,)), ("hget", (k.fp, alert.fingerprint)), ("hgetall", (k.open,)),
-            ("hget", (k.cad, f.entity)), ("get", (k.t0,)), ("hget", (k.hist, alert.fingerprint)),
-            ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
+        ver, existing, known, views_raw, cad_raw, t0_raw, episodes, recent = await self._read(
+            ("get", (k.ver,)), ("hget", (k.fp, alert.fingerprint)), ("hget", (k.fs, alert.fingerprint)),
+            ("hgetall", (k.open,)), ("hget", (k.cad, f.entity)), ("get", (k.t0,)),
+            ("hget", (k.hist, alert.fingerprint)), ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
         ver, existing, episodes = int(ver or 0), _s(existing), _num(episodes)
         views = {_s(i): json.loads(v) for i, v in views_raw.items()}
 
         if existing and existing in views:
-            raw = await self.redis.hget(k.members(existing), alert.fingerprint)
-            refire = firing and raw is not None and json.loads(raw)["status"] != "firing"
+            refire = firing and _s(known) == f"{existing}|resolved"
             if not refire:
                 return await self._update_member(pipe, k, existing, alert, f, firing, cfg, now)
         elif not firing:
@@ -390,6 +402,8 @@ class IncidentStore:
             return "", Decision(None, [], 0.0, detail="resolved, in no open incident"), False, False
 
         ctx, span = await self._context(k, f, views, cfg, cad_raw, t0_raw)
+        if ctx.crossing and cfg.weights.cooccurrence > 0:  # learned key weights matter only across entities
+            cooc = await self.cooc(domain, cfg).lookup(f.key, now)
         win, cross = windows(cfg, ctx.cadence)
         candidates = self._candidates(views, alert.fingerprint, {alert.fingerprint: existing} if existing else {})
         decision = decide(f, candidates, now, cfg, cooc, ctx) if cfg.enabled else \
@@ -457,6 +471,7 @@ class IncidentStore:
         pipe.setnx(k.t0, repr(f.onset))
         pipe.hset(k.members(iid), alert.fingerprint, _j(member))
         pipe.hset(k.fp, alert.fingerprint, iid)
+        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{member['status']}")
         pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
         pipe.incr(k.ver)
         return iid, decision, created, False
@@ -505,6 +520,7 @@ class IncidentStore:
         view = json.loads(view_raw or b"{}")
         pipe.multi()
         pipe.hset(k.members(iid), alert.fingerprint, _j(m))
+        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{m['status']}")
         pipe.set(k.meta(iid), _j(meta))
         pipe.hset(k.open, iid, self._view(meta, view.get("reps", [])))
         self._schedule(pipe, k, meta, cfg)
@@ -524,10 +540,21 @@ class IncidentStore:
         if not alert.resolved_at(now):
             alert = Alert(**{**alert.__dict__, "ends_at": now})
         k = self.keys(self.domain(alert.labels))
-        if not await self.redis.hexists(k.fp, alert.fingerprint):
+        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        if not known:
             return None
+        if known.endswith("|resolved"):
+            return known.rpartition("|")[0]
         iid, _, _ = await self.assign(alert)
         return iid
+
+    async def firing_members(self, iid: str, fps: list[str]) -> list[str]:
+        """Which of `fps` the incident still records as firing (one read)."""
+        if not fps:
+            return []
+        k = self.keys(await self._domain_of(iid))
+        got = await self.redis.hmget(k.fs, fps)
+        return [fp for fp, v in zip(fps, got) if v is not None and _s(v) == f"{iid}|firing"]
 
     # ----------------------------------------------------------------------------------- generic mutation
 
@@ -647,6 +674,7 @@ class IncidentStore:
             for fp, m in theirs.items():
                 pipe.hset(k.members(iid), fp, _j(m))
                 pipe.hset(k.fp, fp, iid)
+                pipe.hset(k.fs, fp, f"{iid}|{m['status']}")
             pipe.delete(k.members(other_id))
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(other_id), _j(other))
@@ -708,6 +736,7 @@ class IncidentStore:
                 pipe.hdel(k.members(iid), fp)
                 pipe.hset(k.members(new_id), fp, _j(m))
                 pipe.hset(k.fp, fp, new_id)
+                pipe.hset(k.fs, fp, f"{new_id}|{m['status']}")
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(new_id), _j(new))
             pipe.hset(k.open, iid, self._view(meta, reps(members)))
@@ -743,6 +772,9 @@ class IncidentStore:
         k = self.keys(domain)
         changed: list[str] = []
         learn: list[tuple[list[str], str | None]] = []
+        first = await self.redis.zrange(k.due, 0, 0, withscores=True)
+        if not first or float(first[0][1]) > now:
+            return []  # nothing is due: one read, no transaction
         for _ in range(MAX_RETRIES):
             changed, learn = [], []
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -812,6 +844,7 @@ class IncidentStore:
             stale = [fp for fp, cur in zip(fps, current) if _s(cur) == iid]
             if stale:
                 await self.redis.hdel(k.fp, *stale)
+                await self.redis.hdel(k.fs, *stale)
 
     # ----------------------------------------------------------------------------------- reading
 
