@@ -238,3 +238,19 @@ def test_a_dependency_that_broke_after_its_caller_is_not_pulled_in_by_weak_evide
     early = feat("DiskIOSaturation", T0 + 35, service="payments-db", namespace="shop", instance="pay-db-0")
     d2 = decide(early, [incident2], T0 + 35, cfg())
     assert d2.incident_id == "i1"
+
+
+def test_many_entities_of_one_namespace_starting_together_are_one_incident():
+    """Six pods of one namespace becoming anomalous within a minute are one cause (co-onset): the next pod joins and
+    the incidents the first pods opened fold in; four pods of a namespace, or pods of different namespaces, are not."""
+    c = CorrelationConfig(enabled=True, text_similarity=False)
+    pods = [feat(f"M{i}", T0 + i, namespace="shop", pod=f"p{i}") for i in range(6)]
+    views = [inc(f"i{i}", p) for i, p in enumerate(pods)]
+    nxt = feat("M9", T0 + 20, namespace="shop", pod="p9")
+    d = decide(nxt, views, T0 + 20, c)
+    assert d.incident_id is not None and any(r.detail.startswith("co-onset: 7 entities with namespace=shop")
+                                             for r in d.reasons)
+    assert sorted(d.absorb) == sorted(v.id for v in views if v.id != d.incident_id)
+    assert decide(nxt, views[:3], T0 + 20, c).incident_id is None  # 4 entities: not enough for a namespace
+    other = feat("M9", T0 + 20, namespace="billing", pod="q9")
+    assert decide(other, views, T0 + 20, c).incident_id is None

@@ -191,7 +191,54 @@ def run(ds: str, config: Path, out: Path) -> dict[str, Any]:
     res = {"tocsin": score(dp, ds), "tocsin pages": score(pp, ds), **baselines(ds, out),
            "_replay": {"lines": len(lines), "seconds": round(secs, 1), "lines_per_s": round(len(lines) / secs)}}
     res["_explain"] = explain(ds, records, out)
+    res["_confidence"] = confidence_quality(ds, records)
     return res
+
+
+def confidence_quality(ds: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """How well the confidence at a page's first delivery tells pages that cover a labelled incident (real) from
+    noise pages: AUROC, expected calibration error over 10 bins, Brier skill against the base rate."""
+    sys.path.insert(0, str(DATA))
+    from score import load_episodes
+
+    truth = json.loads((DATA / "truth" / f"{ds}.json").read_text())
+    scope = truth.get("scope_labels", ["dataset", "entity"])
+    by_scope: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for i in truth["incidents"]:
+        by_scope[tuple(i["match"].get(k) for k in scope)].append(i)
+    eps = {e["id"]: e for e in load_episodes(str(DATA / "events" / ds))}
+
+    def real(eid: str) -> bool:
+        e = eps.get(eid)
+        return bool(e) and any(e["start"] < i["end"] and i["start"] < e["end"]
+                               for i in by_scope.get(tuple(e["labels"].get(k) for k in scope), ()))
+
+    first: dict[str, tuple[float, bool]] = {}
+    for r in records:
+        inc = r.get("incident") or {}
+        key = inc.get("id") or r["group_key"]
+        if key not in first and inc.get("confidence") is not None:
+            first[key] = (float(inc["confidence"]), any(real(a["annotations"].get("event_id", "")) for a in r["alerts"]))
+    if not first:
+        return {}
+    ps = [p for p, _ in first.values()]
+    ys = [1.0 if y else 0.0 for _, y in first.values()]
+    pos = [p for p, y in zip(ps, ys) if y]
+    neg = [p for p, y in zip(ps, ys) if not y]
+    auroc = None
+    if pos and neg:
+        auroc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+    base = sum(ys) / len(ys)
+    brier = sum((p - y) ** 2 for p, y in zip(ps, ys)) / len(ys)
+    ref = sum((base - y) ** 2 for y in ys) / len(ys)
+    bins: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for p, y in zip(ps, ys):
+        bins[min(9, int(p * 10))].append((p, y))
+    ece = sum(abs(sum(p for p, _ in b) / len(b) - sum(y for _, y in b) / len(b)) * len(b) for b in bins.values()) / len(ys)
+    return {"pages": len(ys), "real": int(sum(ys)), "auroc": round(auroc, 3) if auroc is not None else None,
+            "ece": round(ece, 3), "brier_skill": round(1 - brier / ref, 3) if ref else None,
+            "reliability": {f"{b / 10:.1f}": [round(sum(p for p, _ in v) / len(v), 3), round(sum(y for _, y in v) / len(v), 3),
+                                              len(v)] for b, v in sorted(bins.items())}}
 
 
 def table(ds: str, res: dict[str, Any]) -> str:
@@ -202,6 +249,10 @@ def table(ds: str, res: dict[str, Any]) -> str:
         if name.startswith("_"):
             continue
         rows.append(f"| {name} | " + " | ".join(str(r.get(m)) for m in METRICS) + " |")
+    c = res.get("_confidence") or {}
+    if c:
+        rows.append(f"\nconfidence at a page's first delivery: {c['pages']} pages ({c['real']} real), AUROC {c['auroc']}, "
+                    f"ECE {c['ece']}, Brier skill {c['brier_skill']}")
     return "\n".join(rows) + "\n"
 
 

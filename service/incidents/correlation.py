@@ -162,6 +162,12 @@ class CorrelationConfig(BaseModel):
     burst_min: int = Field(10, ge=3)
     burst_window: float = 60.0
     burst_weight: float = Field(0.6, ge=0, le=1)
+    # Co-onset: this many distinct entities sharing a value of a compared label (a namespace, a cluster) becoming
+    # anomalous within `burst_window` of each other is one cause, whatever they measure: under independence that
+    # many simultaneous onsets are vanishingly rare. Recorded as a labels reason with the co-onset detail.
+    # The more common a label (its weight in `labels`: a namespace 0.3, a cluster 0.1), the more entities it takes:
+    # ceil(co_onset_min / sqrt(weight)), e.g. 6 pods of one namespace, 10 instances of one cluster, 4 of a service.
+    co_onset_min: int = Field(3, ge=2)
     # Learned co-occurrence forgets with this half-life (event time).
     cooccurrence_half_life: float = 14 * 86400.0
 
@@ -551,6 +557,46 @@ def burst_signal(f: AlertFeatures, members: list[AlertFeatures], cfg: Correlatio
                   f"within {cfg.burst_window:.0f}s (storm, one cause)")
 
 
+def co_onsets(f: AlertFeatures, candidates: list[IncidentView], cfg: CorrelationConfig) -> dict[tuple[str, str], set[str]]:
+    """For each compared label value the alert has: the distinct entities with that value whose onsets are within
+    `burst_window` of the alert's, in open incidents (and the alert's own entity)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    mine = {(n, v) for n, v in f.labels.items() if n in cfg.labels and v}
+    if not mine:
+        return out
+    for c in candidates:
+        if c.state == "resolved":
+            continue
+        for m in c.members:
+            if m.entity != f.entity and abs(m.onset - f.onset) <= cfg.burst_window:
+                for nv in mine:
+                    if m.labels.get(nv[0]) == nv[1]:
+                        out.setdefault(nv, {f.entity}).add(m.entity)
+    return out
+
+
+def co_onset_needed(cfg: CorrelationConfig, label: str) -> int:
+    """Entities needed for a co-onset on `label`: more for labels that many unrelated entities share."""
+    w = cfg.labels.get(label, 0.5)
+    return math.ceil(cfg.co_onset_min / math.sqrt(max(w, 0.01)))
+
+
+def co_onset_signal(f: AlertFeatures, anchors: list[AlertFeatures], cfg: CorrelationConfig,
+                    co: dict[tuple[str, str], set[str]]) -> Reason:
+    """Many entities of one namespace (or any compared label value) became anomalous at once: one cause."""
+    best = Reason("labels", 0.0, None, "no co-onset")
+    for (name, value), ents in co.items():
+        if len(ents) < co_onset_needed(cfg, name):
+            continue
+        mate = next((m for m in anchors if m.entity in ents and m.labels.get(name) == value
+                     and abs(m.onset - f.onset) <= cfg.burst_window), None)
+        if mate is not None:
+            return Reason("labels", cfg.burst_weight, mate.fingerprint,
+                          f"co-onset: {len(ents)} entities with {name}={value} became anomalous within "
+                          f"{cfg.burst_window:.0f}s (one cause)")
+    return best
+
+
 def text_signal(f: AlertFeatures, members: list[AlertFeatures], idf: dict[str, float]) -> Reason:
     """TF-IDF cosine of alert name + summary tokens; IDF over every open member, so words that every
     incident has ("error", "latency") count for less than rare ones."""
@@ -585,6 +631,8 @@ class Population:
     value_incidents: dict[tuple[str, str], int]
     idf: dict[str, float]
     storm_size: int = 0  # distinct entities where the same alert started within burst_window (incl. itself)
+    # (label, value) shared with the alert -> entities (incl. its own) whose onsets are within burst_window of it
+    co_onset: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, candidates: list[IncidentView], cfg: CorrelationConfig,
@@ -606,11 +654,13 @@ class Population:
                 vi[v] = vi.get(v, 0) + 1
         idf = {t: math.log((1 + n) / (1 + d)) + 1.0 for t, d in df.items()}
         storm = 0
+        co: dict[tuple[str, str], set[str]] = {}
         if f is not None:
             ents = {m.entity or m.fingerprint for c in candidates if c.state != "resolved"
                     for m in c.members if burst_mate(f, m, cfg)}
             storm = len(ents | {f.entity or f.fingerprint})
-        return cls(vi, idf, storm)
+            co = co_onsets(f, candidates, cfg)
+        return cls(vi, idf, storm, co)
 
 
 LiftLookup = Callable[[str, str], tuple[float, float]]
@@ -672,6 +722,9 @@ def _relation(f: AlertFeatures, anchors: list[AlertFeatures], cfg: CorrelationCo
         r = burst_signal(f, anchors, cfg, pop.storm_size)
         if r.score > 0:
             r.score *= cfg.burst_weight
+            found.append(r)
+        r = co_onset_signal(f, anchors, cfg, pop.co_onset)
+        if r.score > 0:
             found.append(r)
     return max(found, key=lambda r: r.score) if found else None
 
@@ -752,7 +805,15 @@ def decide(features: AlertFeatures, candidates: list[IncidentView], now: float, 
                         detail="new incident")
     s, c, reasons, why, hop = best
     absorb: list[str] = []
-    if any(r.detail.startswith("burst:") for r in reasons):
+    co = next((r for r in reasons if r.detail.startswith("co-onset:")), None)
+    if co is not None:
+        # The first entities of a co-onset opened incidents of their own before it was visible: incidents made only
+        # of alerts within the burst window of this one, opened within it, fold into the one it joins.
+        absorb = [o.id for o in candidates if o.id != c.id and o.state != "resolved" and o.members
+                  and all(abs(m.onset - features.onset) <= cfg.burst_window for m in o.members)
+                  and any(m.entity in set().union(*pop.co_onset.values()) for m in o.members)
+                  and features.onset - o.opened_at <= cfg.burst_window]
+    elif any(r.detail.startswith("burst:") for r in reasons):
         # The first drops of a storm opened incidents of their own before the storm was visible:
         # incidents made only of this alert's burst mates, opened within the burst window, fold into it.
         absorb = [o.id for o in candidates if o.id != c.id and o.state != "resolved" and o.members
