@@ -127,6 +127,7 @@ class TocsinSection(_Strict):
     digest: dict[str, Any] = {}
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
+    detect: dict[str, Any] = {}  # validated by service.detect.params (Tocsin's own detectors)
 
 
 class EnvSettings(BaseSettings):
@@ -372,6 +373,9 @@ def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], rou
         errors.extend(e.errors)
     except ConfigError as e:
         errors.append(e)
+    from .detect.params import section_errors
+
+    errors.extend(section_errors(tocsin.detect))
     policies: set[str] = set()
     try:
         esc = EscalationConfig.model_validate(tocsin.escalation or {})

@@ -17,6 +17,7 @@ from .discipline import AlertState, Calibrator, to_unit
 from .params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
+MIN_HISTORY = 32  # points before any deviation is measured (and learned)
 
 
 def period_points(step_s: float) -> int:
@@ -145,12 +146,17 @@ class SeriesDetector:
         k = len(x)
         out = _empty_batch(k, names)
         raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in UNIVARIATE}
+        young = MIN_HISTORY - st.tick  # the first points have too short a history to be measured against
+        if young > 0:
+            for m in UNIVARIATE:
+                raw[m][:young] = 0.0
         rows = self._iforest_rows(f) if "iforest" in names else None
         if rows is not None:
             raw["iforest"] = np.zeros(k)
         raw_l = {m: raw[m].tolist() for m in names}
         upto = 0
         ensemble = p.method == "ensemble"
+        relearn = p.margin ** -p.relearn
         for i in range(k):
             if missing[i]:
                 out.alert[i] = st.open
@@ -170,9 +176,12 @@ class SeriesDetector:
             out.alert[i] = st.open
             out.score[i] = to_unit(best)
             out.top[i] = top
+            # What alerts is learned shrunk: a repeat of the same deviation stays below the line, a larger one
+            # does not (a daily cron spike alerts once; the next outage still alerts).
+            shrink = relearn if (st.open or pending) else 1.0
+            for m in names:
+                cal.learn(m, st.tick, raw_l[m][i] * shrink)
             if not st.open and not pending:
-                for m in names:
-                    cal.learn(m, st.tick, raw_l[m][i])
                 if rows is not None:
                     self.if_train = np.concatenate([self.if_train, rows[i:i + 1]])[-p.calibration:]
         self._explain(out, f, x)

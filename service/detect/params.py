@@ -41,6 +41,8 @@ class DetectorParams(_Strict):
     margin: float = Field(1.3, ge=1.0, description="an alert needs a deviation this many times the largest "
                                                    "non-alerting deviation of the calibration history")
     floor: float = Field(5.0, gt=0, description="and at least this many robust standard deviations")
+    relearn: float = Field(0.5, ge=0, description="alerting deviations enter the calibration history divided by "
+                                                   "margin**relearn (0: as they are)")
     open: float = Field(1.0, gt=0, description="calibrated score (1 = the calibrated line) that opens an alert")
     close: float = Field(0.5, gt=0, description="an open alert closes below this calibrated score (hysteresis)")
     evidence: int = Field(1, ge=1, description="consecutive points at or above `open` before an alert opens")
@@ -116,3 +118,23 @@ class DetectSection(_Strict):
     @property
     def timeout_s(self) -> float:
         return seconds(self.timeout)
+
+
+def parse_section(raw: dict | None) -> DetectSection | None:
+    """The validated `tocsin.detect` section (None when absent); raises pydantic's ValidationError."""
+    if not raw:
+        return None
+    return DetectSection.model_validate(raw)
+
+
+def section_errors(raw: dict | None) -> list:
+    """`tocsin.detect` problems as ConfigErrors naming the path of each bad key (called by service.config)."""
+    from pydantic import ValidationError
+
+    from ..config import _pydantic_errors
+
+    try:
+        parse_section(raw)
+    except ValidationError as e:
+        return _pydantic_errors(e, "tocsin.detect")
+    return []
