@@ -17,7 +17,9 @@ from .discipline import AlertState, Calibrator, to_unit
 from .params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
-MIN_HISTORY = 32  # points before any deviation is measured (and learned)
+SEASONAL_STRENGTH = 0.7  # seasonal residuals this much tighter than the local spread: the series is seasonal
+MIN_HISTORY = 32
+IF_RUN = 3  # consecutive isolated points the Isolation Forest needs  # points before any deviation is measured (and learned)
 
 
 def period_points(step_s: float) -> int:
@@ -40,6 +42,8 @@ class Batch:
     deviation: np.ndarray
     top: list[str]
     individual: dict[str, np.ndarray] = field(default_factory=dict)
+    line: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the top method's line (raw units)
+    z: np.ndarray = field(default_factory=lambda: np.zeros(0))  # signed robust z (for the entity detector)
 
 
 def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
@@ -60,7 +64,15 @@ def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
 def _empty_batch(k: int, names: tuple[str, ...]) -> Batch:
     nan = np.full(k, np.nan)
     return Batch(np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), nan.copy(), nan.copy(), nan.copy(),
-                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names})
+                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k))
+
+
+def _concat(a: Batch, b: Batch) -> Batch:
+    return Batch(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in
+                   ("score", "alert", "opened", "expected", "lower", "upper", "deviation")),
+                 top=a.top + b.top, individual={m: np.concatenate([a.individual[m], b.individual[m]])
+                                                for m in a.individual},
+                 line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]))
 
 
 class SeriesDetector:
@@ -80,6 +92,7 @@ class SeriesDetector:
         self._forest_at = -1
         self._forest: Any = None
         self._if_norm = (0.0, 1.0)
+        self._if_prev: list[float] = []
         self.last_value: float | None = None
 
     @property
@@ -95,6 +108,11 @@ class SeriesDetector:
         k = len(values)
         if self.period is None and len(times) >= 2:
             self.period = period_points(float(np.median(np.diff(np.asarray(times, float)))))
+        if self.last_value is None and k and np.isnan(values[0]):  # before the series' first sample: nothing
+            ok = np.flatnonzero(~np.isnan(values))
+            lead = int(ok[0]) if len(ok) else k
+            rest = self.update(times[lead:], values[lead:]) if lead < k else _empty_batch(0, self.names)
+            return _concat(_empty_batch(lead, self.names), rest)
         missing = np.isnan(values)
         x = values.copy()
         if missing.any():  # carry the last value forward in the baseline
@@ -142,9 +160,8 @@ class SeriesDetector:
         return np.clip(np.stack(cols, axis=1), -50, 50)
 
     def _decide(self, x: np.ndarray, missing: np.ndarray, f: dict[str, M.Scored]) -> Batch:
-        p, names, st, cal = self.p, self.names, self.state, self.cal
+        names, st = self.names, self.state
         k = len(x)
-        out = _empty_batch(k, names)
         raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in UNIVARIATE}
         young = MIN_HISTORY - st.tick  # the first points have too short a history to be measured against
         if young > 0:
@@ -153,9 +170,21 @@ class SeriesDetector:
         rows = self._iforest_rows(f) if "iforest" in names else None
         if rows is not None:
             raw["iforest"] = np.zeros(k)
+        # the seasonal baseline explains the series clearly better than its recent level: a seasonal series
+        seasonal = (raw["seasonal"] > 0) & (f["seasonal"].scale < SEASONAL_STRENGTH * f["zscore"].scale)
+        out = self._loop(missing, raw, rows, seasonal if self.p.method == "ensemble" else None)
+        self._explain(out, f, x)
+        out.z = np.nan_to_num(f["zscore"].dev / f["zscore"].scale, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    def _loop(self, missing: np.ndarray, raw: dict[str, np.ndarray], rows: np.ndarray | None,
+              seasonal: np.ndarray | None) -> Batch:
+        """Calibrate, combine and advance the alert point by point (the only sequential part)."""
+        p, names, st, cal = self.p, self.names, self.state, self.cal
+        k = len(missing)
+        out = _empty_batch(k, names)
         raw_l = {m: raw[m].tolist() for m in names}
         upto = 0
-        ensemble = p.method == "ensemble"
         relearn = p.margin ** -p.relearn
         for i in range(k):
             if missing[i]:
@@ -169,8 +198,9 @@ class SeriesDetector:
                 out.individual[m][i] = s
                 if s > best:
                     best, top = s, m
-            if ensemble and raw_l["seasonal"][i] > 0:
+            if seasonal is not None and seasonal[i]:
                 best, top = combine(out.individual, i)
+            out.line[i] = cal.line(top, st.tick)
             pending = best >= p.open and st.tick >= p.warmup and st.tick - st.last_open > p.refractory
             out.opened[i] = st.step(best, p)
             out.alert[i] = st.open
@@ -181,10 +211,8 @@ class SeriesDetector:
             shrink = relearn if (st.open or pending) else 1.0
             for m in names:
                 cal.learn(m, st.tick, raw_l[m][i] * shrink)
-            if not st.open and not pending:
-                if rows is not None:
-                    self.if_train = np.concatenate([self.if_train, rows[i:i + 1]])[-p.calibration:]
-        self._explain(out, f, x)
+            if rows is not None and not st.open and not pending:
+                self.if_train = np.concatenate([self.if_train, rows[i:i + 1]])[-p.calibration:]
         return out
 
     def _iforest_chunk(self, rows: np.ndarray, i: int, dest: list[float]) -> int:
@@ -203,20 +231,29 @@ class SeriesDetector:
                                            random_state=0).fit(self.if_train)
             tr = -self._forest.score_samples(self.if_train)
             med = float(np.median(tr))
-            self._if_norm = (med, max(M.MAD_TO_SD * float(np.median(np.abs(tr - med))), 1e-6))
+            # Isolation scores are bounded: nothing is isolated much faster than the training extremes, so the
+            # line is the most isolated training point itself (1.0), not a margin above it
+            self._if_norm = (med, max(float(tr.max()) - med, 1e-6))
             self._forest_at = epoch
         upto = min(len(rows), i + p.iforest_refit - self.state.tick % p.iforest_refit)
         med, sd = self._if_norm
-        s = (-self._forest.score_samples(rows[i:upto]) - med) / sd
-        dest[i:upto] = np.maximum(s, 0.0).tolist()
+        s = np.maximum((-self._forest.score_samples(rows[i:upto]) - med) / sd, 0.0)
+        # evidence: a run of IF_RUN isolated points (a single one beyond the training extremes is expected noise)
+        prev = np.asarray(self._if_prev[-(IF_RUN - 1):], float)
+        full = np.concatenate([prev, s])
+        run = np.min(np.stack([full[j:len(full) - (IF_RUN - 1) + j] for j in range(IF_RUN)]), axis=0) \
+            if len(full) >= IF_RUN else np.zeros(len(s))
+        run = np.concatenate([np.zeros(len(s) - len(run)), run])
+        self._if_prev = full[-(IF_RUN - 1):].tolist()
+        dest[i:upto] = run.tolist()
         return upto
 
     def _explain(self, out: Batch, f: dict[str, M.Scored], x: np.ndarray) -> None:
-        """Expected value and range of the method that scored highest at each point."""
+        """Expected value and range of the method that scored highest at each point (its line at that point)."""
         z = f["zscore"]
         for i, m in enumerate(out.top):
             src = f[m] if m in f and np.isfinite(f[m].expected[i]) and np.isfinite(f[m].scale[i]) else z
-            line = self.cal.line(m if m in f else "zscore", self.state.tick)
+            line = out.line[i] if np.isfinite(out.line[i]) else self.p.floor
             out.expected[i] = src.expected[i]
             out.deviation[i] = x[i] - src.expected[i]
             out.lower[i] = src.expected[i] - line * src.scale[i]
@@ -240,9 +277,62 @@ class SeriesDetector:
         s.ema = d.get("ema")
         s.cal = Calibrator.load(params, d.get("cal", {}))
         s.state = AlertState(**d["state"])
-        s.if_train = np.asarray(d.get("if_train") or np.zeros((0, 4)), float).reshape(-1, 4)
+        tr = d.get("if_train") or []
+        s.if_train = np.asarray(tr, float).reshape(len(tr), -1) if tr else np.zeros((0, 4))
         s.last_value = d.get("last")
         return s
+
+
+class EntityDetector(SeriesDetector):
+    """Several metrics of one entity scored together by an Isolation Forest over their robust z (a combination
+    none of them shows alone: requests up while CPU is down). `top` names the metric that deviates most."""
+
+    def __init__(self, metrics: list[str], params: DetectorParams | None = None, period: int | None = None):
+        p = (params or DetectorParams()).model_copy(update={"method": "iforest"})
+        super().__init__(p, period)
+        self.metrics = list(metrics)
+        self.per = [SeriesDetector(p.model_copy(update={"method": "zscore"}), period) for _ in self.metrics]
+        self.if_train = np.zeros((0, self._rows(np.zeros((1, len(self.metrics)))).shape[1]))
+
+    @staticmethod
+    def _rows(z: np.ndarray) -> np.ndarray:
+        """The forest's features: each metric's robust z and, for up to 6 metrics, their pairwise differences, so
+        that a broken correlation (one up, its partner down) is isolated by axis-parallel splits."""
+        m = z.shape[1]
+        if m < 2 or m > 6:
+            return z
+        pairs = [z[:, a] - z[:, b] for a in range(m) for b in range(a + 1, m)]
+        return np.column_stack([z, *pairs])
+
+    def update(self, times: np.ndarray, values: np.ndarray) -> Batch:
+        """`values`: one row per point, one column per metric (nan = missing)."""
+        values = np.asarray(values, float).reshape(len(times), len(self.metrics))
+        per = [d.update(times, values[:, j]) for j, d in enumerate(self.per)]
+        z = np.clip(np.stack([b.z for b in per], axis=1), -50, 50)
+        missing = np.isnan(values).all(axis=1)
+        out = self._loop(missing, {"iforest": np.zeros(len(times))}, self._rows(z), None)
+        worst = np.argmax(np.abs(z), axis=1)
+        for i, j in enumerate(worst.tolist()):
+            b = per[j]
+            out.top[i] = self.metrics[j]
+            out.expected[i], out.lower[i], out.upper[i] = b.expected[i], b.lower[i], b.upper[i]
+            out.deviation[i] = b.deviation[i]
+        out.z = z[np.arange(len(times)), worst] if len(times) else np.zeros(0)
+        return out
+
+    def dump(self) -> dict[str, Any]:
+        d = super().dump()
+        d["metrics"] = self.metrics
+        d["per"] = [x.dump() for x in self.per]
+        return d
+
+    @classmethod
+    def load(cls, params: DetectorParams, d: dict[str, Any]) -> "EntityDetector":
+        e = cls(d["metrics"], params, d.get("period"))
+        base = SeriesDetector.load(e.p, d)
+        e.cal, e.state, e.if_train = base.cal, base.state, base.if_train.reshape(-1, e.if_train.shape[1])
+        e.per = [SeriesDetector.load(x.p, s) for x, s in zip(e.per, d["per"])]
+        return e
 
 
 def detect_series(times: np.ndarray, values: np.ndarray, params: DetectorParams | None = None) -> Batch:

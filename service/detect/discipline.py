@@ -21,6 +21,9 @@ from typing import Any
 from .params import DetectorParams
 
 
+IFOREST_LINE = 0.75
+
+
 class SlidingMax:
     """Maximum of the values pushed during the last `size` ticks."""
 
@@ -82,6 +85,8 @@ class Calibrator:
     maxes: dict[str, SlidingMax] = field(default_factory=dict)
 
     def line(self, method: str, tick: int) -> float:
+        if method == "iforest":  # relative to its training extremes already (core._iforest_chunk); isolation
+            return IFOREST_LINE  # saturates there, so the line sits just below them
         m = self.maxes.get(method)
         past = m.max(tick) if m else 0.0
         return max(self.p.floor, self.p.margin * past)
