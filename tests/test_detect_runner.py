@@ -3,7 +3,6 @@ server), feeding the real pipeline (Engine on Redis, ManualClock): backfill, one
 notification per anomaly, state surviving a restart, shadow mode, and `tocsin.detect` validation with paths."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -25,10 +24,20 @@ SPIKE = T0 + 30 * STEP
 
 def level(t: float, pod: str) -> float:
     """A deterministic noisy gauge, with a spike of 3 steps at SPIKE for pod "a"."""
-    v = 10.0 + math.sin(t / 997.0 + len(pod)) * 0.3 + (((int(t) // 60) * 7919) % 13 - 6) * 0.05
+    v = 10.0 + 0.2 * float(np.random.default_rng([int(t) // 60, ord(pod)]).normal())
     if pod == "a" and SPIKE <= t < SPIKE + 3 * STEP:
         v += 8.0
     return v
+
+
+def entity_metric(name: str, t: float, pod: str) -> float:
+    """Requests and CPU follow one load; for pod "a" at SPIKE requests rise while CPU falls (2.5 sd each)."""
+    rng = np.random.default_rng([int(t) // 60, len(pod)])
+    load, e1, e2 = rng.normal(0, 1, 3)
+    req, cpu = 100 + 10 * load + 2 * e1, 50 + 5 * load + e2
+    if pod == "a" and SPIKE <= t < SPIKE + 6 * STEP:
+        req, cpu = req + 25, cpu - 12.5
+    return req if name == "req" else cpu
 
 
 class FakePrometheus(LocalServer):
@@ -45,6 +54,12 @@ class FakePrometheus(LocalServer):
         if q["query"] == "broken(":
             return web.json_response({"status": "error", "errorType": "bad_data", "error": "parse error"}, status=400)
         start, end, step = float(q["start"]), float(q["end"]), float(q["step"])
+        if q["query"] in ("req", "cpu"):
+            return web.json_response({"status": "success", "data": {"resultType": "matrix", "result": [
+                {"metric": {"service": "checkout", "pod": pod},
+                 "values": [[float(t), repr(float(entity_metric(q["query"], t, pod)))]
+                            for t in np.arange(start, end + 1, step)]}
+                for pod in ("a", "b")]}})
         result = []
         for pod in ("a", "b"):
             n = int(round((end - start) / step)) + 1
@@ -74,7 +89,7 @@ receivers:
 def section(url: str, **over: Any) -> DetectSection:
     return DetectSection.model_validate({
         "prometheus": url, "queries": [{"query": "http_latency_seconds", "name": "latency"}], "step": "1m",
-        "backfill": "2h", "params": {"window": 60, "warmup": 60, "calibration": 500}, **over})
+        "backfill": "2h", "params": {"window": 60, "warmup": 60, "calibration": 500, "refractory": 20}, **over})
 
 
 async def test_backfill_then_steps_send_one_notification_per_anomaly(redis: Any, key_prefix: str) -> None:
@@ -163,6 +178,32 @@ async def test_a_failing_query_is_counted_and_the_others_still_run(redis: Any, k
         await runner.step()
         await runner.close()
         assert runner.stats["errors"] == 1 and runner.stats["series"] == 2
+
+
+async def test_an_entity_group_is_scored_together(redis: Any, key_prefix: str) -> None:
+    async with FakePrometheus() as prom:
+        h = await harness(redis, CONFIG, key_prefix)
+        sec = DetectSection.model_validate({
+            "prometheus": prom.url, "step": "1m", "backfill": "8h",
+            "queries": [{"query": "req", "name": "requests", "group": "web", "entity": ["service", "pod"]},
+                        {"query": "cpu", "name": "cpu", "group": "web", "entity": ["service", "pod"]}],
+            "params": {"window": 60, "warmup": 100, "calibration": 600, "iforest_refit": 120}})
+        runner = Runner(sec, DetectStore(redis, DetectKeys(key_prefix, 16)), h.clock, engine_sink(h.engine, sec))
+        events = []
+        try:
+            for k in range(0, 40):
+                h.clock.set(T0 + k * STEP)
+                events.extend(await runner.step())
+        finally:
+            await runner.close()
+        firing = [e for e in events if e.anomalous]
+        assert firing and {e.labels["pod"] for e in events} == {"a"}
+        e = firing[0]
+        assert SPIKE <= e.timestamp.timestamp() < SPIKE + 6 * STEP
+        assert e.annotations["top_metric"] in ("requests", "cpu") and e.metric == e.annotations["top_metric"]
+        assert e.labels == {"service": "checkout", "pod": "a"}
+        assert "top contributing metric" in e.summary
+        assert runner.stats["series"] == 2  # two entities, each one detector over both metrics
 
 
 def test_detect_section_errors_name_the_path() -> None:

@@ -78,7 +78,8 @@ def nab_score(files: list[FileData], thresholds: np.ndarray | None = None) -> tu
     """(normalised score, best threshold) over the corpus."""
     if thresholds is None:
         allv = np.concatenate([f.scores for f in files])
-        thresholds = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.quantile(allv, np.linspace(0.5, 1, 200))]))
+        thresholds = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), np.quantile(allv, np.linspace(0.5, 1, 200)),
+                                               [np.inf]]))  # inf: no detection at all (the null detector)
     null = sum(f.null() for f in files)
     perfect = sum(f.perfect() for f in files)
     best, best_t = -math.inf, 1.0

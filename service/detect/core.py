@@ -17,6 +17,7 @@ from .discipline import AlertState, Calibrator, to_unit
 from .params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
+SEASONAL_ALONE = 2.0  # the seasonal baseline alone alerts at twice its line
 SEASONAL_STRENGTH = 0.7  # seasonal residuals this much tighter than the local spread: the series is seasonal
 MIN_HISTORY = 32
 IF_RUN = 3  # consecutive isolated points the Isolation Forest needs  # points before any deviation is measured (and learned)
@@ -56,8 +57,8 @@ def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
             local, top = float(ind[m][i]), m
     sea = float(ind["seasonal"][i])
     both = min(local, sea)
-    if sea / 2 > both:
-        return sea / 2, "seasonal"
+    if sea / SEASONAL_ALONE > both:
+        return sea / SEASONAL_ALONE, "seasonal"
     return both, top
 
 
@@ -93,6 +94,7 @@ class SeriesDetector:
         self._forest: Any = None
         self._if_norm = (0.0, 1.0)
         self._if_prev: list[float] = []
+        self._if_new: list[np.ndarray] = []  # training rows not yet in if_train (appending row by row is slow)
         self.last_value: float | None = None
 
     @property
@@ -186,6 +188,7 @@ class SeriesDetector:
         raw_l = {m: raw[m].tolist() for m in names}
         upto = 0
         relearn = p.margin ** -p.relearn
+        warmup = max(p.warmup, self.period or 0)  # a daily rhythm is learnt for a whole day first
         for i in range(k):
             if missing[i]:
                 out.alert[i] = st.open
@@ -201,8 +204,9 @@ class SeriesDetector:
             if seasonal is not None and seasonal[i]:
                 best, top = combine(out.individual, i)
             out.line[i] = cal.line(top, st.tick)
-            pending = best >= p.open and st.tick >= p.warmup and st.tick - st.last_open > p.refractory
-            out.opened[i] = st.step(best, p)
+            pending = best >= min(p.open, p.sustain_level) and st.tick >= warmup and \
+                st.tick - st.last_open > p.refractory
+            out.opened[i] = st.step(best, p, warmup)
             out.alert[i] = st.open
             out.score[i] = to_unit(best)
             out.top[i] = top
@@ -212,8 +216,14 @@ class SeriesDetector:
             for m in names:
                 cal.learn(m, st.tick, raw_l[m][i] * shrink)
             if rows is not None and not st.open and not pending:
-                self.if_train = np.concatenate([self.if_train, rows[i:i + 1]])[-p.calibration:]
+                self._if_new.append(rows[i])
         return out
+
+    def _flush_train(self) -> np.ndarray:
+        if self._if_new:
+            self.if_train = np.concatenate([self.if_train, np.stack(self._if_new)])[-self.p.calibration:]
+            self._if_new = []
+        return self.if_train
 
     def _iforest_chunk(self, rows: np.ndarray, i: int, dest: list[float]) -> int:
         """Scores rows[i:] up to the next refit; the forest is refitted every `iforest_refit` points on the
@@ -221,6 +231,7 @@ class SeriesDetector:
         p = self.p
         epoch = self.state.tick // p.iforest_refit
         if self._forest is None or epoch != self._forest_at:
+            self._flush_train()
             if len(self.if_train) < 64:
                 self._forest = None
                 dest[i] = 0.0
@@ -264,7 +275,7 @@ class SeriesDetector:
         return {"v": 1, "period": self.period, "buf": self.buf.tolist(), "past_med": self.past_med.tolist(),
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
-                "if_train": self.if_train.tolist(), "last": self.last_value}
+                "if_train": self._flush_train().tolist(), "last": self.last_value}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":

@@ -6,7 +6,8 @@ A calibrated score of 1 then means the same everywhere: "clearly beyond anything
 setting fits every series. Points that alert stay out of the history (an anomaly does not raise the bar for the
 next one); the baselines themselves adapt, so a level shift becomes the new normal.
 
-The alert itself: it opens after `evidence` consecutive points at or above `open` once `warmup` points were
+The alert itself: it opens after `evidence` consecutive points at or above `open`, or `sustain_points` at or
+above `sustain_level` (a lasting moderate deviation is as much evidence as one large one), once `warmup` points were
 seen and at least `refractory` points after the previous opening; it stays open at least `hold` points, closes
 below `close` (hysteresis), and at the latest after `max_open` points.
 
@@ -54,11 +55,14 @@ class AlertState:
     tick: int = 0
     open: bool = False
     run: int = 0  # consecutive points at or above `open` while closed
+    run_lo: int = 0  # consecutive points at or above `sustain_level` while closed
     open_len: int = 0
     last_open: int = -10**9
 
-    def step(self, s: float, p: DetectorParams) -> bool:
-        """Advance one point with calibrated score `s`; True when an alert opens at this point."""
+    def step(self, s: float, p: DetectorParams, warmup: int | None = None) -> bool:
+        """Advance one point with calibrated score `s`; True when an alert opens at this point. `warmup`
+        overrides the parameters' (a seasonal series warms up for at least one period)."""
+        warmup = p.warmup if warmup is None else warmup
         self.tick += 1
         if self.open:
             self.open_len += 1
@@ -67,13 +71,15 @@ class AlertState:
                 self.run = 0
             return False
         self.run = self.run + 1 if s >= p.open else 0
-        if self.run >= p.evidence and self.tick > p.warmup and self.tick - self.last_open > p.refractory:
-            self.open, self.open_len, self.last_open, self.run = True, 1, self.tick, 0
+        self.run_lo = self.run_lo + 1 if s >= p.sustain_level else 0
+        evident = self.run >= p.evidence or self.run_lo >= p.sustain_points
+        if evident and self.tick > warmup and self.tick - self.last_open > p.refractory:
+            self.open, self.open_len, self.last_open, self.run, self.run_lo = True, 1, self.tick, 0, 0
             return True
         return False
 
     def dump(self) -> dict[str, Any]:
-        return {"tick": self.tick, "open": self.open, "run": self.run, "open_len": self.open_len,
+        return {"tick": self.tick, "open": self.open, "run": self.run, "run_lo": self.run_lo, "open_len": self.open_len,
                 "last_open": self.last_open}
 
 

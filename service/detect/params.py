@@ -37,7 +37,7 @@ class DetectorParams(_Strict):
     method: Method = "ensemble"
     window: int = Field(288, ge=16, description="baseline window (points) for median/MAD and scales")
     warmup: int = Field(150, ge=8, description="points seen before any alert may open")
-    calibration: int = Field(2016, ge=32, description="points of score history a series is calibrated on")
+    calibration: int = Field(8064, ge=32, description="points of score history a series is calibrated on")
     margin: float = Field(1.3, ge=1.0, description="an alert needs a deviation this many times the largest "
                                                    "non-alerting deviation of the calibration history")
     floor: float = Field(5.0, gt=0, description="and at least this many robust standard deviations")
@@ -46,9 +46,12 @@ class DetectorParams(_Strict):
     open: float = Field(1.0, gt=0, description="calibrated score (1 = the calibrated line) that opens an alert")
     close: float = Field(0.5, gt=0, description="an open alert closes below this calibrated score (hysteresis)")
     evidence: int = Field(1, ge=1, description="consecutive points at or above `open` before an alert opens")
+    sustain_level: float = Field(0.7, gt=0, description="or this calibrated score on `sustain_points` consecutive "
+                                                         "points opens an alert too")
+    sustain_points: int = Field(4, ge=1)
     hold: int = Field(3, ge=1, description="an open alert stays open at least this many points")
     max_open: int = Field(288, ge=1, description="an alert open this long is closed: the new level is normal")
-    refractory: int = Field(144, ge=0, description="points after an alert opened during which no new one opens")
+    refractory: int = Field(72, ge=0, description="points after an alert opened during which no new one opens")
     ema_span: int = Field(48, ge=2)
     shift_points: int = Field(6, ge=2, description="points averaged by the level-shift scorer")
     season_days: int = Field(3, ge=1, description="days of history of the seasonal baseline")

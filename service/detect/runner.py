@@ -22,7 +22,7 @@ import structlog
 
 from ..clock import Clock
 from ..events import DetectorEvent
-from .core import Batch, SeriesDetector, period_points
+from .core import Batch, EntityDetector, SeriesDetector, period_points
 from .params import DetectSection, QueryConfig
 from .prom import PrometheusError, Series, query_range, series_id
 from .store import DetectStore
@@ -41,7 +41,8 @@ class Tracked:
     sent_open: bool = False
 
     def dump(self) -> dict[str, Any]:
-        return {"det": self.det.dump(), "last_t": self.last_t, "sent_open": self.sent_open}
+        kind = "entity" if isinstance(self.det, EntityDetector) else "series"
+        return {"kind": kind, "det": self.det.dump(), "last_t": self.last_t, "sent_open": self.sent_open}
 
 
 def _num(v: float) -> float | None:
@@ -63,7 +64,8 @@ def events_for(section: DetectSection, q: QueryConfig, qname: str, labels: dict[
         why += f", expected {exp:.4g} (range {lo:.4g} .. {hi:.4g})"
     if dev is not None:
         why += f", deviation {dev:+.4g}"
-    why += f"; strongest signal: {METHOD_NAMES.get(top, top)}"
+    why += f"; strongest signal: {METHOD_NAMES.get(top, top)}" if top in METHOD_NAMES else \
+        f"; isolation forest over the entity's metrics, top contributing metric: {top}"
     ann = {"deviation": f"{dev:.6g}" if dev is not None else "", "method": top, "why": why,
            "params": section.params.method}
     return DetectorEvent(
@@ -104,12 +106,22 @@ class Runner:
         s = self.section
         end = math.floor((self.clock.now() - s.lag_s) / s.step_s) * s.step_s
         events: list[DetectorEvent] = []
+        groups: dict[str, list[tuple[int, QueryConfig]]] = {}
         for i, q in enumerate(s.queries):
+            if q.group:
+                groups.setdefault(q.group, []).append((i, q))
+                continue
             try:
                 events.extend(await self._query(i, q, end))
             except PrometheusError as e:
                 self.stats["errors"] += 1
                 log.warning("detect_query_failed", query=q.query, error=str(e))
+        for g, members in groups.items():
+            try:
+                events.extend(await self._group(g, members, end))
+            except PrometheusError as e:
+                self.stats["errors"] += 1
+                log.warning("detect_group_failed", group=g, error=str(e))
         if events:
             if s.shadow:
                 await self.store.record_shadow([e.model_dump(mode="json") for e in events])
@@ -126,18 +138,10 @@ class Runner:
     async def _query(self, qi: int, q: QueryConfig, end: float) -> list[DetectorEvent]:
         s = self.section
         name = self._qname(qi, q)
-        cursor = await self.store.cursor(name)
-        start = end - s.backfill_s if cursor is None else cursor + s.step_s
-        start = max(start, end - s.step_s * (MAX_POINTS * 10))
+        start = await self._start(name, end)
         if start > end:
             return []
-        result: list[Series] = []
-        session = await self.session()
-        t = start
-        while t <= end:  # chunks Prometheus accepts
-            chunk_end = min(end, t + s.step_s * (MAX_POINTS - 1))
-            result.extend(await query_range(session, s.prometheus, q.query, t, chunk_end, s.step_s, s.timeout_s))
-            t = chunk_end + s.step_s
+        result = await self._fetch(q, start, end)
         merged = {series_id(name, lab): (lab, times, values) for lab, times, values in _merge(result).values()}
         await self._load([i for i in merged if i not in self.tracked])
         out, dirty = [], {}
@@ -163,12 +167,78 @@ class Runner:
         await self.store.set_cursor(name, end)
         return out
 
+    async def _start(self, name: str, end: float) -> float:
+        s = self.section
+        cursor = await self.store.cursor(name)
+        start = end - s.backfill_s if cursor is None else cursor + s.step_s
+        return max(start, end - s.step_s * (MAX_POINTS * 10))
+
+    async def _fetch(self, q: QueryConfig, start: float, end: float) -> list[Series]:
+        s = self.section
+        result: list[Series] = []
+        session = await self.session()
+        t = start
+        while t <= end:  # chunks Prometheus accepts
+            chunk_end = min(end, t + s.step_s * (MAX_POINTS - 1))
+            result.extend(await query_range(session, s.prometheus, q.query, t, chunk_end, s.step_s, s.timeout_s))
+            t = chunk_end + s.step_s
+        return result
+
+    async def _group(self, g: str, members: list[tuple[int, QueryConfig]], end: float) -> list[DetectorEvent]:
+        """Queries sharing `group`: per entity (the values of their `entity` labels), one Isolation Forest over
+        all of them; the event names the metric that contributed most."""
+        s = self.section
+        name = f"group:{g}"
+        start = await self._start(name, end)
+        if start > end:
+            return []
+        grid = start + s.step_s * np.arange(int(round((end - start) / s.step_s)) + 1)
+        metrics = [self._qname(i, q) for i, q in members]
+        entities: dict[str, tuple[dict[str, str], np.ndarray]] = {}
+        for j, (_, q) in enumerate(members):
+            for lab, times, values in _merge(await self._fetch(q, start, end)).values():
+                ent = {k: lab.get(k, "") for k in (q.entity or [])}
+                sid = series_id(name, ent)
+                if sid not in entities:
+                    entities[sid] = (ent, np.full((len(grid), len(metrics)), np.nan))
+                idx = np.round((times - start) / s.step_s).astype(int)
+                ok = (idx >= 0) & (idx < len(grid))
+                entities[sid][1][idx[ok], j] = values[ok]
+        await self._load([i for i in entities if i not in self.tracked])
+        out, dirty = [], {}
+        for sid, (ent, x) in entities.items():
+            tr = self.tracked.get(sid)
+            if tr is None:
+                tr = self.tracked[sid] = Tracked(EntityDetector(metrics, s.params, period_points(s.step_s)),
+                                                 -math.inf)
+            new = grid > tr.last_t
+            if not new.any():
+                continue
+            b = tr.det.update(grid[new], x[new])
+            tr.last_t = float(grid[new][-1])
+            i = len(b.score) - 1
+            top = b.top[i] if b.top[i] in metrics else metrics[0]
+            q = members[metrics.index(top)][1]
+            ev = events_for(s, q, top, ent, tr.last_t, float(x[new][-1, metrics.index(top)]), b, i,
+                            tr.det.state.open, tr.sent_open)
+            if ev is not None:
+                ev.annotations["top_metric"] = top
+                out.append(ev)
+                tr.sent_open = ev.anomalous
+            dirty[sid] = tr.dump()
+        self.stats["series"] = len(self.tracked)
+        if dirty:
+            await self.store.save(dirty)
+        await self.store.set_cursor(name, end)
+        return out
+
     async def _load(self, ids: list[str]) -> None:
         if not ids:
             return
         for sid, d in (await self.store.load(ids)).items():
             try:
-                det = SeriesDetector.load(self.section.params, d["det"])
+                cls = EntityDetector if d.get("kind") == "entity" else SeriesDetector
+                det = cls.load(self.section.params, d["det"])
                 self.tracked[sid] = Tracked(det, float(d["last_t"]), bool(d.get("sent_open")))
             except (KeyError, TypeError, ValueError) as e:  # a state from an incompatible version: start over
                 log.warning("detect_state_discarded", series=sid, error=repr(e))
