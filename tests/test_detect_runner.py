@@ -216,6 +216,9 @@ def test_detect_section_errors_name_the_path() -> None:
     with pytest.raises(ConfigErrors) as e:
         parse_config(base + "    queries: [{query: up}]\n")
     assert "tocsin.detect.prometheus" in {err.path for err in e.value.errors}
+    with pytest.raises(ConfigErrors) as e:
+        parse_config(base + "    prometheus: http://p\n    queries: [{query: up, labels: {bad-name: x}}]\n")
+    assert "tocsin.detect.queries[0].labels" in {err.path for err in e.value.errors}
     cfg = parse_config(base + "    prometheus: http://p\n    queries: [{query: up}]\n")
     assert cfg.tocsin.detect["prometheus"] == "http://p"
 

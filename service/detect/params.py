@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 METHODS = ("zscore", "ema", "seasonal", "shift", "iforest", "ensemble")
 Method = Literal["zscore", "ema", "seasonal", "shift", "iforest", "ensemble"]
 _DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -76,6 +77,14 @@ class QueryConfig(_Strict):
                                                        "scored together by Isolation Forest per entity")
     group: str | None = None
     labels: dict[str, str] = Field(default_factory=dict, description="labels added to every event")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if not _LABEL.match(k)]
+        if bad:
+            raise ValueError(f"invalid label name(s): {', '.join(map(repr, bad))}")
+        return v
 
 
 class DetectSection(_Strict):
