@@ -117,6 +117,10 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
                  asyncio.create_task(_deliver(engine, started), name="outbox"),
                  asyncio.create_task(_sweeper(engine), name="sweeper"),
                  asyncio.create_task(engine.run_timers(), name="timers")] if background else []
+        if background and cfg.tocsin.detect:  # Tocsin's own detectors, when tocsin.detect.serve is true
+            from .detect.service import serve_tasks
+
+            tasks += serve_tasks(cfg, engine)
         log.info("started", listen=cfg.tocsin.listen, receivers=len(cfg.receivers))
         try:
             yield

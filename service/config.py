@@ -190,6 +190,7 @@ class TocsinSection(_Strict):
     llm: dict[str, Any] = {}
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
+    detect: dict[str, Any] = {}  # validated by service.detect.params (Tocsin's own detectors)
 
 
 class _BadField(ValueError):
@@ -514,6 +515,11 @@ def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], r
         report.error(f"tocsin.escalation.{e.path}", e.message)
     if esc is not None:
         _escalation_references(esc, receivers, report)
+    if tocsin.detect:
+        from .detect.params import section_errors  # only configs with detectors pay the import
+
+        for e in section_errors(tocsin.detect):
+            report.add(e)
     policies = set(esc.policies) if esc is not None else set()
     for r in route.walk() if route is not None else ():
         p_name = r.own_extra.get("escalation")

@@ -1,0 +1,160 @@
+"""Run every detector method over every file of the NAB development set, score the alert episodes with the set's
+own scorer (score_events.py) and NAB's standard profile (nab_score.py, our implementation of the published
+rules), print the table and write bench/detect/RESULTS.md.
+
+    python3 bench/detect/run.py [--nab /work/shared/nab] [--methods ensemble,zscore,...] [--out DIR] [--no-write]
+
+One default setting (DetectorParams()) for every series of every method; nothing is fitted per file.
+"naive-z" is the tutorials' robust rolling z (median/MAD of the previous 288 points, alert while |z| >= 4), the
+README's reference (F1 0.033).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE))
+
+from nab_score import FileData, nab_score  # noqa: E402
+
+from service.detect.core import Batch, detect_series  # noqa: E402
+from service.detect.csvmode import read_series, write_results  # noqa: E402
+from service.detect.params import METHODS, DetectorParams  # noqa: E402
+
+
+def naive_z(times: np.ndarray, values: np.ndarray) -> Batch:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n, w = len(values), 288
+    z = np.zeros(n)
+    if n > w:
+        win = sliding_window_view(values[:-1], w)
+        med = np.median(win, axis=1)
+        mad = 1.4826 * np.median(np.abs(win - med[:, None]), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z[w:] = np.where(mad > 0, np.abs(values[w:] - med) / mad, 0.0)  # z undefined where MAD is 0
+    alert = z >= 4
+    nan = np.full(n, np.nan)
+    return Batch(np.minimum(z / 8, 1.0), alert, alert & ~np.concatenate([[False], alert[:-1]]), nan, nan, nan, nan,
+                 [""] * n)
+
+
+def run_method(method: str, files: list[Path], nab: Path,
+               out: Path) -> tuple[float, float, list[FileData], list[FileData]]:
+    """Runs one method over every file; returns the detection wall and CPU time and, per file, NAB inputs for the
+    anomaly_score column and for the alert onsets (1 where an alert opens: what Tocsin would send)."""
+    windows = json.loads((nab / "windows.json").read_text())
+    spent = cpu = 0.0
+    fds, onsets = [], []
+    for f in files:
+        rel = f.relative_to(nab / "data").as_posix()
+        with open(f) as fh:
+            raw, times, values = read_series(fh)
+        t0, c0 = time.perf_counter(), time.process_time()
+        b = naive_z(times, values) if method == "naive-z" else detect_series(times, values,
+                                                                            DetectorParams(method=method))
+        spent += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        dst = out / method / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with open(dst, "w") as fh:
+            write_results(fh, raw, values, b)
+        wins = []
+        for s, e in windows.get(rel, []):
+            s, e = s[:19], e[:19]
+            lo = next(i for i, ts in enumerate(raw) if ts[:19] >= s)
+            hi = max(i for i, ts in enumerate(raw) if ts[:19] <= e)
+            wins.append((lo, hi))
+            fds.append(FileData(b.score, wins))
+        onsets.append(FileData(b.opened.astype(float), wins))
+    return spent, cpu, fds, onsets
+
+
+def score_events(nab: Path, results: Path) -> dict:
+    p = subprocess.run([sys.executable, str(nab / "score_events.py"), str(results), "--per-file"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nab", default="/work/shared/nab")
+    ap.add_argument("--methods", default=",".join(("ensemble",) + tuple(m for m in METHODS if m != "ensemble"))
+                    + ",naive-z")
+    ap.add_argument("--out", help="write the result files here (default: a temporary directory)")
+    ap.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
+    ap.add_argument("--per-file", action="store_true")
+    a = ap.parse_args()
+    nab = Path(a.nab)
+    files = sorted((nab / "data").rglob("*.csv"))
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="tocsin-nab-"))
+    rows = []
+    for m in a.methods.split(","):
+        t0 = time.perf_counter()
+        spent, cpu, fds, onsets = run_method(m, files, nab, out)
+        wall = time.perf_counter() - t0
+        ev = score_events(nab, out / m)
+        noanom = sum(v["episodes"] for k, v in ev["per_file"].items() if k.startswith("artificialNoAnomaly/"))
+        nab_s, thr = nab_score(fds)
+        nab_on, _ = nab_score(onsets, np.array([0.5]))
+        row = dict(method=m, f1=ev["f1"], precision=ev["precision"], recall=ev["recall"], tp=ev["tp"], fp=ev["fp"],
+                   fn=ev["fn"], latency=ev["latency_median"], no_anomaly_alerts=noanom, nab=round(nab_s, 1), nab_onsets=round(nab_on, 1),
+                   nab_threshold=round(thr, 3), detect_s=round(spent, 2), detect_cpu_s=round(cpu, 2), wall_s=round(wall, 2))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if a.per_file:
+            for k, v in sorted(ev["per_file"].items()):
+                print(f"   {k:60s} tp={v['tp']} fp={v['fp']} fn={v['fn']}")
+    points = sum(sum(1 for _ in open(f)) - 1 for f in files)
+    table = _table(rows, len(files), points)
+    print(table)
+    if not a.no_write:
+        (HERE / "RESULTS.md").write_text(_results_md(table, a))
+    return 0
+
+
+def _table(rows: list[dict], nfiles: int, points: int) -> str:
+    head = ("| method | F1 | precision | recall | TP | FP (false alerts) | FN | median latency | alerts on "
+            "artificialNoAnomaly | NAB standard (anomaly_score) | NAB standard (alert onsets) | detect CPU (s) | "
+            "detect wall (s) | wall incl. I/O (s) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['method']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['tp']} | {r['fp']} | "
+        f"{r['fn']} | {r['latency'] if r['latency'] is not None else '-'} | {r['no_anomaly_alerts']} | "
+        f"{r['nab']} (thr {r['nab_threshold']}) | {r['nab_onsets']} | {r['detect_cpu_s']} | {r['detect_s']} | {r['wall_s']} |\n"
+        for r in rows)
+    return f"{nfiles} files, {points} points.\n\n" + head + body
+
+
+def _results_md(table: str, a: argparse.Namespace) -> str:
+    cmd = "python3 bench/detect/run.py" + (f" --methods {a.methods}" if a.methods else "")
+    return f"""# Detector results on the NAB development set
+
+Command (from the repository root, on the shared 2-core machine):
+
+    {cmd}
+
+Every method runs with the one default setting (`DetectorParams()`, the `tocsin.detect.params` defaults) on every
+file; nothing is fitted per file. Event scores are `score_events.py` of the data set (alert episodes: TP = a window
+in which an episode starts, FP = an episode that starts outside every window). NAB standard is our own
+implementation of the published standard profile (`bench/detect/nab_score.py`), with the threshold on
+`anomaly_score` optimised over the set, as NAB does. Latency is the median fraction of the window elapsed at the
+first detection. "detect CPU" is the detector's own CPU time (the machine is shared: its wall time depends on
+the other jobs running), "detect wall" the same in wall-clock time, "wall incl. I/O" adds reading and writing the
+CSV files.
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The pure scorers. Each takes the history of a series (values before the new points) and the new points, and
+returns per new point a deviation `dev` (observed - expected), the `expected` value and a `scale` (what one
+robust standard deviation is there), so `|dev| / scale` is a z-like raw deviation. Only the past is used: the
+same numbers come out whether a series is scored at once (CSV) or one step at a time (online).
+
+numpy does the windows (sliding_window_view, median/MAD over a whole batch at once); scikit-learn does the
+Isolation Forest. The recursive EMA is a short loop: it has to clip outliers before they enter its state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+MAD_TO_SD = 1.4826
+EPS = 1e-9
+
+
+@dataclass
+class Scored:
+    dev: np.ndarray
+    expected: np.ndarray
+    scale: np.ndarray
+    floor: np.ndarray | None = None
+
+    @property
+    def z(self) -> np.ndarray:
+        return np.abs(self.dev) / self.scale
+
+
+def _windows(full: np.ndarray, start: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, robust sd and range of full[max(0, j-w):j] for every j in start..len(full)-1 (j >= 1)."""
+    n = len(full)
+    k = n - start
+    med = np.empty(k)
+    sd = np.empty(k)
+    rng = np.empty(k)
+    first_full = max(start, w)
+    for j in range(start, min(first_full, n)):  # the short windows at the very start of a series
+        win = full[max(0, j - w):j] if j > 0 else full[:1]
+        m = np.median(win)
+        med[j - start] = m
+        sd[j - start] = MAD_TO_SD * np.median(np.abs(win - m))
+        rng[j - start] = win.max() - win.min()
+    if first_full < n:
+        win = sliding_window_view(full[first_full - w:n - 1], w)
+        m = np.median(win, axis=1)
+        med[first_full - start:] = m
+        sd[first_full - start:] = MAD_TO_SD * np.median(np.abs(win - m[:, None]), axis=1)
+        rng[first_full - start:] = win.max(axis=1) - win.min(axis=1)
+    return med, sd, rng
+
+
+def scale_floor(med: np.ndarray, rng: np.ndarray) -> np.ndarray:
+    """The smallest scale a deviation is measured in: flat and quantised series have a MAD of 0."""
+    return np.maximum(np.maximum(0.02 * rng, 1e-4 * np.abs(med)), EPS)
+
+
+def robust_z(full: np.ndarray, start: int, w: int) -> Scored:
+    """Median and MAD of the previous `w` points."""
+    med, sd, rng = _windows(full, start, w)
+    floor = scale_floor(med, rng)
+    return Scored(full[start:] - med, med, np.maximum(sd, floor), floor)
+
+
+def level_shift(full: np.ndarray, start: int, k: int, z: Scored, past_med: np.ndarray,
+                past_scale: np.ndarray) -> Scored:
+    """Mean of the last `k` points against the baseline before them, in units of its sd / sqrt(k): a sustained
+    shift of d sd scores d*sqrt(k), a single spike only d/sqrt(k). `past_med`/`past_scale` are the robust-z
+    baselines of the k-1 points before `start` (nan where unknown)."""
+    n = len(full)
+    med = np.concatenate([past_med, z.expected])
+    scale = np.concatenate([past_scale, z.scale])
+    csum = np.concatenate([[0.0], np.cumsum(full[max(0, start - k + 1):n])])
+    off = max(0, start - k + 1)
+    dev = np.full(n - start, np.nan)
+    exp = np.full(n - start, np.nan)
+    sc = np.full(n - start, np.nan)
+    for_idx = np.arange(start, n)
+    lo = for_idx - k + 1
+    ok = lo >= off
+    j = for_idx[ok]
+    means = (csum[j + 1 - off] - csum[lo[ok] - off]) / k
+    base_i = (lo[ok] - (start - len(past_med)))  # index into med/scale of the first point of the short run
+    valid = base_i >= 0
+    bm = np.full(len(j), np.nan)
+    bs = np.full(len(j), np.nan)
+    bm[valid] = med[base_i[valid]]
+    bs[valid] = scale[base_i[valid]]
+    dev[ok] = means - bm
+    exp[ok] = bm
+    sc[ok] = bs / np.sqrt(k)
+    return Scored(dev, exp, sc)
+
+
+def seasonal(full: np.ndarray, start: int, period: int, days: int, past_res: np.ndarray, w: int,
+                  floor: np.ndarray) -> Scored:
+    """Median of the same time of day over the previous `days` days (one point either side, for jitter); the scale
+    is the robust sd of the previous `w` seasonal residuals. nan/inf where less than one day of history exists."""
+    n = len(full)
+    idx = np.arange(start, n)
+    lags = np.stack([idx - d * period + o for d in range(1, days + 1) for o in (-1, 0, 1)], axis=1)
+    vals = np.where(lags >= 0, full[np.clip(lags, 0, n - 1)], np.nan)
+    have = lags[:, 1] >= 0
+    base = np.full(len(idx), np.nan)
+    complete = lags.min(axis=1) >= 0
+    if complete.any():
+        base[complete] = np.median(vals[complete], axis=1)
+    part = have & ~complete
+    if part.any():
+        base[part] = np.nanmedian(vals[part], axis=1)
+    res = full[start:] - base
+    absr = np.abs(np.concatenate([past_res, res]))
+    p = len(past_res)
+    scale = np.full(len(idx), np.inf)
+    # positions i whose window absr[p+i-w : p+i] is all known
+    known = ~np.isnan(absr)
+    cnt = np.concatenate([[0], np.cumsum(known)])
+    for i in range(len(idx)):
+        a, b = max(0, p + i - w), p + i
+        c = cnt[b] - cnt[a]
+        if c == w:
+            break
+        if c >= 16:
+            win = absr[a:b]
+            scale[i] = MAD_TO_SD * np.median(win[~np.isnan(win)])
+    else:
+        i = len(idx)
+    if i < len(idx):
+        win = sliding_window_view(absr[p + i - w:p + len(idx) - 1], w)
+        scale[i:] = MAD_TO_SD * np.median(win, axis=1)
+    scale = np.maximum(scale, floor)
+    return Scored(res, base, scale)
+
+
+def ema_bands(x: np.ndarray, state: list[float] | None, span: int, floor: np.ndarray,
+              clip: float = 4.0) -> tuple[Scored, list[float]]:
+    """Exponential moving mean and mean absolute deviation; a point beyond `clip` deviations enters the state
+    clipped, so one outlier does not drag the band (a lasting shift still moves it, at the clipped pace)."""
+    a = 2.0 / (span + 1.0)
+    m, d, cnt = (state if state else [float("nan"), 0.0, 0.0])
+    dev = np.empty(len(x))
+    exp = np.empty(len(x))
+    sc = np.empty(len(x))
+    for i, v in enumerate(x.tolist()):
+        if m != m:  # first point
+            m, d = v, 0.0
+        s = max(1.2533 * d, float(floor[i]))  # mean abs deviation -> sd for a normal
+        exp[i] = m
+        sc[i] = s if cnt >= 8 else np.inf
+        e = v - m
+        dev[i] = e
+        c = max(-clip * s, min(clip * s, e))
+        m += a * c
+        d += a * (abs(c) - d)
+        cnt += 1
+    return Scored(dev, exp, sc), [m, d, cnt]
+
+
+def iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int = 0) -> np.ndarray:
+    """Isolation Forest anomaly scores of `test` (rows = points, columns = features), trained on `train`, as robust
+    z of the training scores (0 = typical, larger = more isolated)."""
+    from sklearn.ensemble import IsolationForest
+
+    f = IsolationForest(n_estimators=trees, max_samples=min(256, len(train)), random_state=seed)
+    f.fit(train)
+    tr = -f.score_samples(train)
+    te = -f.score_samples(test)
+    med = np.median(tr)
+    sd = max(MAD_TO_SD * np.median(np.abs(tr - med)), 1e-6)
+    return (te - med) / sd
