@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
 from routing.receivers.console import ConsoleReceiver, Recording
+from routing.receivers.registry import AM_KINDS, send_resolved_default
+from routing.receivers.registry import build as build_am_receiver
 from routing.receivers.webhook import WebhookReceiver
 from routing.silences import Silences
 
@@ -57,6 +59,8 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
         from routing.receivers.digest import DigestReceiver
 
         return DigestReceiver.from_config(d, path, integration, clock)
+    if kind in AM_KINDS:
+        return build_am_receiver(kind, d, path, integration, timeout=timeout, clock=clock, global_=cfg.global_)
     if kind == "pagerduty":
         from routing.receivers.pagerduty import PagerDutyReceiver
 
@@ -68,7 +72,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
 
 def recording_factory(sink: list[Notification]) -> ReceiverFactory:
     def make(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
-        return Recording(integration, sink, bool(c.get("send_resolved", kind != "slack")))
+        return Recording(integration, sink, bool(c.get("send_resolved", send_resolved_default(kind))))
 
     return make
 
