@@ -32,11 +32,12 @@ AM_GLOBAL_KNOWN = AM_GLOBAL_SUPPORTED | {
     "opsgenie_api_key_file", "opsgenie_api_url", "wechat_api_url", "wechat_api_secret", "wechat_api_corp_id",
     "victorops_api_key", "victorops_api_key_file", "victorops_api_url", "telegram_api_url", "webex_api_url",
 }
-RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs"}
-RECEIVER_UNSUPPORTED = {
-    "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs", "victorops_configs", "sns_configs",
-    "telegram_configs", "webex_configs", "discord_configs", "msteams_configs",
-}
+RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs",
+                         "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs",
+                         "victorops_configs", "telegram_configs", "webex_configs", "discord_configs",
+                         "msteams_configs", "msteamsv2_configs"}
+# Alertmanager integrations Tocsin does not deliver (a route to a receiver with only these is an error).
+RECEIVER_UNSUPPORTED = {"sns_configs", "jira_configs", "rocketchat_configs", "incidentio_configs"}
 
 
 class _Strict(BaseModel):

@@ -155,23 +155,22 @@ class EmailReceiver:
                                validate_certs=not self.tls.get("insecure_skip_verify"))
         try:
             await smtp.connect()
+            await smtp.ehlo()
             if self.require_tls and not implicit:
                 if not smtp.supports_extension("starttls"):
                     raise NotifyError(f"require_tls: true (default), but {self.smarthost!r} does not advertise "
                                       "the STARTTLS extension", True)
                 await smtp.starttls(tls_context=ctx, server_hostname=self.tls.get("server_name") or host)
+                await smtp.ehlo()
             await self._auth(smtp, password)
             await smtp.send_message(message, sender=sender[0], recipients=rcpts)
+            await smtp.quit()
         except NotifyError:
+            smtp.close()
             raise
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            smtp.close()
             raise NotifyError(f"smtp {host}:{port}: {scrub(str(e), [password, self.auth_secret])}", True) from None
-        finally:
-            if smtp.is_connected:
-                try:
-                    await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
         return Delivered()
 
     async def close(self) -> None:

@@ -101,6 +101,16 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return redact(text)
 
 
+def _url_parts(url: str) -> list[str]:
+    """The parts of a URL that may be secret (webhook paths, query values), longest first, for scrub()."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    u = urlsplit(url)
+    parts = [url, u.path + ("?" + u.query if u.query else ""), u.path, u.path.lstrip("/")]
+    parts += [v for _, v in parse_qsl(u.query)]
+    return sorted({p for p in parts if p and len(p) >= 6}, key=len, reverse=True)
+
+
 def _ssl_context(tls: dict[str, Any]) -> ssl.SSLContext | bool | None:
     if not tls:
         return None
@@ -174,7 +184,7 @@ class HttpSender:
                       headers: dict[str, str] | None = None, retry_codes: Iterable[int] = (),
                       secrets: Iterable[str] = (), check: bool = True) -> Response:
         """Send one request; raise NotifyError for network errors and (with `check`) non-2xx statuses."""
-        known = [s for s in secrets if s]
+        known = [s for s in secrets if s] + _url_parts(url)
         auth_headers, basic = self._auth(known)
         h = {"User-Agent": USER_AGENT, **auth_headers, **(headers or {})}
         try:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from .base import NotifyError
 from .fields import render_field
-from .http import HttpIntegration, scrub
+from .http import HttpIntegration, retry_after_seconds, scrub, secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 TOKEN_TTL = 7200.0
@@ -28,9 +28,10 @@ class WeChatReceiver(HttpIntegration):
         g = self.global_
         url = str(self.c.get("api_url") or g.get("wechat_api_url") or DEFAULT_API_URL)
         self.api_url = url if url.endswith("/") else url + "/"
-        self.api_secret = str(self.c.get("api_secret") or g.get("wechat_api_secret") or "")
+        self.api_secret_ref = secret(self.c, "api_secret", secret(g, "wechat_api_secret"))
         self.corp_id = str(self.c.get("corp_id") or g.get("wechat_api_corp_id") or "")
         self.message_type = self.c.get("message_type") or "text"
+        self.api_secret = ""
         self._token = ""
         self._token_at = float("-inf")
 
@@ -40,6 +41,7 @@ class WeChatReceiver(HttpIntegration):
     async def _access_token(self) -> str:
         if self._token and self._now() - self._token_at <= TOKEN_TTL:
             return self._token
+        self.api_secret = self.api_secret_ref.get()
         q = urlencode({"corpsecret": self.api_secret, "corpid": self.corp_id})
         r = await self.http.request("GET", f"{self.api_url}gettoken?{q}", secrets=[self.api_secret], check=False)
         try:
@@ -65,7 +67,8 @@ class WeChatReceiver(HttpIntegration):
         r = await self.http.request("POST", f"{self.api_url}message/send?{urlencode({'access_token': token})}",
                                     json=self.message(n), secrets=[token, self.api_secret], check=False)
         if r.status != 200:
-            raise NotifyError(f"wechat: unexpected status code {r.status}", True, status=r.status)
+            raise NotifyError(f"wechat: unexpected status code {r.status}", True,
+                              retry_after_seconds(r.headers.get("Retry-After")), r.status)
         try:
             body = r.json() or {}
         except ValueError:
