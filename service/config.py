@@ -25,13 +25,14 @@ from .errors import ConfigError, ConfigErrors
 
 # Alertmanager's own top-level keys, and which of them Tocsin implements.
 AM_TOP_LEVEL = {"global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals", "templates"}
-AM_GLOBAL_SUPPORTED = {"resolve_timeout", "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config"}
-AM_GLOBAL_KNOWN = AM_GLOBAL_SUPPORTED | {
+AM_GLOBAL_SUPPORTED = {
+    "resolve_timeout", "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
     "smtp_from", "smtp_hello", "smtp_smarthost", "smtp_auth_username", "smtp_auth_password",
     "smtp_auth_password_file", "smtp_auth_secret", "smtp_auth_identity", "smtp_require_tls", "opsgenie_api_key",
     "opsgenie_api_key_file", "opsgenie_api_url", "wechat_api_url", "wechat_api_secret", "wechat_api_corp_id",
     "victorops_api_key", "victorops_api_key_file", "victorops_api_url", "telegram_api_url", "webex_api_url",
 }
+AM_GLOBAL_KNOWN = set(AM_GLOBAL_SUPPORTED)
 RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs",
                          "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs",
                          "victorops_configs", "telegram_configs", "webex_configs", "discord_configs",
@@ -128,6 +129,9 @@ class TocsinSection(_Strict):
     digest: dict[str, Any] = {}
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
+    # Accept routes to receivers none of whose integrations Tocsin can deliver (their notifications are then
+    # logged and counted as failed). Off: such a configuration is an error.
+    allow_undeliverable_receivers: bool = False
 
 
 class EnvSettings(BaseSettings):
@@ -188,6 +192,35 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _construct_mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    """Go's YAML decoder rejects a key given twice in one mapping (`field receiver already set`): so do we."""
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (line {seen[key] + 1} and line "
+                            f"{key_node.start_mark.line + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
+_TRAILING_TAB = __import__("re").compile(r"[ \t]*\t[ \t]*(?=\r?$)", __import__("re").MULTILINE)
+
+
+def go_yaml_text(text: str) -> str:
+    """Text PyYAML reads as Go's YAML decoder reads it: a tab in the whitespace that ends a line (after a value,
+    `smtp_require_tls: false<TAB>`) is accepted by Go and dropped here."""
+    return _TRAILING_TAB.sub("", text) if "\t" in text else text
+
+
 def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
     out = []
     for err in e.errors():
@@ -203,7 +236,7 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
     errors: list[ConfigError] = []
     warnings: list[str] = []
     try:
-        raw = yaml.load(text, Loader=_Loader) or {}
+        raw = yaml.load(go_yaml_text(text), Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ConfigErrors([ConfigError("", f"not valid YAML: {e}")]) from None
     if not isinstance(raw, dict):
@@ -275,6 +308,8 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             intervals[name] = ivs
 
     receivers: dict[str, Receiver] = {}
+    undeliverable: dict[str, list[str]] = {}  # receiver -> its integrations Tocsin cannot deliver
+    errors.extend(_global_checks(g))
     items = raw.get("receivers") or []
     if not isinstance(items, list):
         errors.append(ConfigError("receivers", "must be a list"))
@@ -293,9 +328,14 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
                 continue
             if key in RECEIVER_UNSUPPORTED:
                 warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} will not use it")
+                errors.extend(_receiver_checks(key, value, g, path))
+                if value:
+                    undeliverable.setdefault(name, []).append(key)
                 continue
             if key not in RECEIVER_INTEGRATIONS:
                 errors.append(ConfigError(f"{path}.{key}", "unknown key"))
+                continue
+            if value is None:  # `webhook_configs:` with nothing under it, as Go reads it: no integrations
                 continue
             if not isinstance(value, list):
                 errors.append(ConfigError(f"{path}.{key}", "must be a list"))
@@ -305,6 +345,7 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
                 if not isinstance(c, dict):
                     errors.append(ConfigError(f"{path}.{key}[{j}]", "must be a mapping"))
                     continue
+                errors.extend(_receiver_checks(key, [c], g, path, j))
                 integrations.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
         receivers[name] = Receiver(name, integrations)
 
@@ -323,6 +364,12 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
             if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
                 errors.append(ConfigError(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}"))
+            if (r.opts.receiver in undeliverable and not receivers[r.opts.receiver].integrations
+                    and not inherited and not tocsin.allow_undeliverable_receivers):
+                errors.append(ConfigError(
+                    f"{r.path}.receiver", f"receiver {r.opts.receiver!r} has no integration Tocsin can deliver "
+                    f"({', '.join(undeliverable[r.opts.receiver])}): its alerts would be dropped; give it one Tocsin "
+                    "delivers, or set tocsin.allow_undeliverable_receivers: true"))
             for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
                                ("active_time_intervals", r.opts.active_time_intervals)):
                 for j, n in enumerate(names):
@@ -353,6 +400,23 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
         tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
         alertmanager_resolve_after=alertmanager_resolve_after,
     )
+
+
+def _receiver_checks(key: str, value: Any, g: dict[str, Any], path: str, start: int = 0) -> list[ConfigError]:
+    """Alertmanager 0.25's validation of `<kind>_configs` entries (routing.receivers.validate)."""
+    from routing.receivers.validate import CHECKS, validate_integration
+
+    kind = key.removesuffix("_configs")
+    if kind not in CHECKS or not isinstance(value, list):
+        return []
+    return [e for j, c in enumerate(value) if isinstance(c, dict)
+            for e in validate_integration(kind, c, g, f"{path}.{key}[{start + j}]")]
+
+
+def _global_checks(g: dict[str, Any]) -> list[ConfigError]:
+    from routing.receivers.validate import validate_global
+
+    return validate_global(g) if isinstance(g, dict) else []
 
 
 def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:

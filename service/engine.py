@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from routing.receivers.base import Receiver
 from routing.receivers.console import ConsoleReceiver, Recording
 from routing.receivers.registry import AM_KINDS, send_resolved_default
+from routing.receivers.deferred import with_secret_files
 from routing.receivers.registry import build as build_am_receiver
 from routing.receivers.webhook import WebhookReceiver
 from routing.silences import Silences
@@ -41,7 +42,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
     path = c.get("_path", integration)
     d = {k: v for k, v in c.items() if k != "_path"}
     if kind == "webhook":
-        return WebhookReceiver.from_config(c, integration, timeout)
+        return WebhookReceiver.from_config(c, integration, timeout, cfg.global_.get("http_config"))
     if kind == "console":
         return ConsoleReceiver.from_config(c, integration)
     if kind == "slack":
@@ -54,7 +55,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
                     d[g.removeprefix("slack_")] = cfg.global_[g]
         # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
         pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
-        return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer)
+        return with_secret_files("slack", d, lambda x: SlackReceiver.from_config(x, path, integration, clock, pacer=pacer))
     if kind == "digest":
         from routing.receivers.digest import DigestReceiver
 
@@ -66,7 +67,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
 
         if "url" not in d and "events_url" not in d and cfg.global_.get("pagerduty_url"):
             d["url"] = cfg.global_["pagerduty_url"]
-        return PagerDutyReceiver.from_config(d, path, integration, clock)
+        return with_secret_files("pagerduty", d, lambda x: PagerDutyReceiver.from_config(x, path, integration, clock))
     raise ValueError(f"unknown integration kind {kind}")
 
 

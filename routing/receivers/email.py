@@ -27,17 +27,11 @@ from typing import Any
 from .base import Delivered, NotifyError
 from .fields import has_go_template, render_field
 from .http import Secret, scrub, secret
+from .validate import canonical_header
 
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 _UTF8_QP.header_encoding = QP
-
-
-def canonical_header(name: str) -> str:
-    """Go's textproto.CanonicalMIMEHeaderKey: `x-custom-HEADER` -> `X-Custom-Header`."""
-    if any(c in name for c in " \t:") or not name:
-        return name
-    return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
 
 def split_hostport(s: str) -> tuple[str, str]:
