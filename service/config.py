@@ -327,12 +327,12 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             if key == "name":
                 continue
             if key in RECEIVER_UNSUPPORTED:
-                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} will not use it")
-                errors.extend(_receiver_checks(key, value, g, path))
+                # Kept as an integration whose every delivery fails: logged and counted, never silent.
+                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} cannot "
+                                "deliver through it (each notification for it fails and is counted)")
                 if value:
                     undeliverable.setdefault(name, []).append(key)
-                continue
-            if key not in RECEIVER_INTEGRATIONS:
+            elif key not in RECEIVER_INTEGRATIONS:
                 errors.append(ConfigError(f"{path}.{key}", "unknown key"))
                 continue
             if value is None:  # `webhook_configs:` with nothing under it, as Go reads it: no integrations
@@ -364,7 +364,9 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
             if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
                 errors.append(ConfigError(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}"))
-            if (r.opts.receiver in undeliverable and not receivers[r.opts.receiver].integrations
+            deliverable = [k for k, _ in receivers[r.opts.receiver].integrations
+                           if f"{k}_configs" not in RECEIVER_UNSUPPORTED] if r.opts.receiver in receivers else []
+            if (r.opts.receiver in undeliverable and not deliverable
                     and not inherited and not tocsin.allow_undeliverable_receivers):
                 errors.append(ConfigError(
                     f"{r.path}.receiver", f"receiver {r.opts.receiver!r} has no integration Tocsin can deliver "

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
 from routing.receivers.console import ConsoleReceiver, Recording
-from routing.receivers.registry import AM_KINDS, send_resolved_default
+from routing.receivers.registry import AM_KINDS, UNDELIVERABLE, send_resolved_default
 from routing.receivers.deferred import with_secret_files
 from routing.receivers.registry import build as build_am_receiver
 from routing.receivers.webhook import WebhookReceiver
@@ -60,7 +60,7 @@ def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg
         from routing.receivers.digest import DigestReceiver
 
         return DigestReceiver.from_config(d, path, integration, clock)
-    if kind in AM_KINDS:
+    if kind in AM_KINDS or kind in UNDELIVERABLE:
         return build_am_receiver(kind, d, path, integration, timeout=timeout, clock=clock, global_=cfg.global_)
     if kind == "pagerduty":
         from routing.receivers.pagerduty import PagerDutyReceiver

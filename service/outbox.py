@@ -182,14 +182,15 @@ class Outbox:
                 continue
             receiver = self.receivers(e.integration)
             if receiver is None:
-                log.warning("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
+                log.error("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
+                self._count("failed", e, "undeliverable")
                 await self._mark(e, None)
                 return True
             try:
                 result = await receiver.send(e.notification, state)
             except NotifyError as err:
                 attempt += 1
-                self._count("failed", e, err.reason)
+                self._count("failed", e, err.label)
                 if not err.retryable or attempt >= self.max_attempts:
                     log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
                               reason=err.reason, attempts=attempt, retryable=err.retryable)

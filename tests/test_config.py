@@ -139,7 +139,7 @@ templates: ['/etc/am/*.tmpl']
     text = "\n".join(cfg.warnings)
     assert "receivers[0].sns_configs" in text and "email_configs" not in text and "opsgenie" not in text
     assert "templates" in text
-    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["email", "opsgenie", "webhook"]
+    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["email", "opsgenie", "sns", "webhook"]
 
 
 def test_undefined_receiver_is_an_error_at_the_route_that_names_it() -> None:

@@ -27,9 +27,9 @@ def _read(path: str, key: str) -> str:
         with open(path, encoding="utf-8") as fh:
             value = fh.read().strip()
     except OSError as e:
-        raise NotifyError(f"cannot read {key} {path}: {e.strerror or e}", False) from None
+        raise NotifyError(f"cannot read {key} {path}: {e.strerror or e}", False, label="secretFileUnreadable") from None
     if not value:
-        raise NotifyError(f"{key} {path} is empty", False)
+        raise NotifyError(f"{key} {path} is empty", False, label="secretFileUnreadable")
     return value
 
 

@@ -45,7 +45,7 @@ class Secret:
                 with open(self.file, encoding="utf-8") as fh:
                     return fh.read().strip()
             except OSError as e:
-                raise NotifyError(f"cannot read {self.key} {self.file}: {e.strerror or e}", False) from None
+                raise NotifyError(f"cannot read {self.key} {self.file}: {e.strerror or e}", False, label="secretFileUnreadable") from None
         return ""
 
 

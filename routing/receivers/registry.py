@@ -21,6 +21,8 @@ AM_KINDS: dict[str, tuple[str, str]] = {
     "webex": ("routing.receivers.webex", "WebexReceiver"),
     "wechat": ("routing.receivers.wechat", "WeChatReceiver"),
 }
+# Alertmanager integrations Tocsin keeps in the config but does not deliver (see undeliverable.py).
+UNDELIVERABLE = {"sns", "jira", "rocketchat", "incidentio"}
 # Every kind Tocsin can deliver (the rest are built in service.engine.default_receiver_factory).
 DELIVERABLE = set(AM_KINDS) | {"webhook", "slack", "pagerduty", "console", "digest"}
 # Alertmanager's send_resolved defaults that are false (everything else defaults to true).
@@ -33,6 +35,10 @@ def send_resolved_default(kind: str) -> bool:
 
 def build(kind: str, d: dict[str, Any], path: str, integration: str, *, timeout: float, clock: Any,
           global_: dict[str, Any]) -> Any:
+    if kind in UNDELIVERABLE:
+        from .undeliverable import UndeliverableReceiver
+
+        return UndeliverableReceiver(integration, kind, bool(d.get("send_resolved", send_resolved_default(kind))))
     mod, cls = AM_KINDS[kind]
     return getattr(importlib.import_module(mod), cls)(integration, d, path, timeout=timeout, clock=clock,
                                                       global_=global_)
