@@ -421,38 +421,50 @@ def _global_checks(g: dict[str, Any]) -> list[ConfigError]:
     return validate_global(g) if isinstance(g, dict) else []
 
 
-def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:
-    """Validate Tocsin's correlation, escalation and LLM sections and their references, with paths."""
+def _check_escalation(section: dict[str, Any], receivers: dict[str, Receiver]) -> tuple[set[str], list[ConfigError]]:
+    """The escalation policies' names, and the errors of the tocsin.escalation section."""
     from routing.escalation import EscalationConfig
-
-    from .correlation import CorrelationConfig
-    from .summaries.config import LLMConfig
 
     errors: list[ConfigError] = []
     try:
-        CorrelationConfig.model_validate(tocsin.correlation or {})
+        esc = EscalationConfig.model_validate(section)
     except ValidationError as e:
-        errors.extend(_pydantic_errors(e, "tocsin.correlation"))
-    try:
-        LLMConfig.parse(tocsin.llm or {}, "tocsin.llm")
-    except ConfigErrors as e:
-        errors.extend(e.errors)
+        return set(), _pydantic_errors(e, "tocsin.escalation")
     except ConfigError as e:
-        errors.append(e)
+        return set(), [ConfigError(f"tocsin.escalation.{e.path}", e.message)]
+    for name, p in esc.policies.items():
+        for i, level in enumerate(p.levels):
+            for j, t in enumerate(level.targets):
+                if t.receiver not in receivers:
+                    errors.append(ConfigError(f"tocsin.escalation.policies.{name}.levels[{i}].targets[{j}].receiver",
+                                              f"undefined receiver {t.receiver!r}"))
+    return set(esc.policies), errors
+
+
+def _check_extensions(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None) -> list[ConfigError]:
+    """Validate Tocsin's correlation, escalation and LLM sections and their references, with paths.
+    (Each section's module is imported only when the section is given: check-config stays fast.)"""
+    errors: list[ConfigError] = []
+    if tocsin.correlation:
+        from .correlation import CorrelationConfig
+
+        try:
+            CorrelationConfig.model_validate(tocsin.correlation)
+        except ValidationError as e:
+            errors.extend(_pydantic_errors(e, "tocsin.correlation"))
+    if tocsin.llm:
+        from .summaries.config import LLMConfig
+
+        try:
+            LLMConfig.parse(tocsin.llm, "tocsin.llm")
+        except ConfigErrors as e:
+            errors.extend(e.errors)
+        except ConfigError as e:
+            errors.append(e)
     policies: set[str] = set()
-    try:
-        esc = EscalationConfig.model_validate(tocsin.escalation or {})
-        policies = set(esc.policies)
-        for name, p in esc.policies.items():
-            for i, level in enumerate(p.levels):
-                for j, t in enumerate(level.targets):
-                    if t.receiver not in receivers:
-                        errors.append(ConfigError(f"tocsin.escalation.policies.{name}.levels[{i}].targets[{j}].receiver",
-                                                  f"undefined receiver {t.receiver!r}"))
-    except ValidationError as e:
-        errors.extend(_pydantic_errors(e, "tocsin.escalation"))
-    except ConfigError as e:
-        errors.append(ConfigError(f"tocsin.escalation.{e.path}", e.message))
+    if tocsin.escalation:
+        policies, esc_errors = _check_escalation(tocsin.escalation, receivers)
+        errors.extend(esc_errors)
     if route is not None:
         for r in route.walk():
             p_name = r.own_extra.get("escalation")

@@ -14,11 +14,8 @@ import structlog
 from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
-from routing.receivers.console import ConsoleReceiver, Recording
-from routing.receivers.registry import AM_KINDS, UNDELIVERABLE, send_resolved_default
-from routing.receivers.deferred import with_secret_files
-from routing.receivers.registry import build as build_am_receiver
-from routing.receivers.webhook import WebhookReceiver
+from routing.receivers.console import Recording
+from routing.receivers.registry import build_receiver, send_resolved_default
 from routing.silences import Silences
 
 from .clock import Clock, SystemClock
@@ -34,41 +31,10 @@ log = structlog.get_logger("tocsin.engine")
 
 TICK_EVERY = 10.0  # seconds (event time) between incident lifecycle ticks in step()
 ReceiverFactory = Callable[[str, str, dict[str, Any], Config, Clock], Receiver]
-_PACERS: dict[int, Any] = {}
 
 
 def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
-    timeout = cfg.tocsin.delivery.timeout
-    path = c.get("_path", integration)
-    d = {k: v for k, v in c.items() if k != "_path"}
-    if kind == "webhook":
-        return WebhookReceiver.from_config(c, integration, timeout, cfg.global_.get("http_config"))
-    if kind == "console":
-        return ConsoleReceiver.from_config(c, integration)
-    if kind == "slack":
-        from routing.ratelimit import ChannelPacer
-        from routing.receivers.slack import SlackReceiver
-
-        if not any(k in d for k in ("api_url", "api_url_file", "bot_token", "bot_token_file")):
-            for g in ("slack_api_url", "slack_api_url_file"):  # Alertmanager's global default
-                if cfg.global_.get(g):
-                    d[g.removeprefix("slack_")] = cfg.global_[g]
-        # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
-        pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
-        return with_secret_files("slack", d, lambda x: SlackReceiver.from_config(x, path, integration, clock, pacer=pacer))
-    if kind == "digest":
-        from routing.receivers.digest import DigestReceiver
-
-        return DigestReceiver.from_config(d, path, integration, clock)
-    if kind in AM_KINDS or kind in UNDELIVERABLE:
-        return build_am_receiver(kind, d, path, integration, timeout=timeout, clock=clock, global_=cfg.global_)
-    if kind == "pagerduty":
-        from routing.receivers.pagerduty import PagerDutyReceiver
-
-        if "url" not in d and "events_url" not in d and cfg.global_.get("pagerduty_url"):
-            d["url"] = cfg.global_["pagerduty_url"]
-        return with_secret_files("pagerduty", d, lambda x: PagerDutyReceiver.from_config(x, path, integration, clock))
-    raise ValueError(f"unknown integration kind {kind}")
+    return build_receiver(integration, kind, c, cfg.global_, cfg.tocsin.delivery.timeout, clock)
 
 
 def recording_factory(sink: list[Notification]) -> ReceiverFactory:

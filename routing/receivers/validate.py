@@ -350,6 +350,30 @@ def _webhook(c: dict[str, Any], g: dict[str, Any], path: str) -> list[ConfigErro
     return errs
 
 
+WEBHOOK_KEYS = {"url", "url_file", "send_resolved", "max_alerts", "http_config", "timeout", "_path"}
+
+
+def webhook_errors(c: dict[str, Any], path: str) -> list[ConfigError]:
+    """Everything the webhook receiver rejects, without building it."""
+    errs = [_err(f"{path}.{k}", "unknown key") for k in c if k not in WEBHOOK_KEYS]
+    if c.get("url") is None and not c.get("url_file"):
+        errs.append(_err(f"{path}.url", "one of url or url_file must be configured"))
+    if c.get("url") is not None and c.get("url_file"):
+        errs.append(_err(f"{path}.url_file", "at most one of url & url_file must be configured"))
+    if c.get("url") is not None:
+        errs += check_url(c["url"], f"{path}.url")
+    errs += [_err(f"{path}.http_config.{k}", "unknown key") for k in (c.get("http_config") or {})
+             if k not in HTTP_CONFIG_KEYS]
+    if c.get("timeout") is not None:
+        from routing.durations import parse_duration
+
+        try:
+            parse_duration(c["timeout"], f"{path}.timeout")
+        except ConfigError as e:
+            errs.append(e)
+    return errs
+
+
 # Kinds whose receivers check their own keys (they have Tocsin extensions): only semantics are checked here.
 OWN_KEYS = {"slack", "pagerduty", "webhook"}
 

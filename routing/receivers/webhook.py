@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.errors import ConfigError
 from service.models import Notification
 
 from .base import Delivered
 from .http import HttpSender, Secret, secret
-from .validate import HTTP_CONFIG_KEYS, check_url
-
-KNOWN = {"url", "url_file", "send_resolved", "max_alerts", "http_config", "timeout", "_path"}
-HTTP_KNOWN = HTTP_CONFIG_KEYS
+from .validate import webhook_errors
 
 
 class WebhookReceiver:
@@ -29,21 +25,10 @@ class WebhookReceiver:
     def from_config(cls, c: dict[str, Any], integration: str, timeout: float = 10.0,
                     global_http: dict[str, Any] | None = None) -> "WebhookReceiver":
         path = c.get("_path", integration)
-        for k in c:
-            if k not in KNOWN:
-                raise ConfigError(f"{path}.{k}", "unknown key")
-        if c.get("url") is None and not c.get("url_file"):
-            raise ConfigError(f"{path}.url", "one of url or url_file must be configured")
-        if c.get("url") is not None and c.get("url_file"):
-            raise ConfigError(f"{path}.url_file", "at most one of url & url_file must be configured")
-        if c.get("url") is not None:
-            errs = check_url(c["url"], f"{path}.url")
-            if errs:
-                raise errs[0]
+        errs = webhook_errors(c, path)
+        if errs:
+            raise errs[0]
         hc = c.get("http_config")
-        for k in hc or {}:
-            if k not in HTTP_KNOWN:
-                raise ConfigError(f"{path}.http_config.{k}", "unknown key")
         if c.get("timeout") is not None:  # Alertmanager 0.27+: the webhook's own timeout (0: none)
             from routing.durations import parse_duration
 

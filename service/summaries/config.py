@@ -19,18 +19,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from redis.asyncio import Redis
-
-from service.clock import Clock
 from service.errors import ConfigError, ConfigErrors
 
-from .claude import ClaudeSummarizer
-from .evidence_summarizer import EvidenceSummarizer
-from .metrics import LLMMetrics
-from .summarizer import SummaryService
+if TYPE_CHECKING:  # imported when a service is built: checking a config does not need the Anthropic SDK
+    from redis.asyncio import Redis
+
+    from service.clock import Clock
+
+    from .claude import ClaudeSummarizer
+    from .metrics import LLMMetrics
+    from .summarizer import SummaryService
 
 
 class LLMConfig(BaseModel):
@@ -66,6 +67,10 @@ def build_summary_service(
     env: Mapping[str, str] | None = None,
 ) -> SummaryService:
     """A SummaryService per the config. Without `enabled` or without a key in the environment, no LLM is used."""
+    from .claude import ClaudeSummarizer
+    from .evidence_summarizer import EvidenceSummarizer
+    from .summarizer import SummaryService
+
     env = os.environ if env is None else env
     llm: ClaudeSummarizer | None = None
     key = env.get(cfg.api_key_env)
