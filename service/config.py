@@ -508,9 +508,33 @@ def redacted(raw: Any) -> Any:
     return raw
 
 
+_URL_KEYS = {"url", "api_url", "webhook_url", "slack_api_url", "pagerduty_url", "opsgenie_api_url",
+             "victorops_api_url", "wechat_api_url", "telegram_api_url", "webex_api_url"}
+
+
+def _parseable_urls(raw: Any, red: Any) -> Any:
+    """Masked URLs as URLs (`https://host/<secret>`), so that Alertmanager's loader, which amtool runs on
+    /api/v2/status (`amtool config routes`), still reads them: it accepts "<secret>" only where it masks too."""
+    if isinstance(raw, dict) and isinstance(red, dict):
+        out = {}
+        for k, v in red.items():
+            orig = raw.get(k)
+            if k in _URL_KEYS and v == "<secret>" and isinstance(orig, str) and "://" in orig:
+                from urllib.parse import urlsplit
+
+                u = urlsplit(orig)
+                out[k] = f"{u.scheme}://{u.hostname or 'host'}/<secret>"
+            else:
+                out[k] = _parseable_urls(orig, v)
+        return out
+    if isinstance(raw, list) and isinstance(red, list):
+        return [_parseable_urls(a, b) for a, b in zip(raw, red)]
+    return red
+
+
 def redacted_source(cfg: Config) -> str:
     """The configuration as YAML with its secrets masked (for /api/v2/status)."""
-    return yaml.safe_dump(redacted(cfg.raw), sort_keys=False)
+    return yaml.safe_dump(_parseable_urls(cfg.raw, redacted(cfg.raw)), sort_keys=False)
 
 
 def retention_seconds(cfg: Config) -> float:
