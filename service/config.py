@@ -307,47 +307,8 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
                 errors.append(ConfigError(key, f"time interval {name!r} is defined twice"))
             intervals[name] = ivs
 
-    receivers: dict[str, Receiver] = {}
-    undeliverable: dict[str, list[str]] = {}  # receiver -> its integrations Tocsin cannot deliver
     errors.extend(_global_checks(g))
-    items = raw.get("receivers") or []
-    if not isinstance(items, list):
-        errors.append(ConfigError("receivers", "must be a list"))
-        items = []
-    for i, r in enumerate(items):
-        path = f"receivers[{i}]"
-        if not isinstance(r, dict) or not r.get("name"):
-            errors.append(ConfigError(f"{path}.name", "every receiver needs a name"))
-            continue
-        name = str(r["name"])
-        if name in receivers:
-            errors.append(ConfigError(f"{path}.name", f"receiver {name!r} is defined twice"))
-        integrations: list[tuple[str, dict[str, Any]]] = []
-        for key, value in r.items():
-            if key == "name":
-                continue
-            if key in RECEIVER_UNSUPPORTED:
-                # Kept as an integration whose every delivery fails: logged and counted, never silent.
-                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} cannot "
-                                "deliver through it (each notification for it fails and is counted)")
-                if value:
-                    undeliverable.setdefault(name, []).append(key)
-            elif key not in RECEIVER_INTEGRATIONS:
-                errors.append(ConfigError(f"{path}.{key}", "unknown key"))
-                continue
-            if value is None:  # `webhook_configs:` with nothing under it, as Go reads it: no integrations
-                continue
-            if not isinstance(value, list):
-                errors.append(ConfigError(f"{path}.{key}", "must be a list"))
-                continue
-            kind = key.removesuffix("_configs")
-            for j, c in enumerate(value):
-                if not isinstance(c, dict):
-                    errors.append(ConfigError(f"{path}.{key}[{j}]", "must be a mapping"))
-                    continue
-                errors.extend(_receiver_checks(key, [c], g, path, j))
-                integrations.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
-        receivers[name] = Receiver(name, integrations)
+    receivers, undeliverable = _parse_receivers(raw.get("receivers"), g, errors, warnings)
 
     route = None
     if "route" not in raw:
@@ -364,14 +325,8 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
             inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
             if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
                 errors.append(ConfigError(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}"))
-            deliverable = [k for k, _ in receivers[r.opts.receiver].integrations
-                           if f"{k}_configs" not in RECEIVER_UNSUPPORTED] if r.opts.receiver in receivers else []
-            if (r.opts.receiver in undeliverable and not deliverable
-                    and not inherited and not tocsin.allow_undeliverable_receivers):
-                errors.append(ConfigError(
-                    f"{r.path}.receiver", f"receiver {r.opts.receiver!r} has no integration Tocsin can deliver "
-                    f"({', '.join(undeliverable[r.opts.receiver])}): its alerts would be dropped; give it one Tocsin "
-                    "delivers, or set tocsin.allow_undeliverable_receivers: true"))
+            if not inherited and not tocsin.allow_undeliverable_receivers:
+                errors.extend(_undeliverable_route(r, receivers, undeliverable))
             for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
                                ("active_time_intervals", r.opts.active_time_intervals)):
                 for j, n in enumerate(names):
@@ -402,6 +357,73 @@ def parse_config(text: str, env: EnvSettings | None = None) -> Config:
         tocsin=tocsin, global_=dict(g), warnings=warnings, events_resolve_after=events_resolve_after,
         alertmanager_resolve_after=alertmanager_resolve_after,
     )
+
+
+def _parse_receivers(items: Any, g: dict[str, Any], errors: list[ConfigError], warnings: list[str]
+                     ) -> tuple[dict[str, Receiver], dict[str, list[str]]]:
+    """The receivers, and for each the integrations Tocsin cannot deliver; problems go to `errors`."""
+    if items is not None and not isinstance(items, list):
+        errors.append(ConfigError("receivers", "must be a list"))
+        items = []
+    receivers: dict[str, Receiver] = {}
+    undeliverable: dict[str, list[str]] = {}  # receiver -> its integrations Tocsin cannot deliver
+    items = items or []
+    for i, r in enumerate(items):
+        path = f"receivers[{i}]"
+        if not isinstance(r, dict) or not r.get("name"):
+            errors.append(ConfigError(f"{path}.name", "every receiver needs a name"))
+            continue
+        name = str(r["name"])
+        if name in receivers:
+            errors.append(ConfigError(f"{path}.name", f"receiver {name!r} is defined twice"))
+        integrations: list[tuple[str, dict[str, Any]]] = []
+        for key, value in r.items():
+            if key == "name":
+                continue
+            if key in RECEIVER_UNSUPPORTED:
+                # Kept as an integration whose every delivery fails: logged and counted, never silent.
+                warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} cannot "
+                                "deliver through it (each notification for it fails and is counted)")
+                if value:
+                    undeliverable.setdefault(name, []).append(key)
+            elif key not in RECEIVER_INTEGRATIONS:
+                errors.append(ConfigError(f"{path}.{key}", "unknown key"))
+                continue
+            integrations += _integrations(key, value, g, path, errors)
+        receivers[name] = Receiver(name, integrations)
+    return receivers, undeliverable
+
+
+def _integrations(key: str, value: Any, g: dict[str, Any], path: str, errors: list[ConfigError]
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """The entries of one `<kind>_configs` list, validated as Alertmanager 0.25 validates them."""
+    if value is None:  # `webhook_configs:` with nothing under it, as Go reads it: no integrations
+        return []
+    if not isinstance(value, list):
+        errors.append(ConfigError(f"{path}.{key}", "must be a list"))
+        return []
+    kind = key.removesuffix("_configs")
+    out = []
+    for j, c in enumerate(value):
+        if not isinstance(c, dict):
+            errors.append(ConfigError(f"{path}.{key}[{j}]", "must be a mapping"))
+            continue
+        errors.extend(_receiver_checks(key, [c], g, path, j))
+        out.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
+    return out
+
+
+def _undeliverable_route(r: Route, receivers: dict[str, Receiver], undeliverable: dict[str, list[str]]
+                         ) -> list[ConfigError]:
+    """An error if route `r` names a receiver none of whose integrations Tocsin can deliver."""
+    name = r.opts.receiver
+    if name not in undeliverable or name not in receivers:
+        return []
+    if any(f"{k}_configs" not in RECEIVER_UNSUPPORTED for k, _ in receivers[name].integrations):
+        return []
+    return [ConfigError(f"{r.path}.receiver", f"receiver {name!r} has no integration Tocsin can deliver "
+                        f"({', '.join(undeliverable[name])}): its alerts would be dropped; give it one Tocsin "
+                        "delivers, or set tocsin.allow_undeliverable_receivers: true")]
 
 
 def _receiver_checks(key: str, value: Any, g: dict[str, Any], path: str, start: int = 0) -> list[ConfigError]:
