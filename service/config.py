@@ -36,9 +36,9 @@ AM_GLOBAL_KNOWN = set(AM_GLOBAL_SUPPORTED)
 RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs",
                          "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs",
                          "victorops_configs", "telegram_configs", "webex_configs", "discord_configs",
-                         "msteams_configs", "msteamsv2_configs"}
+                         "msteams_configs", "msteamsv2_configs", "sns_configs"}
 # Alertmanager integrations Tocsin does not deliver (a route to a receiver with only these is an error).
-RECEIVER_UNSUPPORTED = {"sns_configs", "jira_configs", "rocketchat_configs", "incidentio_configs"}
+RECEIVER_UNSUPPORTED = {"jira_configs", "rocketchat_configs", "incidentio_configs"}
 
 
 class _Strict(BaseModel):

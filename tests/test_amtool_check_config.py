@@ -21,13 +21,10 @@ from service import cli
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 ROOT = Path(__file__).parent / "compat" / "amconfigs"
 FILES = sorted(p for p in ROOT.rglob("*.yml"))
-LATER_FIELDS = set().union(*LATER_KEYS.values()) | {f"{k}_configs" for k in LATER_KINDS | (UNDELIVERABLE - {"sns"})}
+LATER_FIELDS = set().union(*LATER_KEYS.values()) | {f"{k}_configs" for k in LATER_KINDS | UNDELIVERABLE}
 
 # file -> (Tocsin's verdict, why it differs from Alertmanager 0.25)
-SNS = (False, "SNS is not delivered by Tocsin, and a route to a receiver Tocsin cannot deliver is an error "
-              "(nothing is dropped in silence)")
-DELIBERATE = {"config/conf.sns-topic-arn.yml": SNS, "cases/sns_ok.yml": SNS, "cases/sns_phone.yml": SNS,
-              "cases/sns_three.yml": SNS}
+DELIBERATE: dict[str, tuple[bool, str]] = {}
 
 pytestmark = pytest.mark.skipif(not Path(AMTOOL).exists(), reason="amtool (Debian prometheus-alertmanager) missing")
 

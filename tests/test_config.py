@@ -123,7 +123,7 @@ def test_unknown_integration_keys_are_errors_when_receivers_are_built() -> None:
 
 
 def test_unsupported_alertmanager_integrations_are_warnings_naming_them() -> None:
-    """sns_configs and other Alertmanager integrations Tocsin lacks are warnings naming them; the receiver keeps
+    """rocketchat_configs and other Alertmanager integrations Tocsin lacks are warnings naming them; the receiver keeps
     its deliverable integrations (email and Opsgenie are delivered now)."""
     cfg = parse("""
 global: {smtp_smarthost: "mail:25", smtp_from: am@example.com}
@@ -132,14 +132,14 @@ receivers:
   - name: ops
     email_configs: [{to: ops@example.com}]
     opsgenie_configs: [{api_key: x}]
-    sns_configs: [{topic_arn: "arn:aws:sns:us-east-2:123456789012:t"}]
+    rocketchat_configs: [{channel: "#ops"}]
     webhook_configs: [{url: "http://127.0.0.1:1/"}]
 templates: ['/etc/am/*.tmpl']
 """)
     text = "\n".join(cfg.warnings)
-    assert "receivers[0].sns_configs" in text and "email_configs" not in text and "opsgenie" not in text
+    assert "receivers[0].rocketchat_configs" in text and "email_configs" not in text and "opsgenie" not in text
     assert "templates" in text
-    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["email", "opsgenie", "sns", "webhook"]
+    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["email", "opsgenie", "rocketchat", "webhook"]
 
 
 def test_undefined_receiver_is_an_error_at_the_route_that_names_it() -> None:

@@ -12,12 +12,12 @@ from service.errors import ConfigErrors
 from tests.fakes.receivers import FakeReceivers
 from tests.pipeline_kit import T0, Harness, make_config
 
-SNS = "sns_configs: [{topic_arn: 'arn:aws:sns:us-east-2:123456789012:t', sigv4: {region: us-east-2}}]"
+RC = "rocketchat_configs: [{channel: '#alerts'}]"  # Rocket.Chat (Alertmanager 0.28+): not delivered by Tocsin
 
 
 def failed(engine: Engine, integration: str, reason: str) -> float:
     v = engine.metrics.registry.get_sample_value("tocsin_notifications_failed_total",
-                                                 {"receiver": "aws" if integration == "sns" else "team",
+                                                 {"receiver": "aws" if integration == "rocketchat" else "team",
                                                   "integration": integration, "reason": reason})
     return v or 0.0
 
@@ -26,24 +26,24 @@ def test_route_to_a_receiver_with_only_undeliverable_integrations_is_an_error():
     """A route whose receiver has only integrations Tocsin cannot deliver is an error at that route, naming them."""
     with pytest.raises(ConfigErrors) as ei:
         parse_config(f"route: {{receiver: team, routes: [{{receiver: aws, matchers: [a=b]}}]}}\n"
-                     f"receivers:\n- name: team\n- name: aws\n  {SNS}\n")
+                     f"receivers:\n- name: team\n- name: aws\n  {RC}\n")
     (err,) = ei.value.errors
-    assert err.path == "route.routes[0].receiver" and "sns_configs" in err.message
+    assert err.path == "route.routes[0].receiver" and "rocketchat_configs" in err.message
     assert "allow_undeliverable_receivers" in err.message
 
 
 def test_empty_receivers_and_mixed_receivers_are_fine():
     """A receiver with no integrations (a deliberate black hole, as in Alertmanager) and one with a deliverable
     integration next to an undeliverable one are accepted; the undeliverable one is a warning."""
-    cfg = parse_config(f"route: {{receiver: blackhole}}\nreceivers:\n- name: blackhole\n- name: aws\n  {SNS}\n"
+    cfg = parse_config(f"route: {{receiver: blackhole}}\nreceivers:\n- name: blackhole\n- name: aws\n  {RC}\n"
                        "  webhook_configs: [{url: 'http://127.0.0.1:9/'}]\n")
-    assert any("sns_configs" in w for w in cfg.warnings)
+    assert any("rocketchat_configs" in w for w in cfg.warnings)
 
 
 async def test_allowed_undeliverable_receiver_counts_and_logs_every_notification(redis, key_prefix):
-    """With tocsin.allow_undeliverable_receivers, an alert for an SNS-only receiver is not sent but logged and
+    """With tocsin.allow_undeliverable_receivers, an alert for a Rocket.Chat-only receiver is not sent but logged and
     counted as failed with reason "undeliverable"."""
-    cfg = make_config(f"route: {{receiver: aws, group_wait: 0s}}\nreceivers:\n- name: aws\n  {SNS}\n"
+    cfg = make_config(f"route: {{receiver: aws, group_wait: 0s}}\nreceivers:\n- name: aws\n  {RC}\n"
                       "tocsin: {allow_undeliverable_receivers: true}\n", key_prefix)
     clock = ManualClock(T0)
     engine = Engine(cfg, redis, clock, consumer="c", receiver_factory=default_receiver_factory)
@@ -53,8 +53,8 @@ async def test_allowed_undeliverable_receiver_counts_and_logs_every_notification
             await Harness(engine, clock).post({"labels": {"alertname": "A"}, "startsAt": to_rfc3339(T0)})
             clock.set(T0 + 1)
             await engine.step()
-        assert failed(engine, "sns", "undeliverable") == 1.0
-        assert any(e["event"] == "delivery_failed" and e["integration"] == "aws/sns/0" for e in logs)
+        assert failed(engine, "rocketchat", "undeliverable") == 1.0
+        assert any(e["event"] == "delivery_failed" and e["integration"] == "aws/rocketchat/0" for e in logs)
     finally:
         await engine.close()
 

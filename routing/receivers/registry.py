@@ -20,9 +20,10 @@ AM_KINDS: dict[str, tuple[str, str]] = {
     "pushover": ("routing.receivers.pushover", "PushoverReceiver"),
     "webex": ("routing.receivers.webex", "WebexReceiver"),
     "wechat": ("routing.receivers.wechat", "WeChatReceiver"),
+    "sns": ("routing.receivers.sns", "SNSReceiver"),
 }
 # Alertmanager integrations Tocsin keeps in the config but does not deliver (see undeliverable.py).
-UNDELIVERABLE = {"sns", "jira", "rocketchat", "incidentio"}
+UNDELIVERABLE = {"jira", "rocketchat", "incidentio"}
 # Every kind Tocsin can deliver.
 DELIVERABLE = set(AM_KINDS) | {"webhook", "slack", "pagerduty", "console", "digest"}
 # Alertmanager's send_resolved defaults that are false (everything else defaults to true).

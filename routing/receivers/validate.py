@@ -53,6 +53,7 @@ LATER_KEYS: dict[str, set[str]] = {
 LATER_KINDS = {"msteams", "msteamsv2"}
 # Tocsin's own additions (Alertmanager has no such key): pushover's API URL, so that it can be pointed elsewhere.
 TOCSIN_KEYS: dict[str, set[str]] = {"pushover": {"api_url"}}
+SIGV4_KEYS = {"region", "access_key", "secret_key", "profile", "role_arn"}
 COMMON = {"send_resolved", "http_config"}
 _DURATION = re.compile(r"^([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$")
 
@@ -303,6 +304,14 @@ def _sns(c: dict[str, Any], g: dict[str, Any], path: str) -> list[ConfigError]:
     t, tp, p = (not c.get("target_arn")), (not c.get("topic_arn")), (not c.get("phone_number"))
     if (t != tp) != p:  # Alertmanager's own (odd-parity) test, kept as it is
         errs.append(_err(path, "must provide either a Target ARN, Topic ARN, or Phone Number for SNS config"))
+    sig = c.get("sigv4")
+    if sig is not None and not isinstance(sig, dict):
+        errs.append(_err(f"{path}.sigv4", "must be a mapping"))
+    elif sig:
+        errs += [_err(f"{path}.sigv4.{k}", "unknown key") for k in sig if k not in SIGV4_KEYS]
+        if bool(sig.get("access_key")) != bool(sig.get("secret_key")):
+            errs.append(_err(f"{path}.sigv4", "must provide a AWS SigV4 Access key and Secret Key if "
+                                              "sigv4 is specified"))
     return errs
 
 

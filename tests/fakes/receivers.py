@@ -49,7 +49,8 @@ class Req:
 def _kind(path: str) -> str:
     for prefix, kind in (("/bot", "telegram"), ("/discord/", "discord"), ("/teams/", "msteams"),
                          ("/flows/", "msteamsv2"), ("/v2/alerts", "opsgenie"), ("/victorops/", "victorops"),
-                         ("/1/messages.json", "pushover"), ("/v1/messages", "webex"), ("/cgi-bin/", "wechat")):
+                         ("/1/messages.json", "pushover"), ("/v1/messages", "webex"), ("/cgi-bin/", "wechat"),
+                         ("/sns/", "sns")):
         if path.startswith(prefix):
             return kind
     return "unknown"
