@@ -26,7 +26,7 @@ from tests.fakes.receivers import FakeReceivers
 from tests.fakes.samples import T0, alert, notification
 
 ALL_SECRETS = [F.TELEGRAM_TOKEN, F.OPSGENIE_KEY, F.VICTOROPS_KEY, F.PUSHOVER_TOKEN, F.PUSHOVER_USER, F.WEBEX_TOKEN,
-               F.WECHAT_SECRET, F.WEBHOOK_SECRET_PATH]
+               F.WECHAT_SECRET, F.WEBHOOK_SECRET_PATH, F.SNS_SECRET_KEY]
 
 
 @dataclass
@@ -146,6 +146,16 @@ def _wechat(reqs: list[F.Req]) -> None:
     assert "HighLatency" in b["text"]["content"]
 
 
+def _sns(status: str) -> Callable[[list[F.Req]], None]:
+    def check(reqs: list[F.Req]) -> None:
+        r = _last(reqs)
+        assert r.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDCONTRACT/")
+        b = r.body
+        assert b["Action"] == "Publish" and b["TopicArn"] == "arn:aws:sns:us-east-2:123456789012:alerts"
+        assert b["Subject"].startswith(status) and "HighLatency" in b["Message"]
+    return check
+
+
 KINDS = [
     Kind("telegram", lambda u, d: {"api_url": u, "bot_token_file": _write(d, "tg", F.TELEGRAM_TOKEN),
                                    "chat_id": -1001234},
@@ -172,6 +182,9 @@ KINDS = [
     Kind("wechat", lambda u, d: {"api_url": u + "/cgi-bin/", "api_secret": F.WECHAT_SECRET, "corp_id": F.WECHAT_CORP,
                                  "to_user": "@all", "agent_id": "1000002"},
          False, (400, 404, 429), (), _wechat, _wechat),
+    Kind("sns", lambda u, d: {"api_url": u + "/sns/", "topic_arn": "arn:aws:sns:us-east-2:123456789012:alerts",
+                              "sigv4": {"access_key": "AKIDCONTRACT", "secret_key": F.SNS_SECRET_KEY}},
+         True, (), (400, 403, 429), _sns("[FIRING"), _sns("[RESOLVED")),
 ]
 IDS = [k.name for k in KINDS]
 

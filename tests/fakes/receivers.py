@@ -34,6 +34,7 @@ WEBEX_TOKEN = "webex-bot-secret-token"
 WECHAT_SECRET = "wechat-corp-secret"
 WECHAT_CORP = "ww-corp-id"
 WEBHOOK_SECRET_PATH = "T000/B000/hook-secret-path"
+SNS_SECRET_KEY = "wJalrXUtnFEMI-contract-sns-secret"
 
 
 @dataclass
@@ -172,6 +173,21 @@ class FakeReceivers(LocalServer):
             return web.json_response({"message": "The request requires a valid access token set in the "
                                                  "Authorization request header."}, status=401)
         return web.json_response({"id": "m1", "roomId": body.get("roomId"), "markdown": body.get("markdown")})
+
+    async def _sns(self, request: web.Request, body: Any) -> web.StreamResponse:
+        """The SNS Query API's Publish: a SigV4-signed form POST, answered in XML."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or "X-Amz-Date" not in request.headers:
+            return web.Response(status=403, content_type="text/xml", text=(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code>"
+                "<Message>Request is missing Authentication Token</Message></Error></ErrorResponse>"))
+        if not isinstance(body, dict) or body.get("Action") != "Publish" or not body.get("Message"):
+            return web.Response(status=400, content_type="text/xml", text=(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code>"
+                "<Message>Invalid parameter: Message</Message></Error></ErrorResponse>"))
+        return web.Response(content_type="text/xml", text=(
+            '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+            f"<MessageId>m{len(self.requests)}</MessageId></PublishResult></PublishResponse>"))
 
     async def _wechat(self, request: web.Request, body: Any) -> web.StreamResponse:
         if request.path.endswith("/gettoken"):
