@@ -46,6 +46,7 @@ class SecretFilesReceiver:
         self.integration = template.integration
         self.send_resolved = template.send_resolved
         self._template = template
+        self._retired: list[Any] = []  # receivers built from older file contents, closed on the next send
 
     def _current(self) -> Any:
         values = {k: _read(str(self._d[k]), k) for k in self._files}
@@ -58,8 +59,6 @@ class SecretFilesReceiver:
             if old is not None:
                 self._retired.append(old)
         return self._inner
-
-    _retired: list[Any] = []
 
     async def send(self, n: Any, state: dict[str, Any] | None = None) -> Any:
         from service.errors import ConfigError
@@ -100,6 +99,4 @@ def with_secret_files(kind: str, d: dict[str, Any], build: Callable[[dict[str, A
         else:
             placeholder[k] = d[k]  # both set: let the builder report the conflict
     template = build(placeholder)
-    r = SecretFilesReceiver(d, files, build, template)
-    r._retired = []
-    return r
+    return SecretFilesReceiver(d, files, build, template)

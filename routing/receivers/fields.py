@@ -26,7 +26,7 @@ _TITLE_FIELDS = {"title", "subject", "summary", "entity_display_name", "username
 # Fields whose Alertmanager default is the multi-line message.
 _MESSAGE_FIELDS = {"message", "text", "description", "html", "state_message", "content"}
 # Fields whose Alertmanager default is a constant or the external URL.
-_CONSTANT_DEFAULTS = {"monitoring_tool": "Alertmanager", "to_user": "", "to_party": "", "to_tag": "",
+_CONSTANT_DEFAULTS = {"monitoring_tool": "Tocsin", "to_user": "", "to_party": "", "to_tag": "",
                       "agent_id": "", "url_title": "", "note": "", "priority": "", "tags": "", "entity": "",
                       "actions": ""}
 _URL_FIELDS = {"source", "url", "client_url"}
