@@ -9,6 +9,8 @@ import argparse
 import sys
 from typing import Any
 
+from .errors import ConfigError, ConfigErrors
+
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
@@ -25,8 +27,16 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     try:
         cfg = load_config(args.config)
+        from routing.receivers.registry import check_receivers
+
+        from .clock import SystemClock
+
+        check_receivers(cfg.receivers, cfg.global_, cfg.tocsin.delivery.timeout, SystemClock())
     except ConfigErrors as e:
         print(f"tocsin: invalid configuration {args.config}:\n{e}", file=sys.stderr)
+        return 1
+    except ConfigError as e:  # a receiver's own validation
+        print(f"tocsin: invalid configuration {args.config}:\n  {e}", file=sys.stderr)
         return 1
     if args.listen:
         cfg.tocsin.listen = args.listen
@@ -111,14 +121,15 @@ def _serve_workers(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .config import load_config
+    # Only what checking needs is imported: the receiver modules of the kinds the file uses, not the service.
+    from routing.receivers.registry import check_receivers
+
     from .clock import SystemClock
-    from .engine import build_receivers, default_receiver_factory
-    from .errors import ConfigErrors
+    from .config import load_config
 
     try:
         cfg = load_config(args.config)
-        build_receivers(cfg, default_receiver_factory, SystemClock())
+        check_receivers(cfg.receivers, cfg.global_, cfg.tocsin.delivery.timeout, SystemClock())
     except ConfigErrors as e:
         print(f"{args.config}: invalid", file=sys.stderr)
         for err in e.errors:

@@ -31,18 +31,20 @@ from .errors import ConfigError, ConfigErrors
 
 # Alertmanager's own top-level keys, and which of them Tocsin implements.
 AM_TOP_LEVEL = {"global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals", "templates"}
-AM_GLOBAL_SUPPORTED = {"resolve_timeout", "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config"}
-AM_GLOBAL_KNOWN = AM_GLOBAL_SUPPORTED | {
+AM_GLOBAL_SUPPORTED = {
+    "resolve_timeout", "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
     "smtp_from", "smtp_hello", "smtp_smarthost", "smtp_auth_username", "smtp_auth_password",
     "smtp_auth_password_file", "smtp_auth_secret", "smtp_auth_identity", "smtp_require_tls", "opsgenie_api_key",
     "opsgenie_api_key_file", "opsgenie_api_url", "wechat_api_url", "wechat_api_secret", "wechat_api_corp_id",
     "victorops_api_key", "victorops_api_key_file", "victorops_api_url", "telegram_api_url", "webex_api_url",
 }
-RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs"}
-RECEIVER_UNSUPPORTED = {
-    "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs", "victorops_configs", "sns_configs",
-    "telegram_configs", "webex_configs", "discord_configs", "msteams_configs",
-}
+AM_GLOBAL_KNOWN = set(AM_GLOBAL_SUPPORTED)
+RECEIVER_INTEGRATIONS = {"webhook_configs", "slack_configs", "pagerduty_configs", "console_configs", "digest_configs",
+                         "email_configs", "opsgenie_configs", "wechat_configs", "pushover_configs",
+                         "victorops_configs", "telegram_configs", "webex_configs", "discord_configs",
+                         "msteams_configs", "msteamsv2_configs", "sns_configs"}
+# Alertmanager integrations Tocsin does not deliver (a route to a receiver with only these is an error).
+RECEIVER_UNSUPPORTED = {"jira_configs", "rocketchat_configs", "incidentio_configs"}
 
 
 class _Strict(BaseModel):
@@ -191,6 +193,9 @@ class TocsinSection(_Strict):
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
     detect: dict[str, Any] = {}  # validated by service.detect.params (Tocsin's own detectors)
+    # Accept routes to receivers none of whose integrations Tocsin can deliver (their notifications are then
+    # logged and counted as failed). Off: such a configuration is an error.
+    allow_undeliverable_receivers: bool = False
 
 
 class _BadField(ValueError):
@@ -261,6 +266,35 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _construct_mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    """Go's YAML decoder rejects a key given twice in one mapping (`field receiver already set`): so do we."""
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (line {seen[key] + 1} and line "
+                            f"{key_node.start_mark.line + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
+_TRAILING_TAB = __import__("re").compile(r"[ \t]*\t[ \t]*(?=\r?$)", __import__("re").MULTILINE)
+
+
+def go_yaml_text(text: str) -> str:
+    """Text PyYAML reads as Go's YAML decoder reads it: a tab in the whitespace that ends a line (after a value,
+    `smtp_require_tls: false<TAB>`) is accepted by Go and dropped here."""
+    return _TRAILING_TAB.sub("", text) if "\t" in text else text
+
+
 def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
     out = []
     for err in e.errors():
@@ -316,7 +350,7 @@ def _mapping(raw: dict[str, Any], key: str, report: _Report) -> dict[str, Any]:
 
 def _read_yaml(text: str) -> dict[str, Any]:
     try:
-        raw = yaml.load(text, Loader=_Loader) or {}
+        raw = yaml.load(go_yaml_text(text), Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ConfigErrors([ConfigError("", f"not valid YAML: {e}")]) from None
     if not isinstance(raw, dict):
@@ -398,31 +432,47 @@ def _time_intervals_section(raw: dict[str, Any], report: _Report) -> dict[str, l
     return intervals
 
 
-def _integrations(r: dict[str, Any], path: str, report: _Report) -> list[tuple[str, dict[str, Any]]]:
-    """One receiver's integrations, ("webhook", config) in config order; each config keeps its `_path`."""
+def _integrations(r: dict[str, Any], path: str, g: dict[str, Any], report: _Report,
+                  undeliverable: dict[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+    """One receiver's integrations, ("webhook", config) in config order; each config keeps its `_path` and is
+    validated as Alertmanager 0.25 validates it. Integrations Tocsin cannot deliver are noted in `undeliverable`."""
     out: list[tuple[str, dict[str, Any]]] = []
+    name = str(r["name"])
     for key, value in r.items():
         if key == "name":
             continue
         if key in RECEIVER_UNSUPPORTED:
-            report.warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {r['name']!r} "
-                                   "will not use it")
+            # Kept as an integration whose every delivery fails: logged and counted, never silent.
+            report.warnings.append(f"{path}.{key}: integration not supported by Tocsin; receiver {name!r} cannot "
+                                   "deliver through it (each notification for it fails and is counted)")
+            if value:
+                undeliverable.setdefault(name, []).append(key)
         elif key not in RECEIVER_INTEGRATIONS:
             report.error(f"{path}.{key}", "unknown key")
-        elif not isinstance(value, list):
+            continue
+        if value is None:  # `webhook_configs:` with nothing under it, as Go reads it: no integrations
+            continue
+        if not isinstance(value, list):
             report.error(f"{path}.{key}", "must be a list")
-        else:
-            kind = key.removesuffix("_configs")
-            for j, c in enumerate(value):
-                if isinstance(c, dict):
-                    out.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
-                else:
-                    report.error(f"{path}.{key}[{j}]", "must be a mapping")
+            continue
+        kind = key.removesuffix("_configs")
+        for j, c in enumerate(value):
+            if not isinstance(c, dict):
+                report.error(f"{path}.{key}[{j}]", "must be a mapping")
+                continue
+            for e in _receiver_checks(key, [c], g, path, j):
+                report.add(e)
+            out.append((kind, dict(c, _path=f"{path}.{key}[{j}]")))
     return out
 
 
-def _receivers_section(raw: dict[str, Any], report: _Report) -> dict[str, Receiver]:
+def _receivers_section(raw: dict[str, Any], g: dict[str, Any], report: _Report
+                       ) -> tuple[dict[str, Receiver], dict[str, list[str]]]:
+    """The receivers, and for each the integrations Tocsin cannot deliver."""
+    for e in _global_checks(g):
+        report.add(e)
     receivers: dict[str, Receiver] = {}
+    undeliverable: dict[str, list[str]] = {}
     items = raw.get("receivers") or []
     if not isinstance(items, list):
         report.error("receivers", "must be a list")
@@ -435,12 +485,13 @@ def _receivers_section(raw: dict[str, Any], report: _Report) -> dict[str, Receiv
         name = str(r["name"])
         if name in receivers:
             report.error(f"{path}.name", f"receiver {name!r} is defined twice")
-        receivers[name] = Receiver(name, _integrations(r, path, report))
-    return receivers
+        receivers[name] = Receiver(name, _integrations(r, path, g, report, undeliverable))
+    return receivers, undeliverable
 
 
 def _route_section(raw: dict[str, Any], receivers: dict[str, Receiver], intervals: dict[str, list[TimeInterval]],
-                   report: _Report) -> Route | None:
+                   report: _Report, undeliverable: dict[str, list[str]] | None = None,
+                   allow_undeliverable: bool = False) -> Route | None:
     """The routing tree, and every receiver and time interval it names."""
     if "route" not in raw:
         report.error("route", "a root route is required")
@@ -454,6 +505,9 @@ def _route_section(raw: dict[str, Any], receivers: dict[str, Receiver], interval
         inherited = r.parent is not None and r.parent.opts.receiver == r.opts.receiver
         if r.opts.receiver not in receivers and not inherited:  # report it where it is written, once
             report.error(f"{r.path}.receiver", f"undefined receiver {r.opts.receiver!r}")
+        if not inherited and not allow_undeliverable:
+            for e in _undeliverable_route(r, receivers, undeliverable):
+                report.add(e)
         for key, names in (("mute_time_intervals", r.opts.mute_time_intervals),
                            ("active_time_intervals", r.opts.active_time_intervals)):
             for j, n in enumerate(names):
@@ -554,8 +608,8 @@ def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None
     g, resolve_timeout = _global_section(raw, report)
     tocsin = _tocsin_section(raw, env or EnvSettings(), report)
     intervals = _time_intervals_section(raw, report)
-    receivers = _receivers_section(raw, report)
-    route = _route_section(raw, receivers, intervals, report)
+    receivers, undeliverable = _receivers_section(raw, g, report)
+    route = _route_section(raw, receivers, intervals, report, undeliverable, tocsin.allow_undeliverable_receivers)
     rules, rule_ids = _inhibit_section(raw, report)
     extensions = _extensions_section(tocsin, receivers, route, report)
     templates, go_templates = _templates_section(raw, base_dir, report)
@@ -570,6 +624,36 @@ def parse_config(text: str, env: EnvSettings | None = None, base_dir: str | None
         events_resolve_after=tocsin.events.resolve_after or resolve_timeout,
         alertmanager_resolve_after=tocsin.alertmanager.resolve_after,
     )
+
+
+def _undeliverable_route(r: Route, receivers: dict[str, Receiver], undeliverable: dict[str, list[str]]
+                         ) -> list[ConfigError]:
+    """An error if route `r` names a receiver none of whose integrations Tocsin can deliver."""
+    name = r.opts.receiver
+    if name not in undeliverable or name not in receivers:
+        return []
+    if any(f"{k}_configs" not in RECEIVER_UNSUPPORTED for k, _ in receivers[name].integrations):
+        return []
+    return [ConfigError(f"{r.path}.receiver", f"receiver {name!r} has no integration Tocsin can deliver "
+                        f"({', '.join(undeliverable[name])}): its alerts would be dropped; give it one Tocsin "
+                        "delivers, or set tocsin.allow_undeliverable_receivers: true")]
+
+
+def _receiver_checks(key: str, value: Any, g: dict[str, Any], path: str, start: int = 0) -> list[ConfigError]:
+    """Alertmanager 0.25's validation of `<kind>_configs` entries (routing.receivers.validate)."""
+    from routing.receivers.validate import CHECKS, validate_integration
+
+    kind = key.removesuffix("_configs")
+    if kind not in CHECKS or not isinstance(value, list):
+        return []
+    return [e for j, c in enumerate(value) if isinstance(c, dict)
+            for e in validate_integration(kind, c, g, f"{path}.{key}[{start + j}]")]
+
+
+def _global_checks(g: dict[str, Any]) -> list[ConfigError]:
+    from routing.receivers.validate import validate_global
+
+    return validate_global(g) if isinstance(g, dict) else []
 
 
 def load_config(path: str | os.PathLike[str], env: EnvSettings | None = None) -> Config:
@@ -607,9 +691,33 @@ def redacted(raw: Any) -> Any:
     return raw
 
 
+_URL_KEYS = {"url", "api_url", "webhook_url", "slack_api_url", "pagerduty_url", "opsgenie_api_url",
+             "victorops_api_url", "wechat_api_url", "telegram_api_url", "webex_api_url"}
+
+
+def _parseable_urls(raw: Any, red: Any) -> Any:
+    """Masked URLs as URLs (`https://host/<secret>`), so that Alertmanager's loader, which amtool runs on
+    /api/v2/status (`amtool config routes`), still reads them: it accepts "<secret>" only where it masks too."""
+    if isinstance(raw, dict) and isinstance(red, dict):
+        out = {}
+        for k, v in red.items():
+            orig = raw.get(k)
+            if k in _URL_KEYS and v == "<secret>" and isinstance(orig, str) and "://" in orig:
+                from urllib.parse import urlsplit
+
+                u = urlsplit(orig)
+                out[k] = f"{u.scheme}://{u.hostname or 'host'}/<secret>"
+            else:
+                out[k] = _parseable_urls(orig, v)
+        return out
+    if isinstance(raw, list) and isinstance(red, list):
+        return [_parseable_urls(a, b) for a, b in zip(raw, red)]
+    return red
+
+
 def redacted_source(cfg: Config) -> str:
     """The configuration as YAML with its secrets masked (for /api/v2/status)."""
-    return yaml.safe_dump(redacted(cfg.raw), sort_keys=False)
+    return yaml.safe_dump(_parseable_urls(cfg.raw, redacted(cfg.raw)), sort_keys=False)
 
 
 def retention_seconds(cfg: Config) -> float:

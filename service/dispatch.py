@@ -19,6 +19,7 @@ from typing import Any, Callable
 import structlog
 from redis.asyncio import Redis
 
+from routing.receivers.registry import send_resolved_default
 from routing.inhibition import inhibited
 from routing.route_tree import Route, group_key
 from routing.time_intervals import active as interval_active
@@ -91,7 +92,7 @@ def integrations_of(cfg: Config) -> dict[str, list[Integration]]:
         for kind, c in r.integrations:
             idx = counts.get(kind, 0)
             counts[kind] = idx + 1
-            default_resolved = kind != "slack"  # Alertmanager: slack defaults to send_resolved false
+            default_resolved = send_resolved_default(kind)  # Alertmanager: slack, email, wechat default to false
             lst.append(Integration(f"{name}/{kind}/{idx}", name, kind, bool(c.get("send_resolved", default_resolved)),
                                    int(c.get("max_alerts", 0) or 0)))
         out[name] = lst

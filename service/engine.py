@@ -14,8 +14,8 @@ import structlog
 from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
-from routing.receivers.console import ConsoleReceiver, Recording
-from routing.receivers.webhook import WebhookReceiver
+from routing.receivers.console import Recording
+from routing.receivers.registry import build_receiver, send_resolved_default
 from routing.silences import Silences
 
 from .clock import Clock, SystemClock
@@ -30,44 +30,16 @@ from .store import Keys, Scripts
 log = structlog.get_logger("tocsin.engine")
 
 ReceiverFactory = Callable[[str, str, dict[str, Any], Config, Clock], Receiver]
-_PACERS: dict[int, Any] = {}
 
 
 def default_receiver_factory(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
-    timeout = cfg.tocsin.delivery.timeout
-    path = c.get("_path", integration)
-    d = {k: v for k, v in c.items() if k != "_path"}
-    if kind == "webhook":
-        return WebhookReceiver.from_config(c, integration, timeout)
-    if kind == "console":
-        return ConsoleReceiver.from_config(c, integration)
-    if kind == "slack":
-        from routing.ratelimit import ChannelPacer
-        from routing.receivers.slack import SlackReceiver
-
-        if not any(k in d for k in ("api_url", "api_url_file", "bot_token", "bot_token_file")):
-            for g in ("slack_api_url", "slack_api_url_file"):  # Alertmanager's global default
-                if cfg.global_.get(g):
-                    d[g.removeprefix("slack_")] = cfg.global_[g]
-        # One pacer per clock: Slack's per-channel limit holds across all receivers posting to a channel.
-        pacer = _PACERS.setdefault(id(clock), ChannelPacer(clock))
-        return SlackReceiver.from_config(d, path, integration, clock, pacer=pacer, go_templates=cfg.go_templates)
-    if kind == "digest":
-        from routing.receivers.digest import DigestReceiver
-
-        return DigestReceiver.from_config(d, path, integration, clock)
-    if kind == "pagerduty":
-        from routing.receivers.pagerduty import PagerDutyReceiver
-
-        if "url" not in d and "events_url" not in d and cfg.global_.get("pagerduty_url"):
-            d["url"] = cfg.global_["pagerduty_url"]
-        return PagerDutyReceiver.from_config(d, path, integration, clock, go_templates=cfg.go_templates)
-    raise ValueError(f"unknown integration kind {kind}")
+    return build_receiver(integration, kind, c, cfg.global_, cfg.tocsin.delivery.timeout, clock,
+                          go_templates=cfg.go_templates)
 
 
 def recording_factory(sink: list[Notification]) -> ReceiverFactory:
     def make(integration: str, kind: str, c: dict[str, Any], cfg: Config, clock: Clock) -> Receiver:
-        return Recording(integration, sink, bool(c.get("send_resolved", kind != "slack")))
+        return Recording(integration, sink, bool(c.get("send_resolved", send_resolved_default(kind))))
 
     return make
 
@@ -129,6 +101,7 @@ class Engine:
         self.outbox = Outbox(redis, self.keys, self.scripts, clock, self.consumer, self.receivers.get,
                              max_attempts=d.max_attempts, backoff_initial=d.backoff_initial,
                              backoff_max=d.backoff_max, metrics=self.metrics)
+        self.outbox.go_templates = cfg.go_templates
         self.scheduler.on_flushed.append(self._after_flush)
         self.dispatcher.before_commit.append(self._start_escalation)
         self._bind_digests()
@@ -297,6 +270,7 @@ class Engine:
         self.cfg = cfg
         self.receivers = receivers
         self.outbox.receivers = receivers.get
+        self.outbox.go_templates = cfg.go_templates
         self._bind_digests()
         self.dispatcher.set_config(cfg)
         self._setup_extensions(cfg)

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from routing.receivers.base import NotifyError, Receiver
+from routing.receivers.fields import GO_TEMPLATES
 
 from .clock import Clock, wait_event
 from .models import Notification
@@ -55,6 +56,7 @@ class Outbox:
         self.clock = clock
         self.consumer = consumer
         self.receivers = receivers
+        self.go_templates: Any = None  # the configuration's Go templates (the engine sets them, also on reload)
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -184,14 +186,16 @@ class Outbox:
                 continue
             receiver = self.receivers(e.integration)
             if receiver is None:
-                log.warning("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
+                log.error("delivery_dropped_no_receiver", integration=e.integration, notification=e.notification.id)
+                self._count("failed", e, "undeliverable")
                 await self._mark(e, None)
                 return True
             try:
+                GO_TEMPLATES.set(self.go_templates)
                 result = await receiver.send(e.notification, state)
             except NotifyError as err:
                 attempt += 1
-                self._count("failed", e, err.reason)
+                self._count("failed", e, err.label)
                 if not err.retryable or attempt >= self.max_attempts:
                     log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
                               reason=err.reason, attempts=attempt, retryable=err.retryable)

@@ -93,10 +93,10 @@ def test_check_config_reports_receiver_errors(tmp_path: Path, capsys: pytest.Cap
 
 def test_check_config_warnings_exit_0_and_name_the_integration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Unsupported Alertmanager integrations are warnings naming them; the file is still ok."""
-    text = BASE + "  - name: mail\n    email_configs: [{to: a@example.com}]\n"
+    text = BASE + "  - name: chat\n    rocketchat_configs: [{channel: '#ops'}]\n"
     r = run_main(capsys, "check-config", write(tmp_path, text))
     assert r.returncode == 0
-    assert "warning: receivers[1].email_configs: integration not supported" in r.stderr
+    assert "warning: receivers[1].rocketchat_configs: integration not supported" in r.stderr
     assert "ok (1 routes, 2 receivers" in r.stdout
 
 

@@ -123,22 +123,22 @@ def test_unknown_integration_keys_are_errors_when_receivers_are_built() -> None:
 
 
 def test_unsupported_alertmanager_integrations_are_warnings_naming_them() -> None:
-    """email_configs and other Alertmanager integrations Tocsin lacks are warnings naming them; the receiver
-    keeps its supported integrations."""
+    """rocketchat_configs and other Alertmanager integrations Tocsin lacks are warnings naming them; the receiver keeps
+    its deliverable integrations (email and Opsgenie are delivered now)."""
     cfg = parse("""
-global: {smtp_smarthost: "mail:25"}
+global: {smtp_smarthost: "mail:25", smtp_from: am@example.com}
 route: {receiver: ops}
 receivers:
   - name: ops
     email_configs: [{to: ops@example.com}]
     opsgenie_configs: [{api_key: x}]
+    rocketchat_configs: [{channel: "#ops"}]
     webhook_configs: [{url: "http://127.0.0.1:1/"}]
 templates: ['/etc/am/*.tmpl']
 """)
     text = "\n".join(cfg.warnings)
-    assert "receivers[0].email_configs" in text and "receivers[0].opsgenie_configs" in text
-    assert "global.smtp_smarthost" in text
-    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["webhook"]
+    assert "receivers[0].rocketchat_configs" in text and "email_configs" not in text and "opsgenie" not in text
+    assert [k for k, _ in cfg.receivers["ops"].integrations] == ["email", "opsgenie", "rocketchat", "webhook"]
 
 
 def test_undefined_receiver_is_an_error_at_the_route_that_names_it() -> None:

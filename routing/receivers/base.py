@@ -17,12 +17,32 @@ from service.models import Notification
 
 
 class NotifyError(Exception):
-    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None, status: int | None = None):
+    """A failed delivery. `reason` is the text for logs (no secrets); `label` a short, bounded reason for the
+    `tocsin_notifications_failed_total{reason}` metric (Alertmanager's failure reasons, plus Tocsin's)."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None, status: int | None = None,
+                 label: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        if self._label:
+            return self._label
+        s = self.status
+        if s == 429:
+            return "rateLimited"
+        if s is not None and 400 <= s < 500:
+            return "clientError"
+        if s is not None and 500 <= s < 600:
+            return "serverError"
+        if s is None and self.retryable:
+            return "networkError"
+        return "other"
 
 
 def classify(status: int) -> tuple[bool, str]:

@@ -19,17 +19,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from redis.asyncio import Redis
-
-from service.clock import Clock
 from service.errors import ConfigError, ConfigErrors
 
-from typing import TYPE_CHECKING
-
 if TYPE_CHECKING:  # the summarizers (and the Anthropic SDK, a second to import) load only when a service is built
+    from redis.asyncio import Redis
+
+    from service.clock import Clock
+
     from .claude import ClaudeSummarizer
     from .metrics import LLMMetrics
     from .summarizer import SummaryService
