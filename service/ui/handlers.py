@@ -43,6 +43,10 @@ def redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+FORM: web.RequestKey[Any] = web.RequestKey("ui_form", object)
+BASE: web.RequestKey[web.Request] = web.RequestKey("ui_base", web.Request)
+
+
 class UIError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -88,11 +92,12 @@ def action(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespons
         sess = await auth.load(request)
         if sess is None:
             return web.Response(status=403, text="no session: log in at /ui/login\n")
+        request[BASE] = request.clone()  # before the body is read: the API's GET handlers are called on clones
         form = await request.post()
         given = request.headers.get("X-CSRF-Token") or form.get("csrf")
         if not auth.csrf_ok(sess, given):
             return web.Response(status=403, text="missing or invalid CSRF token\n")
-        request["form"] = form
+        request[FORM] = form
         try:
             return await handler(request, sess)
         except UIError as e:
@@ -110,7 +115,8 @@ async def call_api(request: web.Request, sess: auth.Session, handler: Any, rel_u
         if secret is None:
             raise UIError(403, "the token of this session is no longer accepted")
         headers["Authorization"] = "Bearer " + secret.decode()
-    resp = await handler(request.clone(rel_url=rel_url, headers=headers))
+    base = request.get(BASE, request)
+    resp = await handler(base.clone(method="GET", rel_url=rel_url, headers=headers))
     body = json.loads(resp.body) if resp.body else None
     if resp.status >= 400:
         raise UIError(resp.status, (body or {}).get("message", "request failed") if isinstance(body, dict) else "")
@@ -241,7 +247,7 @@ async def incident_action(request: web.Request, sess: auth.Session) -> web.Strea
     from ..incidents import IncidentConflict, IncidentNotFound
 
     iid = request.match_info["id"]
-    form = request["form"]
+    form = request[FORM]
     act = str(form.get("action", ""))
     if act not in ACTIONS:
         raise UIError(400, f"action: must be one of {', '.join(ACTIONS)}")
@@ -394,7 +400,7 @@ async def silence_preview(request: web.Request, sess: auth.Session) -> web.Strea
 
 async def silence_create(request: web.Request, sess: auth.Session) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    form = request["form"]
+    form = request[FORM]
     if form.get("do") == "preview":
         return await silence_new(request, sess, form=form)
     now = engine.clock.now()

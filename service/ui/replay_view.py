@@ -19,7 +19,7 @@ from ..errors import ConfigErrors
 from ..models import Notification
 from ..replay import ReplayInputError, replay
 from . import auth
-from .handlers import UIError, render
+from .handlers import FORM, UIError, render
 from .views import fmt_time
 
 log = structlog.get_logger("tocsin.ui.replay")
@@ -31,18 +31,26 @@ MAX_LINES = 50_000
 class Side:
     name: str
     notifications: int = 0
-    pages: int = 0  # firing notifications
+    pages: int = 0  # new messages (see summarize)
     units: dict[str, dict[str, Any]] = field(default_factory=dict)  # incident id or group key -> summary
 
 
 def summarize(name: str, sent: list[Notification]) -> Side:
-    """Count notifications and collect the incidents (correlation on) or groups (off) they were about. Pure."""
+    """Count notifications and collect the incidents (correlation on) or groups (off) they were about. Pure.
+
+    A page is a new message, as bench/correlation/scorer.py counts them: a firing notification that is not an
+    update; with an incident snapshot the first one per (receiver, incident), without one every firing
+    notification (each is a new message in Alertmanager). Updates and resolutions are in `notifications`."""
     side = Side(name)
+    seen: set[tuple[str, str]] = set()
     for n in sent:
         side.notifications += 1
-        if n.status == "firing":
-            side.pages += 1
         inc = n.incident if isinstance(n.incident, dict) else None
+        if n.status == "firing":
+            if inc is None or (n.receiver, str(inc.get("id"))) not in seen:
+                side.pages += 1
+            if inc is not None:
+                seen.add((n.receiver, str(inc.get("id"))))
         key = str(inc["id"]) if inc and inc.get("id") else n.group_key
         u = side.units.setdefault(key, {"key": key, "title": "", "alerts": set(), "notifications": 0,
                                         "first": n.timestamp})
@@ -91,7 +99,7 @@ async def replay_page(request: web.Request, sess: auth.Session) -> web.StreamRes
 
 async def replay_run(request: web.Request, sess: auth.Session) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    form = request["form"]
+    form = request[FORM]
     stream = form.get("stream")
     data = stream.file.read() if hasattr(stream, "file") else str(stream or "").encode()
     config_text = ""

@@ -218,8 +218,12 @@ class Chart:
 
 ROW_H = 26
 TOP = 28
-LEFT = 230
+LEFT = 250
 WIDTH = 900
+
+
+def _short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escalation] | None = None) -> Chart:
@@ -238,7 +242,7 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     end = max(times + [now if snap.get("state") != "resolved" else start])
     end = max(end, start + 60.0)
     span = end - start
-    plot_w = WIDTH - LEFT - 20
+    plot_w = WIDTH - LEFT - 40
 
     def x(t: float) -> float:
         return round(LEFT + (t - start) / span * plot_w, 1)
@@ -250,7 +254,7 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
         x0, x1 = x(m["starts_at"]), x(max(stop, m["starts_at"]))
         root_row = is_root(m, root)
         rows.append({
-            "y": y, "x": x0, "w": max(3.0, round(x1 - x0, 1)), "label": member_name(m)[:40],
+            "y": y, "x": x0, "w": max(3.0, round(x1 - x0, 1)), "label": _short(member_name(m), 34),
             "root": root_row, "status": m.get("status", "firing"), "fingerprint": m.get("fingerprint", ""),
             "title": f"{member_name(m)}: {fmt_time(m['starts_at'])} – "
                      + (fmt_time(m.get("ends_at")) if m.get("ends_at") else "still firing")
@@ -271,7 +275,8 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     n = 6
     for k in range(n + 1):
         t = start + span * k / n
-        ticks.append({"x": x(t), "label": "+" + fmt_span(t - start) if k else fmt_time(t)[11:19]})
+        ticks.append({"x": x(t), "label": "+" + fmt_span(t - start) if k else fmt_time(t)[11:19],
+                      "anchor": "start" if k == 0 else ("end" if k == n else "middle")})
     return Chart(WIDTH, bottom + 34, LEFT, rows, markers, ticks, start, end)
 
 
