@@ -225,3 +225,24 @@ async def test_replay_compares_with_alertmanager_grouping(env):
         bad.add_field("stream", b"not json\n", filename="x.jsonl")
         r = await s.post(env.base + "/ui/replay", data=bad, headers={"Origin": env.base})
         assert r.status == 400 and "line 1" in await r.text()
+
+
+async def test_the_list_pages_through_older_incidents(env):
+    """25 incidents a page, newest first; 'Older incidents' goes on from the last one shown, and the pages
+    together are exactly the API's list, in its order."""
+    for i in range(30):
+        at = T0 + i * 400  # beyond the correlation window: one incident each
+        env.clock.set(at)
+        await env.post({"alertname": "HighLatency", "service": f"svc-{i:02d}", "severity": "warning"},
+                       {"summary": f"alert {i}"}, at=at)
+    api = [i["id"] for i in await (await env.http.get(env.base + "/api/v1/incidents")).json()]
+    assert len(api) == 30
+    async with browser_session() as s:
+        first = await (await s.get(env.base + "/ui/")).text()
+        ids = re.findall(r'<a href="/ui/incidents/([^"]+)">', first)
+        m = re.search(r'<a href="([^"]+)" id="older">', first)
+        assert len(ids) == 25 and m
+        second = await (await s.get(env.base + m.group(1).replace("&amp;", "&"))).text()
+        more = re.findall(r'<a href="/ui/incidents/([^"]+)">', second)
+        assert ids + more == api
+        assert 'id="older"' not in second

@@ -25,7 +25,7 @@ from . import auth, views
 
 log = structlog.get_logger("tocsin.ui")
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25  # incidents per page (each is one IncidentStore.get: the page's cost is mostly these)
 FILTERED_SCAN = 1000  # incidents looked through when a service or text filter is set
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
@@ -127,7 +127,12 @@ async def call_api(request: web.Request, sess: auth.Session, handler: Any, rel_u
 
 def _filters(request: web.Request) -> dict[str, str]:
     q = request.query
-    f = {k: q.get(k, "").strip()[:200] for k in ("state", "severity", "service", "q")}
+    f = {k: q.get(k, "").strip()[:200] for k in ("state", "severity", "service", "q", "before")}
+    if f["before"]:
+        try:
+            float(f["before"])
+        except ValueError:
+            raise UIError(400, "before: must be a time in epoch seconds") from None
     for name, allowed in (("state", views.STATES), ("severity", views.SEVERITIES)):
         if (why := views.check_choice(f[name], allowed, name)) is not None:
             raise UIError(400, why)
@@ -137,22 +142,38 @@ def _filters(request: web.Request) -> dict[str, str]:
 async def _incident_rows(request: web.Request, f: dict[str, str]) -> list[dict[str, Any]]:
     engine = request.app[ENGINE]
     narrow = bool(f["service"] or f["q"])
-    snaps = await engine.incidents.list(state=f["state"] or None, severity=f["severity"] or None,
+    until = float(f["before"]) - 1e-6 if f["before"] else None  # older than the previous page's last one
+    snaps = await engine.incidents.list(state=f["state"] or None, severity=f["severity"] or None, until=until,
                                         limit=FILTERED_SCAN if narrow else PAGE_SIZE)
     now = engine.clock.now()
-    rows = [views.incident_row(s, now) for s in snaps if views.matches_filters(s, f["service"], f["q"])]
+    rows = [dict(views.incident_row(s, now), opened=s["opened_at"]) for s in snaps
+            if views.matches_filters(s, f["service"], f["q"])]
     return rows[:PAGE_SIZE]
 
 
 async def _unassigned(engine: Any) -> int:
-    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`)."""
+    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`): what
+    `IncidentStore.incident_of` answers for each, asked with one HMGET per correlation domain of the store's
+    fingerprint index (`keys(domain).fp`), or alert by alert if the store has no such index."""
+    inc = engine.incidents
     now = engine.clock.now()
     firing = [a for a in await engine.dispatcher.store.all() if not a.resolved_at(now)]
-    n = 0
-    for i in range(0, len(firing), 200):
-        ids = await asyncio.gather(*(engine.incidents.incident_of(a) for a in firing[i:i + 200]))
-        n += sum(1 for x in ids if x is None)
-    return n
+    if not firing:
+        return 0
+    try:
+        by_domain: dict[str, list[str]] = {}
+        for a in firing:
+            by_domain.setdefault(inc.domain(a.labels), []).append(a.fingerprint)
+        pipe = engine.redis.pipeline(transaction=False)
+        for domain, fps in by_domain.items():
+            pipe.hmget(inc.keys(domain).fp, fps)
+        return sum(1 for res in await pipe.execute() for x in res if x is None)
+    except AttributeError:  # a store without the index: the public method, alert by alert
+        n = 0
+        for i in range(0, len(firing), 200):
+            ids = await asyncio.gather(*(inc.incident_of(a) for a in firing[i:i + 200]))
+            n += sum(1 for x in ids if x is None)
+        return n
 
 
 async def index(request: web.Request, sess: auth.Session) -> web.StreamResponse:
@@ -161,7 +182,12 @@ async def index(request: web.Request, sess: auth.Session) -> web.StreamResponse:
         return await _groups(request, sess)
     f = _filters(request)
     rows, unassigned = await asyncio.gather(_incident_rows(request, f), _unassigned(engine))
-    return render(request, sess, "incidents.html", rows=rows, f=f, unassigned=unassigned, page_size=PAGE_SIZE)
+    older = ""
+    if len(rows) == PAGE_SIZE:
+        older = "/ui/?" + urlencode({**{k: v for k, v in f.items() if v and k != "before"},
+                                     "before": repr(rows[-1]["opened"])})
+    return render(request, sess, "incidents.html", rows=rows, f=f, unassigned=unassigned, page_size=PAGE_SIZE,
+                  older=older)
 
 
 async def index_json(request: web.Request, sess: auth.Session) -> web.StreamResponse:
@@ -243,7 +269,7 @@ async def incident_action(request: web.Request, sess: auth.Session) -> web.Strea
     engine = request.app[ENGINE]
     if engine.incidents is None:
         raise UIError(404, "correlation is off")
-    from ..incident_api import _get, apply_action
+    from ..incident_api import _get
     from ..incidents import IncidentConflict, IncidentNotFound
 
     iid = request.match_info["id"]
@@ -255,30 +281,36 @@ async def incident_action(request: web.Request, sess: auth.Session) -> web.Strea
         await _get(engine, iid)
     except web.HTTPNotFound:
         raise UIError(404, f"incident {iid} not found") from None
-    who = sess.user
-    target = iid
     try:
-        if act in ("ack", "resolve", "noise"):
-            await apply_action(engine, iid, act, who)
-        elif act == "snooze":
-            try:
-                secs = parse_duration(str(form.get("duration", "1h")), "duration")
-            except ConfigError as e:
-                raise UIError(400, str(e)) from None
-            if secs <= 0:
-                raise UIError(400, "duration: must be positive")
-            await apply_action(engine, iid, "snooze", who, secs)
-        elif act == "merge_into":
-            target = await _merge_into(engine, iid, str(form.get("target", "")), who)
-        elif act == "split":
-            target = await _split(engine, iid, [str(v) for v in form.getall("fp", [])], who)
-        else:
-            await _feedback(engine, iid, str(form.get("helpful", "")), who)
+        target = await _run_action(engine, iid, act, form, sess.user)
     except IncidentConflict as e:
         return await incident(request, sess, status=409, error=str(e))
     except IncidentNotFound as e:
         raise UIError(404, str(e)) from None
     return redirect(f"/ui/incidents/{target}?" + urlencode({"done": act}))
+
+
+async def _run_action(engine: Any, iid: str, act: str, form: Any, who: str) -> str:
+    """Do `act`; returns the incident to show next (the merge target, or the split-off incident)."""
+    from ..incident_api import apply_action
+
+    if act in ("ack", "resolve", "noise"):
+        await apply_action(engine, iid, act, who)
+    elif act == "snooze":
+        try:
+            secs = parse_duration(str(form.get("duration", "1h")), "duration")
+        except ConfigError as e:
+            raise UIError(400, str(e)) from None
+        if secs <= 0:
+            raise UIError(400, "duration: must be positive")
+        await apply_action(engine, iid, "snooze", who, secs)
+    elif act == "merge_into":
+        return await _merge_into(engine, iid, str(form.get("target", "")), who)
+    elif act == "split":
+        return await _split(engine, iid, [str(v) for v in form.getall("fp", [])], who)
+    else:
+        await _feedback(engine, iid, str(form.get("helpful", "")), who)
+    return iid
 
 
 async def _merge_into(engine: Any, iid: str, target: str, who: str) -> str:
