@@ -38,7 +38,20 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / f"list{name}.png"), full_page=True)
                 await page.goto(env.base + f"/ui/incidents/{big['id']}")
                 await page.screenshot(path=str(OUT / f"detail{name}.png"), full_page=True)
+                if not name:
+                    await page.screenshot(path=str(OUT / "detail-top.png"))
+                    await page.locator("section", has=page.locator("#h-timeline")).screenshot(
+                        path=str(OUT / "detail-timeline.png"))
                 await page.context.close()
+            # Later: escalation level 1 has paged (nobody acknowledged), then someone presses Acknowledge.
+            await env.advance(160 + 300)
+            page = await new_page(b)
+            await page.goto(env.base + f"/ui/incidents/{big['id']}")
+            await page.get_by_role("button", name="Acknowledge").click()
+            await page.wait_for_url("**done=ack")
+            await page.locator("section", has=page.locator("#h-timeline")).screenshot(
+                path=str(OUT / "detail-timeline-acked.png"))
+            await page.context.close()
         print(f"wrote {OUT}/list*.png and {OUT}/detail*.png (incident {big['id']}, {len(big['members'])} alerts)")
     finally:
         async for k in env.engine.redis.scan_iter(match=f"{prefix}*"):

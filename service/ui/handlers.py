@@ -256,7 +256,7 @@ async def incident(request: web.Request, sess: auth.Session, status: int = 200, 
     return render(request, sess, "incident.html", status=status, inc=snap, members=members,
                   chart=views.timeline_chart(snap, now, escalations), escalations=escalations,
                   cited=views.cited(snap.get("summary"), index_), others=others, error=error,
-                  done=request.query.get("done", "")[:20], summaries=engine.summaries is not None)
+                  done=DONE.get(request.query.get("done", ""), ""), summaries=engine.summaries is not None)
 
 
 ACTIONS = ("ack", "resolve", "snooze", "noise", "merge_into", "split", "feedback")

@@ -217,9 +217,21 @@ class Chart:
 
 
 ROW_H = 26
-TOP = 28
-LEFT = 250
+TOP = 40
+TICK_STEPS = [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
+LEFT = 280
 WIDTH = 900
+
+
+def _label_lanes(markers: list[dict[str, Any]]) -> None:
+    """Marker labels go in one of two lines above the chart, so that labels of nearby markers do not overlap."""
+    ends = [float("-inf"), float("-inf")]
+    for m in sorted(markers, key=lambda m: m["x"]):
+        width = 7.0 * len(m["label"]) + 8
+        lane = 0 if m["x"] >= ends[0] else (1 if m["x"] >= ends[1] else 0)
+        m["ly"] = 14 if lane == 0 else 28
+        m["anchor"], m["lx"] = ("end", m["x"] - 3) if m["x"] + width > WIDTH else ("start", m["x"] + 3)
+        ends[lane] = m["x"] + width
 
 
 def _short(s: str, n: int) -> str:
@@ -241,6 +253,7 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     start = min(times, default=now)
     end = max(times + [now if snap.get("state") != "resolved" else start])
     end = max(end, start + 60.0)
+    end += (end - start) * 0.03  # room for the last marker
     span = end - start
     plot_w = WIDTH - LEFT - 40
 
@@ -254,7 +267,7 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
         x0, x1 = x(m["starts_at"]), x(max(stop, m["starts_at"]))
         root_row = is_root(m, root)
         rows.append({
-            "y": y, "x": x0, "w": max(3.0, round(x1 - x0, 1)), "label": _short(member_name(m), 34),
+            "y": y, "x": x0, "w": max(3.0, round(x1 - x0, 1)), "label": _short(member_name(m), 32),
             "root": root_row, "status": m.get("status", "firing"), "fingerprint": m.get("fingerprint", ""),
             "title": f"{member_name(m)}: {fmt_time(m['starts_at'])} – "
                      + (fmt_time(m.get("ends_at")) if m.get("ends_at") else "still firing")
@@ -271,12 +284,15 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     for lvl, t, policy in esc_next:
         markers.append({"x": x(t), "kind": "escalation-next", "label": f"L{lvl}?",
                         "title": f"{fmt_time(t)}: escalation {policy} level {lvl} due"})
-    ticks = []
-    n = 6
-    for k in range(n + 1):
-        t = start + span * k / n
-        ticks.append({"x": x(t), "label": "+" + fmt_span(t - start) if k else fmt_time(t)[11:19],
-                      "anchor": "start" if k == 0 else ("end" if k == n else "middle")})
+    if snap.get("state") != "resolved" and start <= now <= end:
+        markers.append({"x": x(now), "kind": "now", "label": "now", "title": f"now: {fmt_time(now)}"})
+    _label_lanes(markers)
+    step = next((st for st in TICK_STEPS if span / st <= 6), TICK_STEPS[-1])
+    ticks = [{"x": x(start), "label": fmt_time(start)[11:19], "anchor": "start"}]
+    k = 1
+    while start + k * step <= end and k < 40:
+        ticks.append({"x": x(start + k * step), "label": "+" + fmt_span(k * step), "anchor": "middle"})
+        k += 1
     return Chart(WIDTH, bottom + 34, LEFT, rows, markers, ticks, start, end)
 
 
@@ -296,8 +312,10 @@ def escalation_from_state(policy_name: str, policy: Any, raw: Mapping[str, str],
                 break
             t -= policy.level(s).delay
         fired_at.reverse()
-    stopped = f"stopped: {state}" if done and state in ("acknowledged", "resolved") else ("finished" if done else "")
-    return Escalation(policy_name, steps, min(fired, steps), done, None if done else due, fired_at, stopped)
+    stopping = state in ("acknowledged", "resolved")  # the next due check stops it without paging
+    stopped = f"stopped: {state}" if stopping else ("finished" if done else "")
+    return Escalation(policy_name, steps, min(fired, steps), done or stopping, None if done or stopping else due,
+                      fired_at, stopped)
 
 
 # ------------------------------------------------------------------------------------------------- silences
