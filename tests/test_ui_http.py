@@ -246,3 +246,17 @@ async def test_the_list_pages_through_older_incidents(env):
         more = re.findall(r'<a href="/ui/incidents/([^"]+)">', second)
         assert ids + more == api
         assert 'id="older"' not in second
+
+
+async def test_guessing_tokens_is_slowed_down(authed):
+    """After 20 wrong tokens from one address, logins from it are refused (429) for a while, even a right one."""
+    env = authed
+    async with browser_session() as s:
+        csrf = csrf_of(await (await s.get(env.base + "/ui/login")).text())
+        h = {"Origin": env.base}
+        for i in range(20):
+            r = await s.post(env.base + "/ui/login", data={"csrf": csrf, "token": f"guess-{i}"}, headers=h)
+            assert r.status == 401
+        r = await s.post(env.base + "/ui/login", data={"csrf": csrf, "token": TOKEN}, headers=h,
+                         allow_redirects=False)
+        assert r.status == 429

@@ -27,6 +27,8 @@ from aiohttp import web
 from ..appkeys import ENGINE, TOKENS
 
 COOKIE = "tocsin_ui"
+LOGIN_FAILURES = 20  # wrong tokens per client address and window before logins are refused (429)
+LOGIN_WINDOW = 300
 SESSION_TTL = 12 * 3600
 ANON_TTL = 12 * 3600
 
@@ -80,6 +82,23 @@ def token_secret(request: web.Request, token_hash: str) -> bytes | None:
         if hmac.compare_digest(_digest(secret), token_hash) and ("all" in sources or "api" in sources):
             return secret
     return None
+
+
+def _failures_key(request: web.Request) -> str:
+    return f"{request.app[ENGINE].keys.prefix}:ui:login-failures:{_digest(request.remote or '?')}"
+
+
+async def login_blocked(request: web.Request) -> bool:
+    """Too many wrong tokens from this address lately (guessing tokens is slowed to 20 per 5 minutes)."""
+    n = await request.app[ENGINE].redis.get(_failures_key(request))
+    return n is not None and int(n) >= LOGIN_FAILURES
+
+
+async def login_failed(request: web.Request) -> None:
+    pipe = request.app[ENGINE].redis.pipeline(transaction=True)
+    pipe.incr(_failures_key(request))
+    pipe.expire(_failures_key(request), LOGIN_WINDOW)
+    await pipe.execute()
 
 
 async def load(request: web.Request) -> Session | None:

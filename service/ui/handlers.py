@@ -491,8 +491,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         return web.Response(status=403, text="missing or invalid CSRF token: reload the login page\n")
     name = str(form.get("name", "")).strip()[:100]
     if auth.auth_required(request):
+        if await auth.login_blocked(request):
+            return render(request, old, "login.html", status=429, next=_next(str(form.get("next", ""))),
+                          error="Too many wrong tokens from this address; try again in a few minutes.")
         th = auth.check_token(request, str(form.get("token", "")))
         if th is None:
+            await auth.login_failed(request)
             log.info("ui_login_refused", remote=request.remote)
             return render(request, old, "login.html", status=401, next=_next(str(form.get("next", ""))),
                           error="That token is not accepted.")
