@@ -260,3 +260,39 @@ async def test_guessing_tokens_is_slowed_down(authed):
         r = await s.post(env.base + "/ui/login", data={"csrf": csrf, "token": TOKEN}, headers=h,
                          allow_redirects=False)
         assert r.status == 429
+
+
+async def test_an_uploaded_config_cannot_make_the_server_call_out(env, monkeypatch):
+    """A replayed configuration's llm section (base_url, api_key_env) is not used: no request leaves the server,
+    so an upload cannot send this server's API key anywhere."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    hits: list[str] = []
+
+    async def anything(request):
+        hits.append(request.path)
+        return web.json_response({})
+
+    trap = web.Application()
+    trap.router.add_route("*", "/{tail:.*}", anything)
+    server = TestServer(trap, host="127.0.0.1")
+    await server.start_server()
+    monkeypatch.setenv("UI_TEST_SECRET_KEY", "sk-do-not-send")
+    try:
+        cfg = CONFIG + f"""  llm: {{enabled: true, base_url: "{server.make_url('')}", api_key_env: UI_TEST_SECRET_KEY,
+         deadline: 1}}
+"""
+        lines = [json.dumps({"labels": labels, "annotations": {"summary": summary},
+                             "startsAt": to_rfc3339(T0 + dt)}) for dt, labels, summary in CASCADE]
+        async with browser_session() as s:
+            csrf = csrf_of(await (await s.get(env.base + "/ui/replay")).text())
+            form = aiohttp.FormData()
+            form.add_field("csrf", csrf)
+            form.add_field("stream", "\n".join(lines).encode(), filename="c.jsonl")
+            form.add_field("config_text", cfg)
+            r = await s.post(env.base + "/ui/replay", data=form, headers={"Origin": env.base})
+            assert r.status == 200, await r.text()
+        assert hits == []
+    finally:
+        await server.close()

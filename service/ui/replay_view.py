@@ -83,10 +83,14 @@ def redis_url_of(engine: Any) -> str:
 async def run_both(cfg: Config, lines: list[str], redis_url: str) -> tuple[Side, Side]:
     on_sent: list[Notification] = []
     off_sent: list[Notification] = []
-    off = copy.deepcopy(cfg)
+    on = copy.deepcopy(cfg)
+    # Never an LLM call from an uploaded configuration: its base_url and api_key_env would hand this server's key
+    # to any address. Summaries come from the evidence (what the page shows does not depend on them).
+    on.tocsin.llm = {"enabled": False}
+    off = copy.deepcopy(on)
     off.tocsin.correlation = {"enabled": False}
     off.tocsin.escalation = {}
-    await replay(copy.deepcopy(cfg), lines, on_sent.append, redis_url=redis_url)
+    await replay(on, lines, on_sent.append, redis_url=redis_url)
     await replay(off, lines, off_sent.append, redis_url=redis_url)
     on_name = "Tocsin (correlation on)" if (cfg.tocsin.correlation or {}).get("enabled") else \
         "this configuration (correlation off)"
