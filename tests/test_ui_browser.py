@@ -101,6 +101,28 @@ async def test_open_the_cascade_and_acknowledge_it(env, page):
     assert page.problems == [] and page.dialogs == []
 
 
+async def test_the_list_refreshes_in_place(env, page):
+    """The list page updates itself from /ui/incidents.json (no reload): an incident acknowledged elsewhere shows
+    as acknowledged, with who did it, and a new incident appears; rows are built with textContent."""
+    await page.goto(env.base + "/ui/")
+    first_url = page.url
+    cascade = page.locator("#incidents tbody tr", has_text="DBConnectionPoolExhausted")
+    await expect(cascade.locator(".badge").first).to_have_text("triggered")
+    iid = (await cascade.locator(".sub").first.text_content()).strip()
+    r = await env.http.post(env.base + f"/api/v1/incidents/{iid}/ack", json={"by": "pat <b>on call</b>"})
+    assert r.status == 200
+    await env.post({"alertname": "QueueBacklog", "service": "mailer", "severity": "warning"}, {"summary": "q"},
+                   at=env.clock.now() + 3600)
+    await page.evaluate("window.__marker = 1")  # survives only if the page is not reloaded
+    await page.get_by_role("link", name="Refresh now").click()
+    await expect(cascade.locator(".badge").first).to_have_text("acknowledged")
+    await expect(cascade.locator("td").nth(6)).to_have_text("pat <b>on call</b>")
+    await expect(page.locator("#incidents tbody tr")).to_have_count(3)
+    assert page.url == first_url and await page.evaluate("window.__marker") == 1
+    assert await page.locator("#incidents b").count() == 0
+    assert page.problems == []
+
+
 async def test_create_a_silence_from_an_alert(env, page):
     """From an alert's Silence link the form is filled with its labels and previews the one alert it would mute;
     editing the matchers updates the preview; creating it lists it and the API shows the alert silenced."""

@@ -187,7 +187,7 @@ async def index(request: web.Request, sess: auth.Session) -> web.StreamResponse:
         older = "/ui/?" + urlencode({**{k: v for k, v in f.items() if v and k != "before"},
                                      "before": repr(rows[-1]["opened"])})
     return render(request, sess, "incidents.html", rows=rows, f=f, unassigned=unassigned, page_size=PAGE_SIZE,
-                  older=older)
+                  older=older, self_url=request.path_qs)
 
 
 async def index_json(request: web.Request, sess: auth.Session) -> web.StreamResponse:

@@ -51,6 +51,8 @@ function startListRefresh(table) {
   }
   setInterval(tick, 10000);
   document.addEventListener("visibilitychange", tick);
+  const now = document.getElementById("refresh");
+  if (now) now.addEventListener("click", (ev) => { ev.preventDefault(); tick(); });
 }
 
 function startSilencePreview(area) {
