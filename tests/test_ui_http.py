@@ -296,3 +296,33 @@ async def test_an_uploaded_config_cannot_make_the_server_call_out(env, monkeypat
         assert hits == []
     finally:
         await server.close()
+
+
+async def test_snooze_feedback_and_resolve_from_the_page(env):
+    """Snooze for a duration, vote on the summary, resolve: each lands in the API's snapshot with who and when;
+    a resolved incident cannot be acknowledged (409 on the page, as in the API)."""
+    await env.cascade()
+    iid = await incident_id(env, 6)
+    url = env.base + f"/ui/incidents/{iid}"
+    async with browser_session() as s:
+        csrf = csrf_of(await (await s.get(url)).text())
+        h = {"Origin": env.base}
+        now = env.clock.now()
+        r = await s.post(url, data={"csrf": csrf, "action": "snooze", "duration": "30m"}, headers=h,
+                         allow_redirects=False)
+        assert r.status == 303
+        snap = await (await env.http.get(env.base + f"/api/v1/incidents/{iid}")).json()
+        assert snap["state"] == "snoozed" and snap["snoozed_until"] == now + 1800
+        assert any(t["event"] == "snoozed" and "web" in t["detail"] for t in snap["timeline"])
+        r = await s.post(url, data={"csrf": csrf, "action": "feedback", "helpful": "yes"}, headers=h,
+                         allow_redirects=False)
+        assert r.status == 303
+        snap = await (await env.http.get(env.base + f"/api/v1/incidents/{iid}")).json()
+        assert snap["summary_feedback"]["helpful"] == 1 and snap["summary_feedback"]["votes"] == {"web": True}
+        r = await s.post(url, data={"csrf": csrf, "action": "resolve"}, headers=h, allow_redirects=False)
+        assert r.status == 303
+        page = await (await s.get(url)).text()
+        assert 'id="state">resolved<' in page and 'id="ack"' not in page
+        r = await s.post(url, data={"csrf": csrf, "action": "ack"}, headers=h)
+        assert r.status == 409 and "resolved" in await r.text()
+        assert (await (await env.http.get(env.base + f"/api/v1/incidents/{iid}")).json())["state"] == "resolved"
