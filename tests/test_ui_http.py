@@ -123,7 +123,7 @@ async def test_login_turns_a_token_into_a_session_and_never_stores_the_token(aut
             v = (await env.engine.redis.get(k)).decode()
             assert TOKEN not in v and sid not in v and sid not in k.decode()
         r = await s.get(env.base + "/ui/")
-        assert r.status == 200 and "dana" in await r.text()
+        assert r.status == 200 and "dana (oncall-team)" in await r.text()  # the name, and the token vouching
         env.app[TOKENS][:] = [(b"a-rotated-token", {"all"})]  # what a reload with a new token list does
         r = await s.get(env.base + "/ui/", allow_redirects=False)
         assert r.status == 303 and r.headers["Location"].startswith("/ui/login")

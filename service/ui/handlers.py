@@ -500,7 +500,9 @@ async def login(request: web.Request) -> web.StreamResponse:
             log.info("ui_login_refused", remote=request.remote)
             return render(request, old, "login.html", status=401, next=_next(str(form.get("next", ""))),
                           error="That token is not accepted.")
-        sess = await auth.create(request, name or auth.token_name(request, th), th, old=old)
+        tname = auth.token_name(request, th)
+        # The name typed is recorded with the token that vouched for it: "dana (oncall-team)".
+        sess = await auth.create(request, f"{name} ({tname})" if name and name != tname else tname, th, old=old)
     else:
         sess = await auth.create(request, name or "web", old=old)
     resp = redirect(_next(str(form.get("next", "/ui/"))))

@@ -214,8 +214,10 @@ class Chart:
     ticks: list[dict[str, Any]]
     start: float
     end: float
+    hidden: int = 0  # members beyond MAX_ROWS
 
 
+MAX_ROWS = 60  # chart rows; an incident with more members lists them all in the member table
 ROW_H = 26
 TOP = 40
 TICK_STEPS = [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
@@ -242,7 +244,7 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     """The timeline chart: one row per alert series (member), a bar from onset to resolution (or now), the
     root-cause candidate's rows marked, and markers for acknowledgements, snoozes, resolution and escalation
     steps. Coordinates are in SVG user units; the template draws them."""
-    members = list(snap.get("members") or [])
+    members = list(snap.get("members") or [])[:MAX_ROWS]
     root = (snap.get("root_causes") or [None])[0]
     events = [t for t in snap.get("timeline") or [] if t.get("event") in
               ("acknowledged", "unacknowledged", "snoozed", "resolved", "reopened", "marked_noise", "merged", "split")]
@@ -293,7 +295,8 @@ def timeline_chart(snap: Mapping[str, Any], now: float, escalations: list[Escala
     while start + k * step <= end and k < 40:
         ticks.append({"x": x(start + k * step), "label": "+" + fmt_span(k * step), "anchor": "middle"})
         k += 1
-    return Chart(WIDTH, bottom + 34, LEFT, rows, markers, ticks, start, end)
+    return Chart(WIDTH, bottom + 34, LEFT, rows, markers, ticks, start, end,
+                 max(0, len(snap.get("members") or []) - MAX_ROWS))
 
 
 def escalation_from_state(policy_name: str, policy: Any, raw: Mapping[str, str], due: float | None,
