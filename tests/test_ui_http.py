@@ -176,6 +176,11 @@ async def test_bad_action_input_is_a_400_with_the_reason(env):
         assert r.status == 400 and "matchers" in await r.text()
         assert (await (await env.http.get(env.base + f"/api/v1/incidents/{iid}")).json())["state"] == "triggered"
         assert await (await env.http.get(env.base + "/api/v2/silences")).json() == []
+        r = await s.get(env.base + "/ui/alerts?f=1&filter=%7Bservice%3D%7E%22%28%22%7D")  # {service=~"("}
+        assert r.status == 400 and "filter" in await r.text()
+        for before in ("nan", "soon"):
+            r = await s.get(env.base + f"/ui/?before={before}")
+            assert r.status == 400 and "before" in await r.text()
 
 
 async def test_split_and_merge_from_the_page(env):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -116,10 +117,18 @@ async def call_api(request: web.Request, sess: auth.Session, handler: Any, rel_u
             raise UIError(403, "the token of this session is no longer accepted")
         headers["Authorization"] = "Bearer " + secret.decode()
     base = request.get(BASE, request)
-    resp = await handler(base.clone(method="GET", rel_url=rel_url, headers=headers))
-    body = json.loads(resp.body) if resp.body else None
+    try:
+        resp = await handler(base.clone(method="GET", rel_url=rel_url, headers=headers))
+        raw = resp.body
+    except web.HTTPException as e:  # e.g. the API's 400 for a bad `filter`
+        resp, raw = e, (e.text or "").encode()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
     if resp.status >= 400:
-        raise UIError(resp.status, (body or {}).get("message", "request failed") if isinstance(body, dict) else "")
+        raise UIError(resp.status, str(body.get("message", "request failed")) if isinstance(body, dict)
+                      else "request failed")
     return body
 
 
@@ -130,9 +139,11 @@ def _filters(request: web.Request) -> dict[str, str]:
     f = {k: q.get(k, "").strip()[:200] for k in ("state", "severity", "service", "q", "before")}
     if f["before"]:
         try:
-            float(f["before"])
+            ok = math.isfinite(float(f["before"]))
         except ValueError:
-            raise UIError(400, "before: must be a time in epoch seconds") from None
+            ok = False
+        if not ok:
+            raise UIError(400, "before: must be a time in epoch seconds")
     for name, allowed in (("state", views.STATES), ("severity", views.SEVERITIES)):
         if (why := views.check_choice(f[name], allowed, name)) is not None:
             raise UIError(400, why)
