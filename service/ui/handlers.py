@@ -28,6 +28,7 @@ log = structlog.get_logger("tocsin.ui")
 
 PAGE_SIZE = 25  # incidents per page (each is one IncidentStore.get: the page's cost is mostly these)
 FILTERED_SCAN = 1000  # incidents looked through when a service or text filter is set
+MERGE_CHOICES = 10  # the newest incidents offered by "Merge into" (each is one IncidentStore.get)
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("service.ui", "templates"), autoescape=True,
@@ -261,7 +262,7 @@ async def incident(request: web.Request, sess: auth.Session, status: int = 200, 
     root = (snap.get("root_causes") or [None])[0]
     members = [dict(m, reasons=views.join_reasons(m, names), name=views.member_name(m), root=views.is_root(m, root))
                for m in snap["members"]]
-    others = [s for s in await engine.incidents.list(limit=PAGE_SIZE)
+    others = [s for s in await engine.incidents.list(limit=MERGE_CHOICES)
               if s["id"] != iid and s["state"] != "resolved"]
     index_ = views.evidence_index(snap.get("evidence"))
     return render(request, sess, "incident.html", status=status, inc=snap, members=members,
