@@ -331,3 +331,20 @@ async def test_snooze_feedback_and_resolve_from_the_page(env):
         r = await s.post(url, data={"csrf": csrf, "action": "ack"}, headers=h)
         assert r.status == 409 and "resolved" in await r.text()
         assert (await (await env.http.get(env.base + f"/api/v1/incidents/{iid}")).json())["state"] == "resolved"
+
+
+async def test_an_uploaded_config_cannot_name_server_files(env):
+    """`templates` and `*_file` keys in an uploaded configuration are refused with their path: the upload must
+    not make the server read its own files."""
+    async with browser_session() as s:
+        csrf = csrf_of(await (await s.get(env.base + "/ui/replay")).text())
+        for cfg, path in ((CONFIG + "templates: ['/etc/*']\n", "templates"),
+                          (CONFIG.replace('{url: "http://127.0.0.1:1/oncall"}',
+                                          '{url_file: "/etc/hostname"}'), "receivers[0].webhook_configs[0].url_file")):
+            form = aiohttp.FormData()
+            form.add_field("csrf", csrf)
+            form.add_field("stream", b'{"labels": {"alertname": "A"}, "startsAt": "2027-01-15T08:00:00Z"}\n',
+                           filename="c.jsonl")
+            form.add_field("config_text", cfg)
+            r = await s.post(env.base + "/ui/replay", data=form, headers={"Origin": env.base})
+            assert r.status == 400 and path in await r.text(), await r.text()

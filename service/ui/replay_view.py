@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+import yaml
 from aiohttp import web
 
 from ..appkeys import ENGINE
@@ -64,6 +65,24 @@ def summarize(name: str, sent: list[Notification]) -> Side:
     return side
 
 
+def file_references(raw: Any, path: str = "") -> list[str]:
+    """Paths of the keys of an uploaded configuration that name files on this server (`templates`, `*_file`,
+    `*_files`). Pure. An upload must not make the server read its own files (a parse error could echo them);
+    the replay needs no secrets, its receivers only record."""
+    out: list[str] = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            p = f"{path}.{k}" if path else str(k)
+            if str(k) == "templates" or str(k).endswith(("_file", "_files")):
+                out.append(p)
+            else:
+                out.extend(file_references(v, p))
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            out.extend(file_references(v, f"{path}[{i}]"))
+    return out
+
+
 def redis_url_of(engine: Any) -> str:
     """The URL of the Redis the service uses (unix socket or TCP), for replay's own client."""
     kw = engine.redis.connection_pool.connection_kwargs
@@ -101,6 +120,36 @@ async def replay_page(request: web.Request, sess: auth.Session) -> web.StreamRes
     return render(request, sess, "replay.html", result=None, error="", config_text="")
 
 
+def _uploaded_config(engine: Any, text: str) -> Config:
+    """The uploaded configuration (refused if it names server files), or a copy of the running one."""
+    if not text.strip():
+        return copy.deepcopy(engine.cfg)
+    try:
+        refs = file_references(yaml.safe_load(text))
+    except yaml.YAMLError as e:
+        raise UIError(400, f"config: not YAML: {e}") from None
+    if refs:
+        raise UIError(400, f"config: {refs[0]}: files on this server are not read for an uploaded configuration; "
+                           "remove it (replay sends nothing, so no secret is needed) or leave the configuration "
+                           "empty to use the running one")
+    try:
+        return parse_config(text)
+    except ConfigErrors as e:
+        raise UIError(400, f"config: {e}") from None
+
+
+def _stream_lines(data: bytes) -> list[str]:
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UIError(400, "stream: not UTF-8 text (JSON lines expected)") from None
+    if not any(x.strip() for x in lines):
+        raise UIError(400, "stream: empty; upload a recording (one JSON alert or event per line)")
+    if len(lines) > MAX_LINES:
+        raise UIError(413, f"stream: {len(lines)} lines; at most {MAX_LINES} here (use `tocsin replay`)")
+    return lines
+
+
 async def replay_run(request: web.Request, sess: auth.Session) -> web.StreamResponse:
     engine = request.app[ENGINE]
     form = request[FORM]
@@ -113,21 +162,8 @@ async def replay_run(request: web.Request, sess: auth.Session) -> web.StreamResp
     elif isinstance(form.get("config_text"), str):
         config_text = form["config_text"]
     try:
-        if config_text.strip():
-            try:
-                cfg = parse_config(config_text)
-            except ConfigErrors as e:
-                raise UIError(400, f"config: {e}") from None
-        else:
-            cfg = copy.deepcopy(engine.cfg)  # the running configuration
-        try:
-            lines = data.decode("utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise UIError(400, "stream: not UTF-8 text (JSON lines expected)") from None
-        if not any(x.strip() for x in lines):
-            raise UIError(400, "stream: empty; upload a recording (one JSON alert or event per line)")
-        if len(lines) > MAX_LINES:
-            raise UIError(413, f"stream: {len(lines)} lines; at most {MAX_LINES} here (use `tocsin replay`)")
+        cfg = _uploaded_config(engine, config_text)
+        lines = _stream_lines(data)
         try:
             result = await run_both(cfg, lines, redis_url_of(engine))
         except ReplayInputError as e:
