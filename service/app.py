@@ -163,6 +163,9 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
 
     add_incident_routes(app, cfg.tocsin.slack or {}, cfg.tocsin.pagerduty or {}, clock)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    from .ui import add_ui
+
+    add_ui(app)  # the web UI under /ui/
     return app
 
 

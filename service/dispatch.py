@@ -514,7 +514,7 @@ class Dispatcher:
         try:
             summary, pending = await self.summaries.first_summary(snap)
         except Exception as e:  # the summary must never block the page
-            log.warning("summary_failed", incident=snap.get("id"), error=repr(e))
+            log.warning("summary_failed", incident=snap.get("id"), error=repr(e), exc_info=True)
             return snap
         new = summary.to_incident_summary()
         old = snap.get("summary") or {}
