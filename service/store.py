@@ -152,10 +152,11 @@ def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> No
     EVAL (each node caches it)."""
     scripts = getattr(pipe, "scripts", None)
     if scripts is None:
-        pipe.eval(script.script, len(keys), *keys, *args)
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
         return
     scripts.add(script)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    # execute_command directly: redis-py's evalsha() wrapper layers cost more than the packing
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 # -- connections ------------------------------------------------------------------------------------------------
