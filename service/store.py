@@ -33,6 +33,7 @@ from pathlib import Path
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -246,6 +247,43 @@ class TocsinRedis(Redis):
         return pipe
 
 
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        if self._transaction:  # holds its connection across WATCH and reads: bounded by the per-node pool
+            return await super().execute(raise_on_error, allow_redirections)
+        async with self.cluster_client.limiter():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+class TocsinCluster(RedisCluster):
+    """redis-py's RedisCluster, with callers waiting for a free slot instead of failing: its per-node pools raise
+    MaxConnectionsError at once when full (no blocking pool exists for the cluster client), which under a burst
+    of delivery lanes and ingest requests answered 500. At most `concurrency` commands or pipelines are in
+    flight; each uses at most one connection per node, so the per-node pools (`max_connections`) never run out
+    for them (WATCH/MULTI transactions hold theirs meanwhile, bounded by the headroom)."""
+
+    def __init__(self, *args: Any, concurrency: int = 64, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.concurrency = concurrency
+        self._sem: Any = None
+
+    def limiter(self) -> Any:
+        if self._sem is None:
+            import asyncio
+
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._sem
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.limiter():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            raise ValueError("shard_hint is not supported on a cluster")
+        return _ClusterPipeline(self, transaction)
+
+
 def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:
     """A client for `url`: `redis://`, `rediss://`, `unix://` (one server), or `redis+cluster://host:port`
     (`rediss+cluster://` with TLS), a Redis Cluster found from that seed node (redis-py's RedisCluster).
@@ -257,7 +295,7 @@ def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **k
     if is_cluster_url(url):
         scheme, rest = url.split("://", 1)
         plain = ("rediss" if scheme.lower().startswith("rediss") else "redis") + "://" + rest
-        return RedisCluster.from_url(plain, max_connections=max_connections, **opts)
+        return TocsinCluster.from_url(plain, max_connections=4 * max_connections, concurrency=max_connections, **opts)
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout, **opts)
     pool.connection_class = fast_connection_class(pool.connection_class)
     return TocsinRedis(connection_pool=pool)
