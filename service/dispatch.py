@@ -142,6 +142,7 @@ class Dispatcher:
 
     def set_config(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.cfg_hash = cfg.hash  # a sha1 of the whole file: once per configuration, not per request
         self.routes = {r.id: r for r in cfg.route.walk()}
         self.integrations = integrations_of(cfg)
         self._route_cache: dict[str, list[tuple[Route, str, str, dict[str, str]]]] = {}
@@ -227,7 +228,7 @@ class Dispatcher:
             return []
         now = self.clock.now()
         now_ms = ms(now)
-        ups = await self.store.upsert_many(alerts, now, self.cfg.hash)
+        ups = await self.store.upsert_many(alerts, now, self.cfg_hash)
 
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
@@ -264,7 +265,7 @@ class Dispatcher:
         # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
         # a crash in between, the next re-send writes them again).
         for shard, fps in grouped.items():
-            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg.hash))
+            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg_hash))
             queued += 1
         if queued:
             res = await pipe.execute()
