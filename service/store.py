@@ -158,7 +158,12 @@ def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> No
     EVAL (each node caches it)."""
     scripts = getattr(pipe, "scripts", None)
     if scripts is None:
-        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+        queued = getattr(pipe, "queued_scripts", None)
+        if queued is None:  # some other cluster pipeline: EVAL always works (each node caches the script)
+            pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+            return
+        queued[len(pipe)] = script
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return
     scripts.add(script)
     # execute_command directly: redis-py's evalsha() wrapper layers cost more than the packing
@@ -253,11 +258,37 @@ class TocsinRedis(Redis):
 
 
 class _ClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that runs scripts by EVALSHA: queue_script records them; before the first execute that
+    needs one, SCRIPT LOAD puts it on every primary; a NOSCRIPT reply (a node restarted or failed over) is answered
+    by running that command again by EVAL, right after the rest, as _Pipeline does on one server."""
+
+    queued_scripts: dict[int, Any]
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = self.cluster_client
         if self._transaction:  # holds its connection across WATCH and reads: bounded by the per-node pool
             return await super().execute(raise_on_error, allow_redirections)
-        async with self.cluster_client.limiter():
-            return await super().execute(raise_on_error, allow_redirections)
+        queued, self.queued_scripts = self.queued_scripts, {}
+        for script in {id(x): x for x in queued.values()}.values():
+            if script.sha not in client.loaded_scripts:
+                await client.script_load(script.script)
+                client.loaded_scripts.add(script.sha)
+        stack = {i: list(self._execution_strategy._command_queue[i].args) for i in queued} if queued else {}
+        async with client.limiter():
+            res = await super().execute(False, allow_redirections)
+        for i, script in queued.items():
+            if isinstance(res[i], NoScriptError):
+                client.loaded_scripts.discard(script.sha)
+                args = stack[i]
+                try:
+                    res[i] = await client.execute_command("EVAL", script.script, *args[2:])
+                except ResponseError as e:
+                    res[i] = e
+        if raise_on_error:
+            for r in res:
+                if isinstance(r, Exception):
+                    raise r
+        return res
 
 
 class TocsinCluster(RedisCluster):
@@ -271,6 +302,7 @@ class TocsinCluster(RedisCluster):
         super().__init__(*args, **kw)
         self.concurrency = concurrency
         self._sem: Any = None
+        self.loaded_scripts: set[str] = set()
 
     def limiter(self) -> Any:
         if self._sem is None:
@@ -286,7 +318,9 @@ class TocsinCluster(RedisCluster):
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         if shard_hint:
             raise ValueError("shard_hint is not supported on a cluster")
-        return _ClusterPipeline(self, transaction)
+        pipe = _ClusterPipeline(self, transaction)
+        pipe.queued_scripts = {}
+        return pipe
 
 
 def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:
