@@ -397,6 +397,12 @@ class Dispatcher:
 
         return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
 
+    def _time_muted(self, opts: Any, now: float) -> bool:
+        """Outside the route's active time intervals, or inside one of its mute time intervals."""
+        if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
+            return True
+        return bool(opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now))
+
     async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
         if ctx is not None:
             return ctx
@@ -425,9 +431,7 @@ class Dispatcher:
         # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
         ctx = await self._context(ctx, alerts, now)
         muted = set(ctx.inhibited)
-        if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
-            return plan
-        if opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now):
+        if self._time_muted(opts, now):
             return plan
         for s in ctx.silences:
             if s.state(now) == "active":
@@ -452,6 +456,14 @@ class Dispatcher:
                 snap = await self._summarize(snap)  # cached by evidence digest: no new work when nothing changed
                 plan.incident = snap
             mark = incident_mark(snap)
+        self._notify(plan, g, alerts, firing, resolved, snap, mark, now)
+        return plan
+
+    def _notify(self, plan: FlushPlan, g: GroupState, alerts: list[Alert], firing: frozenset[str],
+                resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float) -> None:
+        """Per receiver integration: ask the notification log, and add the notification (plan_flush's last step)."""
+        assert g.route is not None
+        opts = g.route.opts
         for integ in self.integrations.get(opts.receiver, []):
             entry = g.nflog.get(integ.id)
             reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)
@@ -473,7 +485,6 @@ class Dispatcher:
                 alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
                 truncated_alerts=truncated, incident=snap,
             ))
-        return plan
 
     async def _incident_snapshot(self, iid: str) -> dict[str, Any] | None:
         from .incidents import IncidentNotFound
