@@ -143,6 +143,7 @@ class Dispatcher:
 
     def set_config(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.cfg_hash = cfg.hash  # a sha1 of the whole file: once per configuration, not per request
         self.routes = {r.id: r for r in cfg.route.walk()}
         self.integrations = integrations_of(cfg)
         self._route_cache: dict[str, list[tuple[Route, str, str, dict[str, str]]]] = {}
@@ -237,7 +238,7 @@ class Dispatcher:
             return []
         now = self.clock.now()
         now_ms = ms(now)
-        ups = await self.store.upsert_many(alerts, now, self.cfg.hash)
+        ups = await self.store.upsert_many(alerts, now, self.cfg_hash)
 
         pipe = self.redis.pipeline(transaction=False)
         queued = 0
@@ -274,7 +275,7 @@ class Dispatcher:
         # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
         # a crash in between, the next re-send writes them again).
         for shard, fps in grouped.items():
-            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg.hash))
+            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg_hash))
             queued += 1
         if queued:
             res = await pipe.execute()
@@ -406,6 +407,12 @@ class Dispatcher:
 
         return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
 
+    def _time_muted(self, opts: Any, now: float) -> bool:
+        """Outside the route's active time intervals, or inside one of its mute time intervals."""
+        if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
+            return True
+        return bool(opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now))
+
     async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
         if ctx is not None:
             return ctx
@@ -434,9 +441,7 @@ class Dispatcher:
         # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
         ctx = await self._context(ctx, alerts, now)
         muted = set(ctx.inhibited)
-        if opts.active_time_intervals and not interval_active(self.cfg.time_intervals, opts.active_time_intervals, now):
-            return plan
-        if opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now):
+        if self._time_muted(opts, now):
             return plan
         for s in ctx.silences:
             if s.state(now) == "active":
@@ -467,6 +472,14 @@ class Dispatcher:
             plan.removals = {}
             plan.next_due = now + opts.group_interval
             return plan
+        self._notify(plan, g, alerts, firing, resolved, snap, mark, now)
+        return plan
+
+    def _notify(self, plan: FlushPlan, g: GroupState, alerts: list[Alert], firing: frozenset[str],
+                resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float) -> None:
+        """Per receiver integration: ask the notification log, and add the notification (plan_flush's last step)."""
+        assert g.route is not None
+        opts = g.route.opts
         for integ in self.integrations.get(opts.receiver, []):
             entry = g.nflog.get(integ.id)
             reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)
@@ -488,7 +501,6 @@ class Dispatcher:
                 alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
                 truncated_alerts=truncated, incident=snap,
             ))
-        return plan
 
     async def _sync_incident(self, g: GroupState, now: float) -> None:
         """Before an incident group is planned: members whose alert resolved by time (its endsAt passed without a

@@ -192,7 +192,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-replay-"), persist=False)
         redis_url = embedded.start()
     cfg.tocsin.redis.key_prefix = prefix
-    client = open_redis(redis_url)
+    client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
     sim = Simulation(cfg, client, emit)
     try:
         await sim.engine.start()

@@ -20,7 +20,12 @@ one Redis Cluster slot):
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
 
-No code path uses KEYS or a multi-key command across hash tags.
+No code path uses KEYS or a multi-key command across hash tags (tests/test_cluster_slots.py runs the pipeline on a
+real 3-master cluster to prove it).
+
+Connections (`open_redis`): `redis://`, `rediss://` and `unix://` URLs get one server through a blocking pool
+whose connections pack commands with hiredis; `redis+cluster://host:port` (`rediss+cluster://` with TLS) gets a
+Redis Cluster through redis-py's RedisCluster, discovered from that seed node.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from pathlib import Path
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -152,10 +158,16 @@ def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> No
     EVAL (each node caches it)."""
     scripts = getattr(pipe, "scripts", None)
     if scripts is None:
-        pipe.eval(script.script, len(keys), *keys, *args)
+        queued = getattr(pipe, "queued_scripts", None)
+        if queued is None:  # some other cluster pipeline: EVAL always works (each node caches the script)
+            pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+            return
+        queued[len(pipe)] = script
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return
     scripts.add(script)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    # execute_command directly: redis-py's evalsha() wrapper layers cost more than the packing
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 # -- connections ------------------------------------------------------------------------------------------------
@@ -245,6 +257,72 @@ class TocsinRedis(Redis):
         return pipe
 
 
+class _ClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that runs scripts by EVALSHA: queue_script records them; before the first execute that
+    needs one, SCRIPT LOAD puts it on every primary; a NOSCRIPT reply (a node restarted or failed over) is answered
+    by running that command again by EVAL, right after the rest, as _Pipeline does on one server."""
+
+    queued_scripts: dict[int, Any]
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = self.cluster_client
+        if self._transaction:  # holds its connection across WATCH and reads: bounded by the per-node pool
+            return await super().execute(raise_on_error, allow_redirections)
+        queued, self.queued_scripts = self.queued_scripts, {}
+        for script in {id(x): x for x in queued.values()}.values():
+            if script.sha not in client.loaded_scripts:
+                await client.script_load(script.script)
+                client.loaded_scripts.add(script.sha)
+        stack = {i: list(self._execution_strategy._command_queue[i].args) for i in queued} if queued else {}
+        async with client.limiter():
+            res = await super().execute(False, allow_redirections)
+        for i, script in queued.items():
+            if isinstance(res[i], NoScriptError):
+                client.loaded_scripts.discard(script.sha)
+                args = stack[i]
+                try:
+                    res[i] = await client.execute_command("EVAL", script.script, *args[2:])
+                except ResponseError as e:
+                    res[i] = e
+        if raise_on_error:
+            for r in res:
+                if isinstance(r, Exception):
+                    raise r
+        return res
+
+
+class TocsinCluster(RedisCluster):
+    """redis-py's RedisCluster, with callers waiting for a free slot instead of failing: its per-node pools raise
+    MaxConnectionsError at once when full (no blocking pool exists for the cluster client), which under a burst
+    of delivery lanes and ingest requests answered 500. At most `concurrency` commands or pipelines are in
+    flight; each uses at most one connection per node, so the per-node pools (`max_connections`) never run out
+    for them (WATCH/MULTI transactions hold theirs meanwhile, bounded by the headroom)."""
+
+    def __init__(self, *args: Any, concurrency: int = 64, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.concurrency = concurrency
+        self._sem: Any = None
+        self.loaded_scripts: set[str] = set()
+
+    def limiter(self) -> Any:
+        if self._sem is None:
+            import asyncio
+
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._sem
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.limiter():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            raise ValueError("shard_hint is not supported on a cluster")
+        pipe = _ClusterPipeline(self, transaction)
+        pipe.queued_scripts = {}
+        return pipe
+
+
 def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:
     """A client for `url`: `redis://`, `rediss://`, `unix://` (one server), or `redis+cluster://host:port`
     (`rediss+cluster://` with TLS), a Redis Cluster found from that seed node (redis-py's RedisCluster).
@@ -256,7 +334,7 @@ def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **k
     if is_cluster_url(url):
         scheme, rest = url.split("://", 1)
         plain = ("rediss" if scheme.lower().startswith("rediss") else "redis") + "://" + rest
-        return RedisCluster.from_url(plain, max_connections=max_connections, **opts)
+        return TocsinCluster.from_url(plain, max_connections=4 * max_connections, concurrency=max_connections, **opts)
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout, **opts)
     pool.connection_class = fast_connection_class(pool.connection_class)
     return TocsinRedis(connection_pool=pool)

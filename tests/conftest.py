@@ -36,7 +36,8 @@ def key_prefix():
 
 @pytest.fixture
 async def redis(redis_url, key_prefix):
-    client = open_redis(redis_url)  # also a redis+cluster:// URL (tests/test_cluster_slots.py runs suites on one)
+    # also a redis+cluster:// URL (tests/test_cluster_slots.py runs suites on one); no timeouts: a loaded machine
+    client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     yield client
     # Clean up this test's keys (SCAN by prefix; tests only, never in Tocsin's own code).
     async for k in client.scan_iter(match=f"{key_prefix}*", count=1000):

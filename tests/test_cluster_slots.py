@@ -30,7 +30,7 @@ redis_cluster = cluster_fixture()
 
 @pytest.fixture
 async def cluster(redis_cluster):
-    client = open_redis(redis_cluster.url)
+    client = open_redis(redis_cluster.url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     yield client
     await client.aclose()
 

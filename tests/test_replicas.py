@@ -117,7 +117,7 @@ async def run_serve(tmp: Path, redis_url: str, replicas: int, waves: int, build_
     finally:
         for p in procs:
             p.stop()
-        client = open_redis(redis_url)  # also a redis+cluster:// URL (tests/test_cluster_slots.py)
+        client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # or a cluster
         async for k in client.scan_iter(match=f"{prefix}:*", count=1000):  # test clean-up only
             await client.delete(k)
         await client.aclose()

@@ -110,9 +110,10 @@ def main() -> None:
     prefix = f"scale{uuid.uuid4().hex[:8]}"
     before = store.used_memory()
     peak_redis = 0.0
-    serve = (f"env REDIS_URL={store.url} TOCSIN_KEY_PREFIX={prefix} TOCSIN_DATA_DIR={tempfile.mkdtemp()} "
-             f"PYTHONPATH={REPO} {sys.executable} -m service.cli serve --workers {a.workers} --log-level warning "
-             "--config {config} --listen 127.0.0.1:{port}")
+    # A key prefix per process (per round): rounds must not see each other's alerts.
+    serve = (f"sh -c 'REDIS_URL={store.url} TOCSIN_KEY_PREFIX={prefix}-$$ TOCSIN_DATA_DIR=$(mktemp -d) "
+             f"PYTHONPATH={REPO} exec {sys.executable} -m service.cli serve --workers {a.workers} --log-level warning "
+             "--config {config} --listen 127.0.0.1:{port}'")
     cmd = [sys.executable, SIDE_BY_SIDE, "--alerts", str(a.alerts), "--services", str(a.services),
            "--rounds", str(a.rounds), "--settle", str(a.settle), "--port", str(a.port), "--hook-port", str(a.hook_port),
            "--other", serve]
