@@ -39,7 +39,7 @@ class Admission:
     at once. So a sender hears "retry" within `wait` plus one request's work (well before Prometheus's 10 s
     timeout) instead of a request that is accepted and stalls; and the memory of queued bodies is bounded."""
 
-    def __init__(self, limit: int = 16, queue: int = 256, wait: float = 4.0, retry_after: int = 2):
+    def __init__(self, limit: int = 4, queue: int = 256, wait: float = 3.0, retry_after: int = 2):
         self.limit, self.queue, self.wait, self.retry_after = limit, queue, wait, retry_after
         self.sem = asyncio.Semaphore(limit)
         self.waiting = 0

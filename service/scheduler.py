@@ -21,7 +21,8 @@ log = structlog.get_logger("tocsin.scheduler")
 
 class Scheduler:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dispatcher: Dispatcher, clock: Clock,
-                 replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0):
+                 replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0,
+                 flush_concurrency: int = 16):
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
@@ -33,6 +34,7 @@ class Scheduler:
         self.max_idle = max_idle
         self._counter = itertools.count()
         self._wake = asyncio.Event()
+        self._flush_slots = asyncio.Semaphore(flush_concurrency)
         self._next_local: float | None = None
         self.on_flushed: list[Any] = []  # callbacks(plan) after each committed flush
 
@@ -69,7 +71,7 @@ class Scheduler:
             claimed, nxt = await self.claim(now)
             if not claimed:
                 return total, nxt
-            results = await asyncio.gather(*(self._flush(g, t) for g, t in claimed), return_exceptions=True)
+            results = await asyncio.gather(*(self._bounded_flush(g, t) for g, t in claimed), return_exceptions=True)
             for (g, _), r in zip(claimed, results):
                 if isinstance(r, BaseException):
                     log.error("flush_failed", gid=g, error=repr(r))
@@ -79,6 +81,12 @@ class Scheduler:
                 now2 = self.clock.now()
                 if nxt is None or nxt > now2:
                     return total, nxt
+
+    async def _bounded_flush(self, gid: str, token: str) -> None:
+        # At most `flush_concurrency` flushes interleave: a burst of due groups (after a storm) then leaves the
+        # event loop a fair share for ingest, whose latency senders see.
+        async with self._flush_slots:
+            await self._flush(gid, token)
 
     async def _flush(self, gid: str, token: str) -> None:
         plan = await self.dispatcher.flush(gid, token)
