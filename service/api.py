@@ -34,31 +34,46 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Admission:
-    """Bounded ingest under a storm: at most `limit` ingest requests are parsed and stored at once; others wait
-    for a slot at most `wait` seconds, in a queue of at most `queue`; beyond that they get 503 with Retry-After
-    at once. So a sender hears "retry" within `wait` plus one request's work (well before Prometheus's 10 s
-    timeout) instead of a request that is accepted and stalls; and the memory of queued bodies is bounded."""
+    """Bounded ingest under a storm. The work of an ingest request grows with its body, so admission is by bytes:
+    requests whose bodies (Content-Length) fit in `budget` together are parsed and stored at once (many small
+    ones, or a few of Prometheus's 64-alert batches); others wait for room at most `wait` seconds, in a queue of
+    at most `queue`; beyond that they get 503 with Retry-After at once. So a sender hears "retry" within `wait`
+    plus one request's work (well before Prometheus's 10 s timeout) instead of a request that is accepted and
+    stalls; and the memory of bodies in flight is bounded."""
 
-    def __init__(self, limit: int = 16, queue: int = 256, wait: float = 4.0, retry_after: int = 2):
-        self.limit, self.queue, self.wait, self.retry_after = limit, queue, wait, retry_after
-        self.sem = asyncio.Semaphore(limit)
+    def __init__(self, budget: int = 96 * 1024, queue: int = 256, wait: float = 3.0, retry_after: int = 2):
+        self.budget, self.queue, self.wait, self.retry_after = budget, queue, wait, retry_after
+        self.used = 0
         self.waiting = 0
-        self.refused = 0
+        self._room = asyncio.Condition()
 
-    async def acquire(self) -> bool:
-        """True once a slot is held (release it); False when the request must be refused."""
-        if self.sem.locked() and self.waiting >= self.queue:
+    def weight(self, content_length: int | None) -> int:
+        return max(1024, min(content_length or 1024, self.budget))
+
+    async def acquire(self, weight: int) -> bool:
+        """True once `weight` bytes of the budget are held (release them); False when the request must be
+        refused."""
+        if not self.waiting and self.used + weight <= self.budget:
+            self.used += weight
+            return True
+        if self.waiting >= self.queue:
             return False
         self.waiting += 1
         try:
-            # A real-time bound on waiting for capacity (I/O, not logic time).
             async with asyncio.timeout(self.wait):  # not wait_for: it can swallow a cancellation on 3.11
-                await self.sem.acquire()
+                async with self._room:
+                    await self._room.wait_for(lambda: self.used + weight <= self.budget)
+                    self.used += weight
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self.waiting -= 1
+
+    async def release(self, weight: int) -> None:
+        self.used -= weight
+        async with self._room:
+            self._room.notify_all()
 
 
 def admitted(handler: Handler) -> Handler:
@@ -68,8 +83,8 @@ def admitted(handler: Handler) -> Handler:
         adm: Admission | None = request.app[SETTINGS].get("admission")
         if adm is None:
             return await handler(request)
-        if not await adm.acquire():
-            adm.refused += 1
+        weight = adm.weight(request.content_length)
+        if not await adm.acquire(weight):
             request.app[ENGINE].metrics.ingest_refused.labels(request.path).inc()
             log.warning("ingest_overloaded", path=request.path, waiting=adm.waiting)
             resp = json_error(503, "overloaded: retry later")
@@ -78,7 +93,7 @@ def admitted(handler: Handler) -> Handler:
         try:
             return await handler(request)
         finally:
-            adm.sem.release()
+            await adm.release(weight)
 
     return inner
 
