@@ -176,6 +176,12 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from .detect.cli import main as detect_main  # numpy/scikit-learn only when detecting
+
+    return detect_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tocsin", description="The alarm bell that rings once per incident.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--explain", action="store_true", help="with --csv: add expected, lower, upper, deviation, method")
     d.add_argument("--once", action="store_true", help="with --config: evaluate one step and exit")
     d.add_argument("--log-level", default="info")
-    d.set_defaults(fn=lambda a: __import__("service.detect.cli", fromlist=["main"]).main(a))
+    d.set_defaults(fn=_detect)
     args = p.parse_args(argv)
     return args.fn(args)
 
