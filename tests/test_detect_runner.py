@@ -89,7 +89,7 @@ receivers:
 def section(url: str, **over: Any) -> DetectSection:
     return DetectSection.model_validate({
         "prometheus": url, "queries": [{"query": "http_latency_seconds", "name": "latency"}], "step": "1m",
-        "backfill": "2h", "params": {"window": 60, "warmup": 60, "calibration": 500, "refractory": 20}, **over})
+        "backfill": "26h", "params": {"window": 60, "warmup": 60, "calibration": 500, "refractory": 20}, **over})
 
 
 async def test_backfill_then_steps_send_one_notification_per_anomaly(redis: Any, key_prefix: str) -> None:
@@ -100,8 +100,9 @@ async def test_backfill_then_steps_send_one_notification_per_anomaly(redis: Any,
         store = DetectStore(redis, DetectKeys(key_prefix, 16))
         runner = Runner(sec, store, h.clock, engine_sink(h.engine, sec))
         try:
-            assert await runner.step() == []  # the backfill (2 h) only teaches the baseline
-            assert float(prom.calls[0]["end"]) - float(prom.calls[0]["start"]) == 7200
+            # the backfill (26 h: a 1-minute series warms up for a day) only teaches the baseline
+            assert await runner.step() == []
+            assert float(prom.calls[0]["end"]) - float(prom.calls[0]["start"]) == 26 * 3600
             sent_events = []
             for k in range(1, 40):
                 await h.advance_to(k * STEP)
@@ -184,7 +185,7 @@ async def test_an_entity_group_is_scored_together(redis: Any, key_prefix: str) -
     async with FakePrometheus() as prom:
         h = await harness(redis, CONFIG, key_prefix)
         sec = DetectSection.model_validate({
-            "prometheus": prom.url, "step": "1m", "backfill": "8h",
+            "prometheus": prom.url, "step": "1m", "backfill": "26h",
             "queries": [{"query": "req", "name": "requests", "group": "web", "entity": ["service", "pod"]},
                         {"query": "cpu", "name": "cpu", "group": "web", "entity": ["service", "pod"]}],
             "params": {"window": 60, "warmup": 100, "calibration": 600, "iforest_refit": 120}})
