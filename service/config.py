@@ -115,7 +115,8 @@ class AuthConfig(_Strict):
 
 
 class RedisConfig(_Strict):
-    url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")  # REDIS_URL overrides; unset: embedded
+    # REDIS_URL overrides; unset: embedded. redis+cluster:// (rediss+cluster://) selects Redis Cluster.
+    url: str | None = Field(None, pattern=r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://")
     key_prefix: str = Field("tocsin", pattern=r"^[^{}\s]+$")  # braces would break the hash tags
     shards: int = Field(16, ge=1, le=1024)
     # The embedded Redis's append-only fsync policy: `always` (no acknowledged alert is lost even if the machine
