@@ -144,10 +144,10 @@ class Notification:
         return cls(**d)
 
     def common_labels(self) -> dict[str, str]:
-        return _common([a.labels for a in self.alerts])
+        return common_of([a.labels for a in self.alerts])
 
     def common_annotations(self) -> dict[str, str]:
-        return _common([a.annotations for a in self.alerts])
+        return common_of([a.annotations for a in self.alerts])
 
     def webhook_payload(self) -> dict[str, Any]:
         """Alertmanager's webhook payload, version 4, exactly as a webhook consumer expects it."""
@@ -169,7 +169,8 @@ _ALERT_FIELDS = tuple(f.name for f in fields(Alert))
 _NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification) if f.name != "alerts")
 
 
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+def common_of(maps: list[dict[str, str]]) -> dict[str, str]:
+    """The label pairs every map of `maps` has (Alertmanager's CommonLabels / CommonAnnotations)."""
     if not maps:
         return {}
     common = dict(maps[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import Notification
+from service.models import Notification, common_of
 
 from .gotime import GoTime
 from .values import GoStruct
@@ -106,17 +106,6 @@ def quote_meta(s: str) -> str:
     return "".join("\\" + c if c in _META else c for c in s)
 
 
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    common = dict(maps[0])
-    for m in maps[1:]:
-        for k in list(common):
-            if m.get(k) != common[k]:
-                del common[k]
-    return common
-
-
 def build_data(n: Notification) -> Data:
     """template.Data for one notification, as Alertmanager's Template.Data builds it at flush time."""
     alerts = Alerts()
@@ -126,8 +115,8 @@ def build_data(n: Notification) -> Data:
             "resolved" if resolved else "firing", KV(a.labels), KV(a.annotations), GoTime.from_epoch(a.starts_at),
             GoTime.from_epoch(a.ends_at if resolved else 0), a.generator_url, a.fingerprint))
     status = "firing" if any(x.Status == "firing" for x in alerts) else "resolved"
-    return Data(n.receiver, status, alerts, KV(n.group_labels), KV(_common([a.labels for a in n.alerts])),
-                KV(_common([a.annotations for a in n.alerts])), n.external_url)
+    return Data(n.receiver, status, alerts, KV(n.group_labels), KV(common_of([a.labels for a in n.alerts])),
+                KV(common_of([a.annotations for a in n.alerts])), n.external_url)
 
 
 def data_from_dict(d: dict[str, Any]) -> Data:
