@@ -48,12 +48,7 @@ MOVES: list[tuple[str, str]] = [
     ("service/regroup.py", "service/pipeline/regroup.py"),
     ("service/engine.py", "service/pipeline/engine.py"),
     ("service/replay.py", "service/pipeline/replay.py"),
-    # incidents
-    ("service/incidents.py", "service/incidents/store.py"),
-    ("service/correlation.py", "service/incidents/correlation/correlate.py"),
-    ("service/cooccurrence.py", "service/incidents/correlation/cooccurrence.py"),
-    ("service/scoring.py", "service/incidents/scoring.py"),
-    ("service/rootcause.py", "service/incidents/rootcause.py"),
+    # incidents (service/incidents/ is already a package: store, correlation, lifecycle, scoring, rootcause)
     ("routing/escalation.py", "service/incidents/escalation.py"),
     # http: the app and its doors
     ("service/app.py", "service/http/app.py"),
@@ -74,7 +69,6 @@ PACKAGE_DOCS = {
     "service/ingest": "The doors' parsing (API v2 alerts, Alertmanager webhooks, detector events) and the alert store.",
     "service/pipeline": "Aggregation groups, the scheduler, the flush, the outbox, and the engine that wires them.",
     "service/incidents": "Incidents: the store and lifecycle, correlation, scoring, root causes, escalation.",
-    "service/incidents/correlation": "Which incident an alert joins: signals, co-occurrence, the decision.",
     "service/http": "The aiohttp app: the APIs, operations endpoints, and the Slack and PagerDuty doors.",
 }
 ROOTS = ("service", "routing", "tests", "bench")
