@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 _DURATION_RE = re.compile(
     r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?"

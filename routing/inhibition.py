@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
-from .matchers import Matcher, check_label_name, matchers_from_config, matches_all
+from routing.matchers import Matcher, check_label_name, matchers_from_config, matches_all
 
 INHIBIT_KEYS = frozenset(
     {

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 import re2
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 
 class GoRegexError(ValueError):

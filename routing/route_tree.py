@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
-from .durations import parse_duration
-from .matchers import LABEL_NAME_RE, Matcher, go_quote, matchers_from_config, matches_all, matchers_key
+from routing.durations import parse_duration
+from routing.matchers import LABEL_NAME_RE, Matcher, go_quote, matchers_from_config, matches_all, matchers_key
 
 DEFAULT_GROUP_WAIT = 30.0
 DEFAULT_GROUP_INTERVAL = 300.0

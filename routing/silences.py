@@ -15,8 +15,8 @@ from typing import Any, Mapping
 from redis.asyncio import Redis
 
 from routing.matchers import GoRegex, compile_go
-from service.clock import parse_rfc3339, to_rfc3339
-from service.store import Keys
+from service.core.clock import parse_rfc3339, to_rfc3339
+from service.store.keys import Keys
 
 RETENTION = 120 * 3600.0  # expired silences are kept this long (Alertmanager's --data.retention default)
 

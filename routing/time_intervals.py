@@ -19,7 +19,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 _TIME_RE = re.compile(r"(?:(?:[01][0-9]|2[0-3]):[0-5][0-9])|24:00")
 _ATOI_RE = re.compile(r"[+-]?[0-9]+")

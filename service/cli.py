@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from .errors import ConfigError, ConfigErrors
+from service.core.errors import ConfigError, ConfigErrors
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,18 +18,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from . import logs
-    from .app import create_app
-    from .appkeys import RELOAD
-    from .config import load_config
-    from .errors import ConfigErrors
+    from service.core import logs
+    from service.http.app import create_app
+    from service.http.appkeys import RELOAD
+    from service.config.sections import load_config
+    from service.core.errors import ConfigErrors
 
     logs.configure(args.log_level)
     try:
         cfg = load_config(args.config)
         from routing.receivers.registry import check_receivers
 
-        from .clock import SystemClock
+        from service.core.clock import SystemClock
 
         check_receivers(cfg.receivers, cfg.global_, cfg.tocsin.delivery.timeout, SystemClock())
     except ConfigErrors as e:
@@ -74,7 +74,7 @@ def _serve_workers(args: argparse.Namespace, cfg: Any) -> int:
     import time
     from pathlib import Path
 
-    from .embedded_redis import EmbeddedRedis
+    from service.store.embedded import EmbeddedRedis
 
     embedded = None
     url = cfg.tocsin.redis.url
@@ -124,8 +124,8 @@ def _check(args: argparse.Namespace) -> int:
     # Only what checking needs is imported: the receiver modules of the kinds the file uses, not the service.
     from routing.receivers.registry import check_receivers
 
-    from .clock import SystemClock
-    from .config import load_config
+    from service.core.clock import SystemClock
+    from service.config.sections import load_config
 
     try:
         cfg = load_config(args.config)
@@ -150,10 +150,10 @@ def _replay(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from . import logs
-    from .errors import ConfigErrors
-    from .config import load_config
-    from .replay import ReplayInputError, replay, write_jsonl
+    from service.core import logs
+    from service.core.errors import ConfigErrors
+    from service.config.sections import load_config
+    from service.pipeline.replay import ReplayInputError, replay, write_jsonl
 
     logs.configure("error")
     try:
@@ -177,7 +177,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from .detect.cli import main as detect_main  # numpy/scikit-learn only when detecting
+    from service.detect.cli import main as detect_main  # numpy/scikit-learn only when detecting
 
     return detect_main(args)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from service.embedded_redis import redis_server_binary
+from service.store.embedded import redis_server_binary
 
 SLOTS = 16384
 

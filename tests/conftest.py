@@ -6,8 +6,8 @@ import tempfile
 import uuid
 
 import pytest
-from service.embedded_redis import EmbeddedRedis
-from service.store import open_redis
+from service.store.embedded import EmbeddedRedis
+from service.store.keys import open_redis
 
 os.environ.pop("HTTP_PROXY", None)
 os.environ.pop("HTTPS_PROXY", None)

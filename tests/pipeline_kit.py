@@ -25,13 +25,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from service.alerts import parse_postable
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
-from service.config import Config, parse_config
-from service.engine import Engine, ReceiverFactory, recording_factory
-from service.models import Notification
+from service.ingest.alerts import parse_postable
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import Config, parse_config
+from service.pipeline.engine import Engine, ReceiverFactory, recording_factory
+from service.core.models import Notification
 
 T0 = 1_800_000_000.0
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from service.clock import to_rfc3339
-from service.embedded_redis import EmbeddedRedis
-from service.models import fingerprint
+from service.core.clock import to_rfc3339
+from service.store.embedded import EmbeddedRedis
+from service.core.models import fingerprint
 from tests.pipeline_kit import BASE, T0, Harness, alert, serving, with_redis
 
 # -- POST /api/v2/alerts --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from service.clock import to_rfc3339
+from service.core.clock import to_rfc3339
 from tests.pipeline_kit import BASE, T0, with_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +245,7 @@ def test_replay_prints_notifications(tmp_path: Path, redis_url: str, key_prefix:
 def test_serve_starts_before_redis_and_delivers_once_it_is_up(tmp_path: Path, key_prefix: str) -> None:
     """`tocsin serve` started while Redis is down answers healthy 200, ready and writes 503, then accepts alerts
     and delivers their notifications once Redis comes up."""
-    from service.embedded_redis import EmbeddedRedis
+    from service.store.embedded import EmbeddedRedis
 
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
     cfg = write(tmp_path, console_config(tmp_path, er.url, key_prefix, pager=False))

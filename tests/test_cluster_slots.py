@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.store import open_redis
+from service.store.keys import open_redis
 from tests.cluster_kit import cluster_fixture
 from tests.pipeline_kit import T0, harness
 from tests.test_pipeline import alert
@@ -114,7 +114,7 @@ async def test_two_serve_replicas_on_the_cluster_send_exactly_what_one_sends(tmp
     import time
     import uuid
 
-    from service.clock import to_rfc3339
+    from service.core.clock import to_rfc3339
     from tests.test_replicas import notification_set, run_serve
 
     groups, per_group = 10, 8

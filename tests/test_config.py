@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from service.appkeys import ENGINE
-from service.config import EnvSettings, load_config, parse_config, redacted
-from service.errors import ConfigErrors
+from service.http.appkeys import ENGINE
+from service.config.sections import EnvSettings, load_config, parse_config, redacted
+from service.core.errors import ConfigErrors
 from tests.pipeline_kit import BASE, T0, Harness, alert, serving, with_redis
 
 NO_ENV = EnvSettings(redis_url=None, tocsin_key_prefix=None, tocsin_data_dir=None)
@@ -114,7 +114,7 @@ receivers: [{name: a, webhok_configs: []}]
 
 def test_unknown_integration_keys_are_errors_when_receivers_are_built() -> None:
     """A misspelt key inside a webhook config is an error naming its path (found by building the receivers)."""
-    from service.engine import build_receivers, default_receiver_factory
+    from service.pipeline.engine import build_receivers, default_receiver_factory
 
     cfg = parse(BASE.replace("- url:", "- sendresolved: true\n        url:"))
     with pytest.raises(Exception) as ei:
@@ -318,7 +318,7 @@ def test_bad_tocsin_values_are_load_time_errors_with_their_path(tocsin: dict, pa
 def test_tocsin_durations_and_sections_are_read() -> None:
     """Durations of `tocsin:` take Prometheus duration strings (or seconds), and the Slack and PagerDuty sections
     are read as given."""
-    from service.config import retention_seconds
+    from service.config.sections import retention_seconds
 
     cfg = parse(BASE + yaml.safe_dump({"tocsin": {
         "alert_retention": "2h", "delivery": {"timeout": "5s", "backoff_max": "2m"},
@@ -338,8 +338,8 @@ async def test_a_failing_retention_sweep_is_logged_and_counted(tmp_path: Path, k
 
     from structlog.testing import capture_logs
 
-    from service.app import _sweeper
-    from service.embedded_redis import EmbeddedRedis
+    from service.http.app import _sweeper
+    from service.store.embedded import EmbeddedRedis
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     er = EmbeddedRedis(tmp_path / "redis", persist=False)
@@ -400,7 +400,7 @@ async def test_reload_rejects_a_receiver_that_cannot_be_built(tmp_path: Path, re
                                                               redis: Any) -> None:
     """A reload whose new receiver fails its own validation is rejected and the old receivers stay."""
     async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix)) as h:
-        from service.engine import default_receiver_factory
+        from service.pipeline.engine import default_receiver_factory
 
         h.engine.receiver_factory = default_receiver_factory  # build real receivers on reload
         h.write_config(with_redis(BASE.replace("http://127.0.0.1:9/hook", "ftp://x"), redis_url, key_prefix))
@@ -455,7 +455,7 @@ async def test_reload_keeps_alerts_and_groups(h: Harness, redis_url: str, key_pr
 async def test_events_use_resolve_after(tmp_path: Path, redis_url: str, key_prefix: str, redis: Any) -> None:
     """With tocsin.events.resolve_after set, an anomaly stays open that long after its timestamp."""
     async with serving(tmp_path, with_redis(BASE, redis_url, key_prefix, events={"resolve_after": "15m"})) as h:
-        from service.clock import to_rfc3339
+        from service.core.clock import to_rfc3339
 
         ev = {"metric": "m", "timestamp": to_rfc3339(T0), "is_anomaly": True}
         assert (await h.post("/api/v1/events", ev)).status == 200
@@ -592,7 +592,7 @@ async def test_reload_rebuilds_the_summary_service_from_the_new_llm_section(redi
 def test_regroup_moves_only_what_the_new_tree_changes() -> None:
     """The reload's regrouping decision: memberships the new tree keeps stay, new ones are added, the rest are
     dropped; an alert whose groups are unknown is left alone."""
-    from service.regroup import Move, Target, moves
+    from service.pipeline.regroup import Move, Target, moves
 
     a, b, c = (Target(g, f"route-{g}", f"key-{g}", {}, 30.0) for g in ("ga", "gb", "gc"))
     current = {"fp1": {"ga": "m1"}, "fp2": {"ga": "m2", "gb": "m2"}, "fp3": {"gc": "m3"}, "fp4": {"ga": "m4"}}

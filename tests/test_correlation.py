@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.incidents.correlation import (AlertFeatures, Context, CorrelationConfig, IncidentView, decide,
-                                           label_rarity, parse_duration, representatives, tokens)
-from service.errors import ConfigError
-from service.models import Alert
+from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, IncidentView, decide, label_rarity, parse_duration, representatives, tokens
+from service.core.errors import ConfigError
+from service.core.models import Alert
 
 T0 = 1_800_000_000.0
 TOPO = {"frontend": ["checkout"], "checkout": ["payments", "inventory"], "payments": ["payments-db"],

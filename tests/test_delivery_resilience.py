@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from service.clock import ManualClock, to_rfc3339
-from service.engine import default_receiver_factory
-from service.store import ms
+from service.core.clock import ManualClock, to_rfc3339
+from service.pipeline.engine import default_receiver_factory
+from service.store.keys import ms
 from tests.fakes.slack import FakeSlack
 from tests.pipeline_kit import T0, harness
 

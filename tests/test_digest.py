@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestServer
 from routing.receivers.digest import Schedule, next_run
 from structlog.testing import capture_logs
 
-from service.clock import to_rfc3339
-from service.engine import default_receiver_factory
+from service.core.clock import to_rfc3339
+from service.pipeline.engine import default_receiver_factory
 from tests.fakes.slack import FakeSlack
 from tests.pipeline_kit import T0, harness
 

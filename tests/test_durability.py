@@ -22,9 +22,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError
 from aiohttp import ClientSession, ClientTimeout, web
 
-from service.embedded_redis import EmbeddedRedis
-from service.models import Notification
-from service.store import Keys
+from service.store.embedded import EmbeddedRedis
+from service.core.models import Notification
+from service.store.keys import Keys
 
 from tests.serve_kit import DEADLINE
 from tests.serve_kit import TocsinProcess as Tocsin
@@ -129,7 +129,7 @@ def make_alerts(n: int, services: int, tag: str) -> list[dict[str, Any]]:
 
 
 def fp_of(labels: dict[str, str]) -> str:
-    from service.models import fingerprint
+    from service.core.models import fingerprint
 
     return fingerprint(labels)
 

@@ -8,7 +8,7 @@ import pytest
 from routing.receivers import escaping
 from routing.receivers.pagerduty import PagerDutyReceiver
 from routing.receivers.render import Renderer, describe_changes, view
-from service.clock import ManualClock
+from service.core.clock import ManualClock
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.samples import (HOSTILE, HUGE, hostile_alert, hostile_incident, incident, notification, texts,
                                  unsafe_mrkdwn, unsafe_plain)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.clock import to_rfc3339
-from service.events import DetectorEvent
+from service.core.clock import to_rfc3339
+from service.ingest.events import DetectorEvent
 from tests.pipeline_kit import T0, Harness
 
 TS = to_rfc3339(T0 - 30)

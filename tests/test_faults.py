@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
 
-from service.embedded_redis import EmbeddedRedis
+from service.store.embedded import EmbeddedRedis
 from tests.serve_kit import DEADLINE, TocsinProcess
 from tests.test_durability import Capture, fp_of, poll, write_config
 

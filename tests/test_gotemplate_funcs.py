@@ -7,7 +7,7 @@ from routing.gotemplate import TemplateError, Templates, build_data, render_data
 from routing.gotemplate.data import quote_meta
 from routing.gotemplate.funcs import re_replace_all, title, trim_space
 from routing.gotemplate.gotime import GoDuration, GoTime, duration_string
-from service.models import Alert, Notification
+from service.core.models import Alert, Notification
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 

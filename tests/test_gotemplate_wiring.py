@@ -10,11 +10,11 @@ from routing.gotemplate import Templates, TemplateError, render_field
 from routing.receivers.base import NotifyError
 from routing.receivers.pagerduty import PagerDutyReceiver
 from routing.receivers.slack import SlackReceiver
-from service.clock import ManualClock
-from service.config import load_config, parse_config
-from service.engine import build_receivers, default_receiver_factory
-from service.errors import ConfigErrors
-from service.models import Alert, Notification
+from service.core.clock import ManualClock
+from service.config.sections import load_config, parse_config
+from service.pipeline.engine import build_receivers, default_receiver_factory
+from service.core.errors import ConfigErrors
+from service.core.models import Alert, Notification
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 

@@ -18,15 +18,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from routing.matchers import Matcher, compile_go
-from routing.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler
+from service.http.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler
 from routing.receivers.escaping import one_line, plain
 from routing.silences import SilenceMatcher
-from routing.slack_actions import SlackAction, make_slack_actions_handler
-from service.clock import ManualClock, parse_rfc3339, to_rfc3339
-from service.config import load_config
-from service.errors import ConfigErrors
-from service.models import fingerprint
-from service.openapi import document
+from service.http.slack_actions import SlackAction, make_slack_actions_handler
+from service.core.clock import ManualClock, parse_rfc3339, to_rfc3339
+from service.config.sections import load_config
+from service.core.errors import ConfigErrors
+from service.core.models import fingerprint
+from service.http.openapi import document
 from tests.fakes.pagerduty import sign_webhook, webhook_event
 from tests.pipeline_kit import BASE, T0, Harness, alert, with_redis
 from tests.pipeline_kit import serving as running
@@ -435,7 +435,7 @@ async def test_ingest_at_capacity_answers_503_with_retry_after_and_stores_nothin
     """With the whole byte budget busy and the queue full, a POST is answered 503 + Retry-After at once (a sender
     retries) and nothing of it is stored; one that waited past the bound gets the same; once capacity is free
     batches are stored."""
-    from service.appkeys import SETTINGS
+    from service.http.appkeys import SETTINGS
 
     adm = h.app[SETTINGS]["admission"]
     adm.used = adm.budget  # every byte of the budget is busy
@@ -458,7 +458,7 @@ async def test_ingest_at_capacity_answers_503_with_retry_after_and_stores_nothin
 def test_fingerprint_cache_is_bounded_by_bytes() -> None:
     """4,000 label sets of 300 labels each (the audit's 112 -> 329 MB) keep the cache within its byte bound, and
     fingerprints stay right after it is cleared."""
-    from service import models
+    from service.core import models
 
     first = {f"l{j}": f"value-{j}-0" for j in range(300)}
     fp = models.fingerprint(first)

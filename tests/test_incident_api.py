@@ -6,11 +6,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
-from service.config import parse_config
-from service.engine import recording_factory
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import parse_config
+from service.pipeline.engine import recording_factory
 
 T0 = 1_800_000_000.0
 

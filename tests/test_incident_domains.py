@@ -1,7 +1,7 @@
 """Incident lifecycles run in every correlation domain (tenants), not only the default one."""
 from __future__ import annotations
 
-from service.clock import to_rfc3339
+from service.core.clock import to_rfc3339
 from tests.pipeline_kit import T0, harness
 
 CONFIG = """

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
-from service.config import parse_config
-from service.incident_api import SLACK_HANDLER
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import parse_config
+from service.http.incident_api import SLACK_HANDLER
 from tests.fakes.pagerduty import FakePagerDuty, sign_webhook, webhook_event
 from tests.fakes.slack import FakeSlack, sign_action
 

@@ -8,11 +8,11 @@ import textwrap
 
 import redis.asyncio as aioredis
 
-from service.clock import ManualClock
+from service.core.clock import ManualClock
 from service.incidents.cooccurrence import CooccurrenceStore
 from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentConflict, IncidentNotFound, IncidentStore
-from service.models import Alert
+from service.core.models import Alert
 
 T0 = 1_800_000_000.0
 TOPO = {"frontend": ["checkout"], "checkout": ["payments", "inventory"], "payments": ["payments-db"],
@@ -105,10 +105,10 @@ async def test_racing_replicas_create_one_incident(redis_url, key_prefix):
 WORKER = textwrap.dedent("""
     import asyncio, json, sys
     import redis.asyncio as aioredis
-    from service.clock import ManualClock
+    from service.core.clock import ManualClock
     from service.incidents.correlation import CorrelationConfig
     from service.incidents import IncidentStore
-    from service.models import Alert
+    from service.core.models import Alert
 
     async def main():
         url, prefix, cfg, alerts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])

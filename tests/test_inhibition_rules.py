@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from routing.inhibition import InhibitRule, inhibited, inhibited_by, parse_inhibit_rules
-from service.errors import ConfigError
-from service.models import fingerprint
+from service.core.errors import ConfigError
+from service.core.models import fingerprint
 
 
 def index(rules: list[InhibitRule], firing: list[dict[str, str]]):

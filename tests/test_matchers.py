@@ -3,18 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.matchers import (
-    GoRegexError,
-    Matcher,
-    compile_go,
-    go_quote,
-    matchers_from_config,
-    matchers_key,
-    parse_matcher,
-    parse_matchers,
-    parse_matchers_list,
-)
-from service.errors import ConfigError
+from routing.matchers import GoRegexError, Matcher, compile_go, go_quote, matchers_from_config, matchers_key, parse_matcher, parse_matchers, parse_matchers_list
+from service.core.errors import ConfigError
 
 # input -> [(name, op, value), ...] as AM's ParseMatchers reads it
 ACCEPTED = [

@@ -1,7 +1,7 @@
 """The notification-log decision, table-driven like Alertmanager's own TestDedupStageNeedsUpdate."""
 import pytest
 
-from service.notify_log import ALL_RESOLVED, FIRST, NEW_ALERTS, REPEAT, RESOLVED, Entry, needs_update
+from service.pipeline.notify_log import ALL_RESOLVED, FIRST, NEW_ALERTS, REPEAT, RESOLVED, Entry, needs_update
 
 F = frozenset
 NOW = 1000.0
@@ -36,7 +36,7 @@ def test_entry_round_trips():
 
 def test_fingerprint_matches_alertmanager_and_the_reference_implementation():
     """The fingerprint is Alertmanager's (FNV-1a 64 over sorted name/value pairs), with or without the C hash."""
-    from service.models import _fnv1a_64, _fnv1a_64_py, fingerprint
+    from service.core.models import _fnv1a_64, _fnv1a_64_py, fingerprint
 
     assert fingerprint({"alertname": "X", "severity": "page"}) == "1efb09bd1b43c88a"
     assert fingerprint({}) == "cbf29ce484222325"

@@ -5,8 +5,8 @@ import pytest
 
 from routing.receivers.base import NotifyError
 from routing.receivers.pagerduty import PagerDutyReceiver, dedup_key_for
-from service.clock import ManualClock
-from service.errors import ConfigError
+from service.core.clock import ManualClock
+from service.core.errors import ConfigError
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.samples import alert, incident, notification
 
@@ -152,7 +152,7 @@ async def test_alertmanager_config_keys(tmp_path):
 
 async def test_pacing_per_routing_key_after_429():
     """With a pacer, a 429 holds back only that routing key; another key still sends."""
-    from routing.ratelimit import ChannelPacer
+    from routing.receivers.ratelimit import ChannelPacer
     clock = ManualClock(1.7e9)
     pacer = ChannelPacer(clock, interval=0.5, max_wait=0.0)
     async with FakePagerDuty() as pd:

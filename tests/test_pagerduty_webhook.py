@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from routing.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler, signature_valid
+from service.http.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler, signature_valid
 from tests.fakes.pagerduty import sign_webhook, webhook_event
 
 SECRET = "pd-webhook-secret-1"

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from service.clock import to_rfc3339
+from service.core.clock import to_rfc3339
 from tests.pipeline_kit import T0, harness
 
 BASE = """

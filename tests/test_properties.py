@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 
 from routing.durations import parse_duration
 from routing.matchers import parse_matchers
-from service.alerts import load_body, parse_postable
-from service.app import create_app
-from service.clock import MAX_TIME, MIN_TIME, ManualClock, to_rfc3339
-from service.engine import recording_factory
-from service.errors import ConfigError
-from service.models import fingerprint
+from service.ingest.alerts import load_body, parse_postable
+from service.http.app import create_app
+from service.core.clock import MAX_TIME, MIN_TIME, ManualClock, to_rfc3339
+from service.pipeline.engine import recording_factory
+from service.core.errors import ConfigError
+from service.core.models import fingerprint
 from tests.pipeline_kit import BASE, T0, with_redis
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
@@ -67,7 +67,7 @@ class Live:
 
     @property
     def engine(self) -> Any:
-        from service.appkeys import ENGINE
+        from service.http.appkeys import ENGINE
 
         return self.app[ENGINE]
 
@@ -260,7 +260,7 @@ def test_durations_parse_or_name_the_path(value: Any) -> None:
 @given(st.binary(max_size=300))
 def test_load_body_reads_or_refuses_any_bytes(raw: bytes) -> None:
     """load_body returns a value or raises BodyError; nothing else escapes."""
-    from service.alerts import BodyError
+    from service.ingest.alerts import BodyError
 
     try:
         load_body(raw)
@@ -276,7 +276,7 @@ def test_load_body_reads_or_refuses_any_bytes(raw: bytes) -> None:
                                                            "id": json_values}))})})))
 def test_pagerduty_webhook_bodies_parse_or_are_refused(body: Any) -> None:
     """A PagerDuty webhook body is an event, ignored (None), or a ValueError naming the field; nothing else."""
-    from routing.pagerduty_webhook import PagerDutyEvent, parse_event
+    from service.http.pagerduty_webhook import PagerDutyEvent, parse_event
 
     try:
         ev = parse_event(body, "wh")
@@ -308,7 +308,7 @@ def slack_payload(draw: Any) -> dict[str, Any]:
 @given(st.one_of(st.dictionaries(st.text(max_size=8), json_values, max_size=4), slack_payload()))
 def test_slack_action_payloads_parse_or_are_refused(payload: dict[str, Any]) -> None:
     """A Slack block_actions payload is an action, ignored (None), or a ValueError naming the payload path."""
-    from routing.slack_actions import SlackAction, parse_action
+    from service.http.slack_actions import SlackAction, parse_action
 
     try:
         a = parse_action(payload)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import parse_config
-from service.errors import ConfigErrors
+from service.config.sections import parse_config
+from service.core.errors import ConfigErrors
 
 R = "route: {receiver: r}\nreceivers:\n- name: r\n"
 

@@ -17,10 +17,10 @@ from typing import Any, Callable
 import pytest
 
 from routing.receivers.base import NotifyError
-from service.clock import ManualClock
-from service.config import parse_config
-from service.dispatch import integrations_of
-from service.engine import default_receiver_factory
+from service.core.clock import ManualClock
+from service.config.sections import parse_config
+from service.pipeline.dispatch import integrations_of
+from service.pipeline.engine import default_receiver_factory
 from tests.fakes import receivers as F
 from tests.fakes.receivers import FakeReceivers
 from tests.fakes.samples import T0, alert, notification

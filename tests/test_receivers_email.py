@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from routing.receivers.base import NotifyError
-from service.clock import ManualClock
-from service.config import parse_config
-from service.dispatch import integrations_of
-from service.engine import default_receiver_factory
+from service.core.clock import ManualClock
+from service.config.sections import parse_config
+from service.pipeline.dispatch import integrations_of
+from service.pipeline.engine import default_receiver_factory
 from tests.fakes.receivers import SMTP_CRAM_SECRET, SMTP_PASSWORD, SMTP_USER, FakeSMTP, self_signed_cert
 from tests.fakes.samples import T0, alert, notification
 

@@ -5,9 +5,9 @@ import pytest
 import yaml
 
 from routing.receivers.base import NotifyError
-from service.clock import ManualClock
-from service.config import parse_config
-from service.engine import default_receiver_factory
+from service.core.clock import ManualClock
+from service.config.sections import parse_config
+from service.pipeline.engine import default_receiver_factory
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.samples import T0, notification
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from service.clock import ManualClock, to_rfc3339
-from service.config import parse_config
-from service.engine import Engine, default_receiver_factory
-from service.errors import ConfigErrors
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import parse_config
+from service.pipeline.engine import Engine, default_receiver_factory
+from service.core.errors import ConfigErrors
 from tests.fakes.receivers import FakeReceivers
 from tests.pipeline_kit import T0, Harness, make_config
 

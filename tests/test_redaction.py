@@ -1,5 +1,5 @@
 """The configuration shown by /api/v2/status never carries a secret."""
-from service.config import redacted
+from service.config.sections import redacted
 
 
 def test_secrets_are_masked_in_maps_and_lists():

@@ -8,11 +8,11 @@ import sys
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, parse_rfc3339, to_rfc3339
-from service.config import parse_config
-from service.replay import replay
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, parse_rfc3339, to_rfc3339
+from service.config.sections import parse_config
+from service.pipeline.replay import replay
 from routing.receivers.console import notification_record
 
 T0 = 1_800_000_000.0

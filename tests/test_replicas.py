@@ -17,11 +17,11 @@ from typing import Any, Callable
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, ClientTimeout, web
 
-from service.clock import ManualClock, to_rfc3339
-from service.config import EnvSettings, parse_config
-from service.engine import Engine, recording_factory
-from service.models import Alert, Notification
-from service.store import open_redis
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import EnvSettings, parse_config
+from service.pipeline.engine import Engine, recording_factory
+from service.core.models import Alert, Notification
+from service.store.keys import open_redis
 
 from tests.serve_kit import TocsinProcess as Serve
 DEADLINE = 45.0  # generous for a loaded 2-core machine; normally reached in a few seconds

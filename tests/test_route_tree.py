@@ -6,7 +6,7 @@ import yaml
 
 from routing.durations import format_duration, parse_duration
 from routing.route_tree import Route, RouteOpts, group_key, labelset_string
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 TREE = """
 receiver: default

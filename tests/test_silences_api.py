@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.clock import to_rfc3339
+from service.core.clock import to_rfc3339
 from tests.pipeline_kit import T0, Harness, alert
 
 

@@ -5,8 +5,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from routing.slack_actions import RedisReplayGuard, SlackAction, make_slack_actions_handler
-from service.clock import ManualClock
+from service.http.slack_actions import RedisReplayGuard, SlackAction, make_slack_actions_handler
+from service.core.clock import ManualClock
 from tests.fakes.slack import block_action, sign_action
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -5,11 +5,11 @@ import asyncio
 
 import pytest
 
-from routing.ratelimit import ChannelPacer, PacingDelay
+from routing.receivers.ratelimit import ChannelPacer, PacingDelay
 from routing.receivers.base import NotifyError
 from routing.receivers.slack import SlackReceiver
-from service.clock import ManualClock
-from service.errors import ConfigError
+from service.core.clock import ManualClock
+from service.core.errors import ConfigError
 from tests.fakes.samples import hostile_alert, hostile_incident, incident, notification, texts, unsafe_mrkdwn
 from tests.fakes.slack import FakeSlack
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.clock import ManualClock
+from service.core.clock import ManualClock
 from service.summaries.claude import ClaudeSummarizer
 from service.summaries.evidence import build_evidence
 from service.summaries.evidence_summarizer import EvidenceSummarizer
@@ -326,7 +326,7 @@ async def test_bad_settings_name_the_field(make_service, kw, path):
 
 def test_config_errors_name_the_path():
     """A bad `tocsin.llm` section is rejected with the path of every bad field."""
-    from service.errors import ConfigErrors
+    from service.core.errors import ConfigErrors
     from service.summaries.config import LLMConfig
 
     with pytest.raises(ConfigErrors) as exc:

@@ -9,9 +9,9 @@ import json
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, to_rfc3339
 from tests.fakes.anthropic import FakeAnthropic, tool_answer
 from tests.fakes.slack import FakeSlack
 from tests.pipeline_kit import make_config

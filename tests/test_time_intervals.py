@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from routing.time_intervals import TimeInterval, active, parse_time_intervals
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 
 def ts(iso: str) -> float:

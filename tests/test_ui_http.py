@@ -11,8 +11,8 @@ import pytest
 import yarl
 
 from bench.ui.scenario import CASCADE, CONFIG, T0, start
-from service.appkeys import TOKENS
-from service.clock import to_rfc3339
+from service.http.appkeys import TOKENS
+from service.core.clock import to_rfc3339
 from service.ui import CSP
 
 TOKEN = "s3cr3t-api-token-0123456789abcdef"

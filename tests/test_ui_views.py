@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.escalation import Policy
-from service.config import parse_config
+from service.incidents.escalation import Policy
+from service.config.sections import parse_config
 from service.ui import views
 
 T = 1_800_000_000.0

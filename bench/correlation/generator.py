@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.clock import to_rfc3339
+from service.core.clock import to_rfc3339
 
 RESEND = 60.0
 T_START = 1_795_000_000.0  # 2026-11-18, arbitrary

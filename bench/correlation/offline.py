@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 from redis.asyncio import Redis
 
-from service.clock import ManualClock, parse_rfc3339, to_rfc3339
+from service.core.clock import ManualClock, parse_rfc3339, to_rfc3339
 from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentStore
-from service.models import Alert
+from service.core.models import Alert
 
 GROUP_WAIT, GROUP_INTERVAL, REPEAT = 30.0, 300.0, 4 * 3600.0
 HOLD_CONFIDENCE = 0.4

@@ -76,7 +76,7 @@ async def main_async(args: argparse.Namespace) -> None:
     er = None
     url = os.environ.get("REDIS_URL")
     if not url and not args.replay_cmd:
-        from service.embedded_redis import EmbeddedRedis
+        from service.store.embedded import EmbeddedRedis
         er = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-bench-redis-"), persist=False)
         url = er.start()
     results_t: dict[str, Any] = {}

@@ -34,7 +34,7 @@ from typing import Any
 
 from sklearn.metrics import adjusted_rand_score
 
-from service.clock import parse_rfc3339
+from service.core.clock import parse_rfc3339
 
 
 def _name(labels: dict[str, str]) -> str:
@@ -81,7 +81,7 @@ def score(notifications: list[dict[str, Any]], truth_json: dict[str, Any]) -> di
     last_snapshot: dict[str, dict[str, Any]] = {}
     best_size: dict[str, int] = {}
     # replay prints RFC 3339 event times; accept epoch seconds too
-    from service.clock import parse_rfc3339
+    from service.core.clock import parse_rfc3339
 
     notifications = [dict(n, timestamp=n["timestamp"] if isinstance(n["timestamp"], (int, float))
                           else parse_rfc3339(n["timestamp"])) for n in notifications]

@@ -20,13 +20,13 @@ import orjson
 sys.path.insert(0, "/work/shared/bench")
 from alertmanager_side_by_side import CONFIG, make_alerts  # noqa: E402
 
-from service.alerts import parse_postable  # noqa: E402
-from service.clock import ManualClock  # noqa: E402
-from service.config import parse_config  # noqa: E402
-from service.embedded_redis import EmbeddedRedis  # noqa: E402
-from service.engine import Engine, recording_factory  # noqa: E402
+from service.ingest.alerts import parse_postable  # noqa: E402
+from service.core.clock import ManualClock  # noqa: E402
+from service.config.sections import parse_config  # noqa: E402
+from service.store.embedded import EmbeddedRedis  # noqa: E402
+from service.pipeline.engine import Engine, recording_factory  # noqa: E402
 try:
-    from service.store import open_redis  # noqa: E402
+    from service.store.keys import open_redis  # noqa: E402
 except ImportError:  # an older build, for comparisons
     import redis.asyncio as _aioredis
 

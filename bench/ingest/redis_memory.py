@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import redis.asyncio as aioredis  # noqa: E402
 
-from service.clock import ManualClock  # noqa: E402
-from service.config import EnvSettings, parse_config  # noqa: E402
-from service.embedded_redis import EmbeddedRedis  # noqa: E402
-from service.engine import Engine, recording_factory  # noqa: E402
-from service.models import Alert, Notification  # noqa: E402
+from service.core.clock import ManualClock  # noqa: E402
+from service.config.sections import EnvSettings, parse_config  # noqa: E402
+from service.store.embedded import EmbeddedRedis  # noqa: E402
+from service.pipeline.engine import Engine, recording_factory  # noqa: E402
+from service.core.models import Alert, Notification  # noqa: E402
 
 CONFIG = """
 route:

@@ -33,7 +33,7 @@ METRICS = ["recall_detectable", "notifications_total", "notifications_per_incide
 def replay_lines(ds: str) -> list[str]:
     """The dataset as Prometheus would send it: each episode posted firing at startsAt and resolved at endsAt."""
     rows: list[tuple[float, int, dict[str, Any]]] = []
-    from service.clock import parse_rfc3339
+    from service.core.clock import parse_rfc3339
 
     for p in sorted((DATA / "events" / ds).glob("*.jsonl.gz")):
         with gzip.open(p, "rt") as f:
@@ -56,7 +56,7 @@ def root_cause_list(incident: dict[str, Any] | None, alerts: list[dict[str, Any]
 
 def to_scorer(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(every delivery, pages) in the scorer's format; a page is every delivery of one incident key merged."""
-    from service.clock import parse_rfc3339
+    from service.core.clock import parse_rfc3339
 
     deliveries: list[dict[str, Any]] = []
     for r in records:

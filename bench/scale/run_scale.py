@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 SIDE_BY_SIDE = "/work/shared/bench/alertmanager_side_by_side.py"
 
-from service.embedded_redis import redis_server_binary  # noqa: E402
+from service.store.embedded import redis_server_binary  # noqa: E402
 
 
 class SingleRedis:

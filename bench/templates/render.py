@@ -14,7 +14,7 @@ import time
 
 from routing.gotemplate.fields import SlackFields
 from routing.receivers.render import Renderer
-from service.models import Alert, Notification
+from service.core.models import Alert, Notification
 
 CUSTOM = {
     "title": '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}',

@@ -19,8 +19,8 @@ import uuid
 import aiohttp
 
 from bench.ui.scenario import T0, start
-from service.alerts import parse_postable
-from service.clock import to_rfc3339
+from service.ingest.alerts import parse_postable
+from service.core.clock import to_rfc3339
 from service.ui.handlers import PAGE_SIZE, _unassigned
 
 CONFIG = """
@@ -56,7 +56,7 @@ async def main(n_incidents: int, n_requests: int) -> None:
     embedded = None
     url = os.environ.get("REDIS_URL")
     if not url:
-        from service.embedded_redis import EmbeddedRedis
+        from service.store.embedded import EmbeddedRedis
 
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-ui-bench-"), persist=False)
         url = embedded.start()

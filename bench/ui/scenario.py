@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from service.app import create_app
-from service.appkeys import ENGINE
-from service.clock import ManualClock, to_rfc3339
-from service.config import parse_config
-from service.engine import recording_factory
-from service.models import Notification
+from service.http.app import create_app
+from service.http.appkeys import ENGINE
+from service.core.clock import ManualClock, to_rfc3339
+from service.config.sections import parse_config
+from service.pipeline.engine import recording_factory
+from service.core.models import Notification
 
 T0 = 1_800_000_000.0
 XSS = "<img src=x onerror=alert(1)>"
@@ -114,7 +114,7 @@ async def start(redis_url: str, prefix: str, config: str = CONFIG, token: str | 
     cfg.tocsin.redis.url = redis_url
     cfg.tocsin.redis.key_prefix = prefix
     if token is not None:
-        from service.config import TokenConfig
+        from service.config.sections import TokenConfig
 
         cfg.tocsin.auth.tokens = [TokenConfig(name="oncall-team", token=token, sources=["all"])]
     clock = ManualClock(T0)

@@ -21,7 +21,7 @@ async def main() -> None:
     embedded = None
     url = os.environ.get("REDIS_URL")
     if not url:
-        from service.embedded_redis import EmbeddedRedis
+        from service.store.embedded import EmbeddedRedis
 
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-ui-shots-"), persist=False)
         url = embedded.start()

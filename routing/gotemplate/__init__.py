@@ -38,11 +38,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from service.models import Notification
+from service.core.models import Notification
 
-from .data import Data, build_data
-from .engine import Templates, TemplateLoadError
-from .parse import TemplateError
+from routing.gotemplate.data import Data, build_data
+from routing.gotemplate.engine import Templates, TemplateLoadError
+from routing.gotemplate.parse import TemplateError
 
 __all__ = ["render_field", "render_data", "is_go_template", "Templates", "TemplateError", "TemplateLoadError",
            "build_data", "Data"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import Notification, common_of
+from service.core.models import Notification, common_of
 
-from .gotime import GoTime
-from .values import GoStruct
+from routing.gotemplate.gotime import GoTime
+from routing.gotemplate.values import GoStruct
 
 
 class Pair(GoStruct):
@@ -121,7 +121,7 @@ def build_data(n: Notification) -> Data:
 
 def data_from_dict(d: dict[str, Any]) -> Data:
     """template.Data from a webhook-v4-shaped dict (tests, replays); times are RFC 3339 strings."""
-    from service.clock import parse_rfc3339  # local: only this helper needs it
+    from service.core.clock import parse_rfc3339  # local: only this helper needs it
 
     alerts = Alerts()
     for a in d.get("alerts", []):

@@ -15,10 +15,10 @@ from collections import ChainMap
 from functools import lru_cache
 from typing import Any, Callable
 
-from . import parse as P
-from .escape import HtmlEscaper
-from .exec import State
-from .funcs import builtin_funcs
+from routing.gotemplate import parse as P
+from routing.gotemplate.escape import HtmlEscaper
+from routing.gotemplate.exec import State
+from routing.gotemplate.funcs import builtin_funcs
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_FILES = (os.path.join(_HERE, "alertmanager", "default.tmpl"), os.path.join(_HERE, "alertmanager", "email.tmpl"))

@@ -27,9 +27,9 @@ import json
 import re
 from typing import Any
 
-from .funcs import query_escape
-from .gofmt import sprint_one
-from .values import HTML, NO_VALUE
+from routing.gotemplate.funcs import query_escape
+from routing.gotemplate.gofmt import sprint_one
+from routing.gotemplate.values import HTML, NO_VALUE
 
 _HTML_TABLE = {"\0": "\ufffd", '"': "&#34;", "&": "&amp;", "'": "&#39;", "+": "&#43;", "<": "&lt;", ">": "&gt;"}
 _HTML_NORM_TABLE = {k: v for k, v in _HTML_TABLE.items() if k != "&"}

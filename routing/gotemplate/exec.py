@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import parse as P
-from .gofmt import sprint_one
-from .gotime import GoDuration
-from .values import NO_VALUE, GoFunc, GoStruct, go_method, is_true, type_name
+from routing.gotemplate import parse as P
+from routing.gotemplate.gofmt import sprint_one
+from routing.gotemplate.gotime import GoDuration
+from routing.gotemplate.values import NO_VALUE, GoFunc, GoStruct, go_method, is_true, type_name
 
 MISSING = object()  # "no final value" of a pipeline stage
 MAX_DEPTH = 300  # Go allows 100000 nested template calls; Python's stack allows fewer

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from service.errors import ConfigError
-from service.models import Notification
+from service.core.errors import ConfigError
+from service.core.models import Notification
 
-from . import Templates, render_data
-from .data import build_data
-from .parse import TemplateError
+from routing.gotemplate import Templates, render_data
+from routing.gotemplate.data import build_data
+from routing.gotemplate.parse import TemplateError
 
 SLACK_DEFAULTS = {
     "color": '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}',

@@ -22,9 +22,9 @@ import math
 import unicodedata
 from typing import Any, Callable
 
-from . import gofmt
-from .gotime import GoDuration, GoLocationError, GoTime, load_location
-from .values import HTML, NO_VALUE, GoFunc, basic_kind, is_true, type_name
+from routing.gotemplate import gofmt
+from routing.gotemplate.gotime import GoDuration, GoLocationError, GoTime, load_location
+from routing.gotemplate.values import HTML, NO_VALUE, GoFunc, basic_kind, is_true, type_name
 
 try:  # Go's regexp is RE2; google-re2 gives the same syntax and semantics
     import re2 as _re  # type: ignore[import-not-found]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .values import NO_VALUE, GoFunc, GoStruct, go_method, type_name
+from routing.gotemplate.values import NO_VALUE, GoFunc, GoStruct, go_method, type_name
 
 
 def quote(s: str, q: str = '"', ascii_only: bool = False) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .gotime import GoDuration, GoTime, Month, Weekday
+from routing.gotemplate.gotime import GoDuration, GoTime, Month, Weekday
 
 
 class _NoValue:

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from service.errors import ConfigError
-from service.models import Notification
+from service.core.errors import ConfigError
+from service.core.models import Notification
 
 
 class NotifyError(Exception):

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.clock import to_rfc3339
-from service.errors import ConfigError
-from service.models import Notification
+from service.core.clock import to_rfc3339
+from service.core.errors import ConfigError
+from service.core.models import Notification
 
-from .base import Delivered
+from routing.receivers.base import Delivered
 
 
 def notification_record(n: Notification) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import NotifyError
+from routing.receivers.base import NotifyError
 
 # The file settings of each kind, with a placeholder value that passes the builder's format checks.
 SECRET_FILES: dict[str, dict[str, tuple[str, str]]] = {
@@ -61,7 +61,7 @@ class SecretFilesReceiver:
         return self._inner
 
     async def send(self, n: Any, state: dict[str, Any] | None = None) -> Any:
-        from service.errors import ConfigError
+        from service.core.errors import ConfigError
 
         try:
             inner = self._current()

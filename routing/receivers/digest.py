@@ -30,14 +30,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from routing.durations import parse_duration
-from service.clock import Clock
-from service.errors import ConfigError
-from service.models import Notification
-from service.store import ms
+from service.core.clock import Clock
+from service.core.errors import ConfigError
+from service.core.models import Notification
+from service.store.keys import ms
 
-from .base import Delivered, NotifyError, error_for_status, redact, redact_url
-from .render import SEVERITIES, Renderer
-from .slack import RETRYABLE_ERRORS
+from routing.receivers.base import Delivered, NotifyError, error_for_status, redact, redact_url
+from routing.receivers.render import SEVERITIES, Renderer
+from routing.receivers.slack import RETRYABLE_ERRORS
 
 log = structlog.get_logger("tocsin.digest")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import render_field, truncate_runes
-from .http import HttpIntegration, secret
+from routing.receivers.fields import render_field, truncate_runes
+from routing.receivers.http import HttpIntegration, secret
 
 COLOR_RED, COLOR_GREEN, COLOR_GREY = 0x992D22, 0x2ECC71, 0x95A5A6
 

@@ -24,10 +24,10 @@ from email.utils import format_datetime, getaddresses
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import Delivered, NotifyError
-from .fields import has_go_template, render_field
-from .http import Secret, scrub, secret
-from .validate import canonical_header
+from routing.receivers.base import Delivered, NotifyError
+from routing.receivers.fields import has_go_template, render_field
+from routing.receivers.http import Secret, scrub, secret
+from routing.receivers.validate import canonical_header
 
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP

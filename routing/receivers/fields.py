@@ -21,7 +21,7 @@ import html as _html
 from contextvars import ContextVar
 from typing import Any
 
-from service.models import Notification
+from service.core.models import Notification
 
 # Fields whose Alertmanager default is the one-line title/subject.
 _TITLE_FIELDS = {"title", "subject", "summary", "entity_display_name", "username"}
@@ -46,7 +46,7 @@ def has_go_template(value: Any) -> bool:
 def _plain_renderer() -> Any:
     global _renderer
     if _renderer is None:
-        from .render import Renderer
+        from routing.receivers.render import Renderer
 
         _renderer = Renderer()
     return _renderer
@@ -85,7 +85,7 @@ def render_field(kind: str, field: str, configured: Any, n: Notification, *, htm
         from routing.gotemplate import TemplateError
         from routing.gotemplate import render_field as go_render
 
-        from .base import NotifyError
+        from routing.receivers.base import NotifyError
 
         try:
             return go_render(str(configured), n, GO_TEMPLATES.get(), html=html)

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import aiohttp
 
-from .base import NotifyError, redact, redact_url
+from routing.receivers.base import NotifyError, redact, redact_url
 
 USER_AGENT = "Tocsin (Alertmanager-compatible)"
 
@@ -230,7 +230,7 @@ class HttpIntegration:
         self.http = HttpSender(hc or {}, timeout, clock)
 
     async def send(self, n: Any, state: dict[str, Any] | None = None) -> Any:
-        from .base import Delivered
+        from routing.receivers.base import Delivered
 
         await self.deliver(n)
         return Delivered()

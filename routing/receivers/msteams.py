@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import render_field
-from .http import HttpIntegration, secret
+from routing.receivers.fields import render_field
+from routing.receivers.http import HttpIntegration, secret
 
 V1_COLORS = {"firing": "8C1A1A", "resolved": "2DC72D"}
 V2_COLORS = {"firing": "Attention", "resolved": "Good"}

@@ -12,8 +12,8 @@ import hashlib
 from typing import Any
 from urllib.parse import quote
 
-from .fields import render_field, render_map, truncate_runes
-from .http import HttpIntegration, Secret, secret
+from routing.receivers.fields import render_field, render_map, truncate_runes
+from routing.receivers.http import HttpIntegration, Secret, secret
 
 DEFAULT_API_URL = "https://api.opsgenie.com/"
 RETRY_CODES = (429,)

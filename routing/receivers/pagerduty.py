@@ -21,15 +21,15 @@ from typing import Any
 
 import aiohttp
 
-from service.clock import Clock, to_rfc3339
-from service.errors import ConfigError
-from service.models import Notification
+from service.core.clock import Clock, to_rfc3339
+from service.core.errors import ConfigError
+from service.core.models import Notification
 
-from ..gotemplate.fields import FieldRenderError, PagerDutyFields
-from ..ratelimit import ChannelPacer, PacingDelay
-from .base import Delivered, NotifyError, error_for_status, redact, redact_url, read_secret_file
-from .escaping import one_line
-from .render import SEVERITIES, Renderer, view
+from routing.gotemplate.fields import FieldRenderError, PagerDutyFields
+from routing.receivers.ratelimit import ChannelPacer, PacingDelay
+from routing.receivers.base import Delivered, NotifyError, error_for_status, redact, redact_url, read_secret_file
+from routing.receivers.escaping import one_line
+from routing.receivers.render import SEVERITIES, Renderer, view
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 

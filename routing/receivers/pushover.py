@@ -12,8 +12,8 @@ from typing import Any
 
 from routing.durations import parse_duration
 
-from .fields import has_go_template, render_field, truncate_runes
-from .http import HttpIntegration, secret
+from routing.receivers.fields import has_go_template, render_field, truncate_runes
+from routing.receivers.http import HttpIntegration, secret
 
 API_URL = "https://api.pushover.net/1/messages.json"
 

@@ -37,7 +37,7 @@ def send_resolved_default(kind: str) -> bool:
 def build(kind: str, d: dict[str, Any], path: str, integration: str, *, timeout: float, clock: Any,
           global_: dict[str, Any]) -> Any:
     if kind in UNDELIVERABLE:
-        from .undeliverable import UndeliverableReceiver
+        from routing.receivers.undeliverable import UndeliverableReceiver
 
         return UndeliverableReceiver(integration, kind, bool(d.get("send_resolved", send_resolved_default(kind))))
     mod, cls = AM_KINDS[kind]
@@ -54,11 +54,11 @@ def build_receiver(integration: str, kind: str, c: dict[str, Any], global_: dict
     path = c.get("_path", integration)
     d = {k: v for k, v in c.items() if k != "_path"}
     if kind == "webhook":
-        from .webhook import WebhookReceiver
+        from routing.receivers.webhook import WebhookReceiver
 
         return WebhookReceiver.from_config(c, integration, timeout, global_.get("http_config"))
     if kind == "console":
-        from .console import ConsoleReceiver
+        from routing.receivers.console import ConsoleReceiver
 
         return ConsoleReceiver.from_config(c, integration)
     if kind in AM_KINDS or kind in UNDELIVERABLE:
@@ -66,15 +66,15 @@ def build_receiver(integration: str, kind: str, c: dict[str, Any], global_: dict
     if kind == "slack":
         return _slack(d, path, integration, global_, clock, go_templates)
     if kind == "pagerduty":
-        from .deferred import with_secret_files
-        from .pagerduty import PagerDutyReceiver
+        from routing.receivers.deferred import with_secret_files
+        from routing.receivers.pagerduty import PagerDutyReceiver
 
         if "url" not in d and "events_url" not in d and global_.get("pagerduty_url"):
             d["url"] = global_["pagerduty_url"]
         return with_secret_files("pagerduty", d, lambda x: PagerDutyReceiver.from_config(
             x, path, integration, clock, go_templates=go_templates))
     if kind == "digest":
-        from .digest import DigestReceiver
+        from routing.receivers.digest import DigestReceiver
 
         return DigestReceiver.from_config(d, path, integration, clock)
     raise ValueError(f"unknown integration kind {kind}")
@@ -82,10 +82,10 @@ def build_receiver(integration: str, kind: str, c: dict[str, Any], global_: dict
 
 def _slack(d: dict[str, Any], path: str, integration: str, global_: dict[str, Any], clock: Any,
            go_templates: Any = None) -> Any:
-    from routing.ratelimit import ChannelPacer
+    from routing.receivers.ratelimit import ChannelPacer
 
-    from .deferred import with_secret_files
-    from .slack import SlackReceiver
+    from routing.receivers.deferred import with_secret_files
+    from routing.receivers.slack import SlackReceiver
 
     if not any(k in d for k in ("api_url", "api_url_file", "bot_token", "bot_token_file")):
         for g in ("slack_api_url", "slack_api_url_file"):  # Alertmanager's global default
@@ -110,7 +110,7 @@ def check_receivers(receivers: dict[str, Any], global_: dict[str, Any], timeout:
             if kind in AM_KINDS or kind in UNDELIVERABLE:
                 continue
             if kind == "webhook":
-                from .validate import webhook_errors
+                from routing.receivers.validate import webhook_errors
 
                 errs = webhook_errors(c, c.get("_path", f"{name}/webhook/{idx}"))
                 if errs:

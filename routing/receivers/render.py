@@ -21,10 +21,10 @@ from typing import Any
 
 import jinja2
 
-from service.clock import to_rfc3339
-from service.models import Alert, Notification
+from service.core.clock import to_rfc3339
+from service.core.models import Alert, Notification
 
-from . import escaping
+from routing.receivers import escaping
 
 DEFAULT_TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "templates")
 

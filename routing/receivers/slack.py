@@ -27,14 +27,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from service.clock import Clock
-from service.errors import ConfigError
-from service.models import Notification
+from service.core.clock import Clock
+from service.core.errors import ConfigError
+from service.core.models import Notification
 
-from ..gotemplate import fields as fields_mod
-from ..ratelimit import ChannelPacer, PacingDelay
-from .base import Delivered, NotifyError, classify, redact, redact_url, read_secret_file
-from .render import Renderer, change_snapshot, view
+from routing.gotemplate import fields as fields_mod
+from routing.receivers.ratelimit import ChannelPacer, PacingDelay
+from routing.receivers.base import Delivered, NotifyError, classify, redact, redact_url, read_secret_file
+from routing.receivers.render import Renderer, change_snapshot, view
 
 # Slack `error` codes (HTTP 200, ok:false) that a later attempt may get past.
 RETRYABLE_ERRORS = {"ratelimited", "rate_limited", "service_unavailable", "fatal_error", "internal_error",

@@ -17,8 +17,8 @@ import hashlib
 from typing import Any
 from urllib.parse import urlencode
 
-from .fields import render_field, truncate_bytes, truncate_runes
-from .http import HttpIntegration, scrub
+from routing.receivers.fields import render_field, truncate_bytes, truncate_runes
+from routing.receivers.http import HttpIntegration, scrub
 
 MAX_MESSAGE_BYTES = 256 * 1024
 
@@ -48,7 +48,7 @@ class SNSReceiver(HttpIntegration):
         session = botocore.session.Session(profile=self.sigv4.get("profile") or None)
         creds = session.get_credentials()
         if creds is None:
-            from .base import NotifyError
+            from routing.receivers.base import NotifyError
 
             raise NotifyError("sns: no AWS credentials (sigv4.access_key/secret_key, environment or profile)",
                               False, label="other")
@@ -93,7 +93,7 @@ class SNSReceiver(HttpIntegration):
                                     secrets=secrets, check=False)
         if 200 <= r.status < 300:
             return
-        from .http import check_status
+        from routing.receivers.http import check_status
 
         err = check_status(r.status, scrub(r.text, secrets), (), r.headers.get("Retry-After"), secrets)
         assert err is not None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import NotifyError
-from .fields import render_field, truncate_runes
-from .http import HttpIntegration, scrub, secret
+from routing.receivers.base import NotifyError
+from routing.receivers.fields import render_field, truncate_runes
+from routing.receivers.http import HttpIntegration, scrub, secret
 
 DEFAULT_API_URL = "https://api.telegram.org"
 MAX_MESSAGE_RUNES = 4096

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import NotifyError
+from routing.receivers.base import NotifyError
 
 
 class UndeliverableReceiver:

@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from service.errors import ConfigError
+from service.core.errors import ConfigError
 
 HTTP_CONFIG_KEYS = {"authorization", "basic_auth", "bearer_token", "bearer_token_file", "tls_config",
                     "follow_redirects", "proxy_url", "enable_http2", "oauth2", "no_proxy", "proxy_from_environment",

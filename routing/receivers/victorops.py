@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .fields import render_field, render_map, truncate_runes
-from .http import HttpIntegration, Secret, secret
+from routing.receivers.fields import render_field, render_map, truncate_runes
+from routing.receivers.http import HttpIntegration, Secret, secret
 
 DEFAULT_API_URL = "https://alert.victorops.com/integrations/generic/20131114/alert/"
 ALLOWED = {"INFO", "WARNING", "CRITICAL"}

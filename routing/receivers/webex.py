@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import render_field, truncate_bytes
-from .http import HttpIntegration
+from routing.receivers.fields import render_field, truncate_bytes
+from routing.receivers.http import HttpIntegration
 
 DEFAULT_API_URL = "https://webexapis.com/v1/messages"
 MAX_MESSAGE_BYTES = 7439

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import Notification
+from service.core.models import Notification
 
-from .base import Delivered
-from .http import HttpSender, Secret, secret
-from .validate import webhook_errors
+from routing.receivers.base import Delivered
+from routing.receivers.http import HttpSender, Secret, secret
+from routing.receivers.validate import webhook_errors
 
 
 class WebhookReceiver:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from .base import NotifyError
-from .fields import render_field
-from .http import HttpIntegration, retry_after_seconds, scrub, secret
+from routing.receivers.base import NotifyError
+from routing.receivers.fields import render_field
+from routing.receivers.http import HttpIntegration, retry_after_seconds, scrub, secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 TOKEN_TTL = 7200.0

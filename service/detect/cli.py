@@ -18,8 +18,8 @@ def main(args: argparse.Namespace) -> int:
 def _csv(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .csvmode import CsvInputError, run_csv
-    from .params import DetectorParams
+    from service.detect.csvmode import CsvInputError, run_csv
+    from service.detect.params import DetectorParams
 
     try:
         params = DetectorParams(**({"method": args.method} if args.method else {}))
@@ -46,10 +46,10 @@ def _csv(args: argparse.Namespace) -> int:
 
 
 def _online(args: argparse.Namespace) -> int:
-    from .. import logs
-    from ..config import load_config
-    from ..errors import ConfigErrors
-    from .service import run_standalone
+    from service.core import logs
+    from service.config.sections import load_config
+    from service.core.errors import ConfigErrors
+    from service.detect.service import run_standalone
 
     logs.configure(args.log_level)
     try:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from . import methods as M
-from .discipline import AlertState, Calibrator, to_unit
-from .params import DetectorParams
+from service.detect import methods as M
+from service.detect.discipline import AlertState, Calibrator, to_unit
+from service.detect.params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
 SEASONAL_ALONE = 2.0  # the seasonal baseline alone alerts at twice its line

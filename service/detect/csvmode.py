@@ -13,8 +13,8 @@ from typing import TextIO
 
 import numpy as np
 
-from .core import Batch, detect_series
-from .params import DetectorParams
+from service.detect.core import Batch, detect_series
+from service.detect.params import DetectorParams
 
 
 class CsvInputError(ValueError):

@@ -143,7 +143,7 @@ def section_errors(raw: dict | None) -> list:
     """`tocsin.detect` problems as ConfigErrors naming the path of each bad key (called by service.config)."""
     from pydantic import ValidationError
 
-    from ..config import _pydantic_errors
+    from service.config.sections import _pydantic_errors
 
     try:
         parse_section(raw)

@@ -20,12 +20,12 @@ import aiohttp
 import numpy as np
 import structlog
 
-from ..clock import Clock
-from ..events import DetectorEvent
-from .core import Batch, EntityDetector, SeriesDetector, period_points
-from .params import DetectSection, QueryConfig
-from .prom import PrometheusError, Series, query_range, series_id
-from .store import DetectStore
+from service.core.clock import Clock
+from service.ingest.events import DetectorEvent
+from service.detect.core import Batch, EntityDetector, SeriesDetector, period_points
+from service.detect.params import DetectSection, QueryConfig
+from service.detect.prom import PrometheusError, Series, query_range, series_id
+from service.detect.store import DetectStore
 
 log = structlog.get_logger("tocsin.detect")
 MAX_POINTS = 10000  # Prometheus refuses more than 11,000 points per series in one query_range

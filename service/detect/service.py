@@ -9,10 +9,10 @@ from typing import Any
 
 import structlog
 
-from ..events import DetectorEvent
-from .params import DetectSection, parse_section
-from .runner import Runner
-from .store import DetectKeys, DetectStore
+from service.ingest.events import DetectorEvent
+from service.detect.params import DetectSection, parse_section
+from service.detect.runner import Runner
+from service.detect.store import DetectKeys, DetectStore
 
 log = structlog.get_logger("tocsin.detect")
 
@@ -60,9 +60,9 @@ def serve_tasks(cfg: Any, engine: Any) -> list[asyncio.Task[None]]:
 
 async def run_standalone(cfg: Any, once: bool = False) -> dict[str, Any]:
     """`tocsin detect --config`: the pipeline (Redis, engine, timers, delivery) and the detector, no HTTP."""
-    from ..app import _deliver, connect_redis
-    from ..clock import SystemClock
-    from ..engine import Engine
+    from service.http.app import _deliver, connect_redis
+    from service.core.clock import SystemClock
+    from service.pipeline.engine import Engine
 
     client, embedded = await connect_redis(cfg)
     engine = Engine(cfg, client, SystemClock())

@@ -6,6 +6,6 @@
 - `cooccurrence`: what was learned from history (which alert keys and which entities fail together), in Redis;
 - `store`: the Redis-backed incident store (atomic assignment, lifecycle, human actions, snapshots).
 """
-from .store import IncidentConflict, IncidentNotFound, IncidentStore
+from service.incidents.store import IncidentConflict, IncidentNotFound, IncidentStore
 
 __all__ = ["IncidentConflict", "IncidentNotFound", "IncidentStore"]

@@ -20,8 +20,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError
-from ..models import Alert
+from service.core.errors import ConfigError
+from service.core.models import Alert
 
 # --------------------------------------------------------------------------------------------------
 # Configuration

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .correlation import CorrelationConfig
+from service.incidents.correlation import CorrelationConfig
 
 
 def quiet_after(meta: dict[str, Any], cfg: CorrelationConfig) -> float:

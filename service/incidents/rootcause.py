@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .correlation import CorrelationConfig, topology_of
-from .scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
+from service.incidents.correlation import CorrelationConfig, topology_of
+from service.incidents.scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
 
 WEIGHTS = {"earliest_onset": 0.35, "largest_deviation": 0.3, "persistence": 0.25, "breadth": 0.1,
            "topology": 0.35, "cooccurrence": 0.1}

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from .correlation import ENTITY_LABELS, SERVICE_LABELS, CorrelationConfig
+from service.incidents.correlation import ENTITY_LABELS, SERVICE_LABELS, CorrelationConfig
 
 # --------------------------------------------------------------------------------------------------
 # Helpers

@@ -33,14 +33,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from ..clock import Clock
-from .cooccurrence import CooccurrenceStore
-from .correlation import (AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide,
-                          representatives, windows)
-from .lifecycle import advance, due_at
-from ..models import Alert
-from .rootcause import rank
-from .scoring import confidence, member_entity, member_metric, member_service, severity
+from service.core.clock import Clock
+from service.incidents.cooccurrence import CooccurrenceStore
+from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide, representatives, windows
+from service.incidents.lifecycle import advance, due_at
+from service.core.models import Alert
+from service.incidents.rootcause import rank
+from service.incidents.scoring import confidence, member_entity, member_metric, member_service, severity
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20

@@ -20,10 +20,10 @@ from typing import Any
 import anthropic
 from pydantic import ValidationError
 
-from .evidence import EvidencePack
-from .metrics import LLMMetrics, default_metrics
-from .prompt import TOOL_NAME, build_request
-from .schema import LLMAnswer, RootCause, Summary
+from service.summaries.evidence import EvidencePack
+from service.summaries.metrics import LLMMetrics, default_metrics
+from service.summaries.prompt import TOOL_NAME, build_request
+from service.summaries.schema import LLMAnswer, RootCause, Summary
 
 _CITATION = re.compile(r"\bE\d+\b")
 

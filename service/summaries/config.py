@@ -22,16 +22,16 @@ import os
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from service.errors import ConfigError, ConfigErrors
+from service.core.errors import ConfigError, ConfigErrors
 
 if TYPE_CHECKING:  # the summarizers (and the Anthropic SDK, a second to import) load only when a service is built
     from redis.asyncio import Redis
 
-    from service.clock import Clock
+    from service.core.clock import Clock
 
-    from .claude import ClaudeSummarizer
-    from .metrics import LLMMetrics
-    from .summarizer import SummaryService
+    from service.summaries.claude import ClaudeSummarizer
+    from service.summaries.metrics import LLMMetrics
+    from service.summaries.summarizer import SummaryService
 
 
 class LLMConfig(BaseModel):
@@ -67,14 +67,14 @@ def build_summary_service(
     env: Mapping[str, str] | None = None,
 ) -> SummaryService:
     """A SummaryService per the config. Without `enabled` or without a key in the environment, no LLM is used."""
-    from .evidence_summarizer import EvidenceSummarizer
-    from .summarizer import SummaryService
+    from service.summaries.evidence_summarizer import EvidenceSummarizer
+    from service.summaries.summarizer import SummaryService
 
     env = os.environ if env is None else env
     llm: ClaudeSummarizer | None = None
     key = env.get(cfg.api_key_env)
     if cfg.enabled and key:
-        from .claude import ClaudeSummarizer
+        from service.summaries.claude import ClaudeSummarizer
 
         llm = ClaudeSummarizer(
             api_key=key, model=cfg.model, base_url=cfg.base_url, timeout=cfg.timeout, max_retries=cfg.max_retries,

@@ -13,8 +13,8 @@ from typing import Any
 
 import jinja2
 
-from .evidence import Candidate, EvidencePack, MemberItem
-from .schema import RootCause, Summary
+from service.summaries.evidence import Candidate, EvidencePack, MemberItem
+from service.summaries.schema import RootCause, Summary
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 DEFAULT_TEMPLATE = "summary_evidence.txt.j2"

@@ -18,8 +18,8 @@ import json
 import sys
 from typing import Any
 
-from .evidence import EvidencePack, build_evidence
-from .schema import LLMAnswer
+from service.summaries.evidence import EvidencePack, build_evidence
+from service.summaries.schema import LLMAnswer
 
 TOOL_NAME = "report_incident_summary"
 

@@ -14,7 +14,7 @@ import re
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from .schema import Summary
+from service.summaries.schema import Summary
 
 HEADLINE_MAX = 150
 REASONING_MAX = 1200

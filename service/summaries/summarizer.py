@@ -25,14 +25,14 @@ from typing import Any, Iterable
 import structlog
 from redis.asyncio import Redis
 
-from service.clock import Clock
+from service.core.clock import Clock
 
-from .claude import ClaudeSummarizer, LLMUnavailable
-from .evidence import EvidencePack, build_evidence
-from .evidence_summarizer import EvidenceSummarizer
-from .metrics import LLMMetrics, default_metrics
-from .sanitize import sanitize_summary
-from .schema import Summary
+from service.summaries.claude import ClaudeSummarizer, LLMUnavailable
+from service.summaries.evidence import EvidencePack, build_evidence
+from service.summaries.evidence_summarizer import EvidenceSummarizer
+from service.summaries.metrics import LLMMetrics, default_metrics
+from service.summaries.sanitize import sanitize_summary
+from service.summaries.schema import Summary
 
 log = structlog.get_logger("tocsin.summaries")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import handlers as h
-from .replay_view import replay_page, replay_run
+from service.ui import handlers as h
+from service.ui.replay_view import replay_page, replay_run
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "

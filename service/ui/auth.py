@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import ENGINE, TOKENS
+from service.http.appkeys import ENGINE, TOKENS
 
 COOKIE = "tocsin_ui"
 LOGIN_FAILURES = 20  # wrong tokens per client address and window before logins are refused (429)

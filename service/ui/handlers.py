@@ -19,10 +19,10 @@ from routing.durations import parse_duration
 from routing.matchers import parse_matchers
 from routing.silences import SilenceError
 
-from .. import api as api_handlers
-from ..appkeys import ENGINE
-from ..errors import ConfigError
-from . import auth, views
+from service.http import api as api_handlers
+from service.http.appkeys import ENGINE
+from service.core.errors import ConfigError
+from service.ui import auth, views
 
 log = structlog.get_logger("tocsin.ui")
 
@@ -230,7 +230,7 @@ async def _escalations(engine: Any, snap: dict[str, Any]) -> list[views.Escalati
     esc = engine.escalator
     if esc is None:
         return []
-    from routing.escalation import escalation_id
+    from service.incidents.escalation import escalation_id
 
     out = []
     for name, policy in esc.cfg.policies.items():
@@ -249,7 +249,7 @@ async def incident(request: web.Request, sess: auth.Session, status: int = 200, 
     engine = request.app[ENGINE]
     if engine.incidents is None:
         raise UIError(404, "correlation is off: set tocsin.correlation.enabled")
-    from ..incident_api import _get
+    from service.http.incident_api import _get
 
     iid = request.match_info["id"]
     try:
@@ -281,8 +281,8 @@ async def incident_action(request: web.Request, sess: auth.Session) -> web.Strea
     engine = request.app[ENGINE]
     if engine.incidents is None:
         raise UIError(404, "correlation is off")
-    from ..incident_api import _get
-    from ..incidents import IncidentConflict, IncidentNotFound
+    from service.http.incident_api import _get
+    from service.incidents import IncidentConflict, IncidentNotFound
 
     iid = request.match_info["id"]
     form = request[FORM]
@@ -304,7 +304,7 @@ async def incident_action(request: web.Request, sess: auth.Session) -> web.Strea
 
 async def _run_action(engine: Any, iid: str, act: str, form: Any, who: str) -> str:
     """Do `act`; returns the incident to show next (the merge target, or the split-off incident)."""
-    from ..incident_api import apply_action
+    from service.http.incident_api import apply_action
 
     if act in ("ack", "resolve", "noise"):
         await apply_action(engine, iid, act, who)
@@ -327,7 +327,7 @@ async def _run_action(engine: Any, iid: str, act: str, form: Any, who: str) -> s
 
 async def _merge_into(engine: Any, iid: str, target: str, who: str) -> str:
     """Merge this incident into `target`: POST /api/v1/incidents/{target}/merge {"other": iid}, same calls."""
-    from ..incident_api import _get
+    from service.http.incident_api import _get
 
     if not target or target == iid:
         raise UIError(400, "target: choose another incident to merge into")

@@ -15,14 +15,14 @@ import structlog
 import yaml
 from aiohttp import web
 
-from ..appkeys import ENGINE
-from ..config import Config, parse_config
-from ..errors import ConfigErrors
-from ..models import Notification
-from ..replay import ReplayInputError, replay
-from . import auth
-from .handlers import FORM, UIError, render
-from .views import fmt_time
+from service.http.appkeys import ENGINE
+from service.config.sections import Config, parse_config
+from service.core.errors import ConfigErrors
+from service.core.models import Notification
+from service.pipeline.replay import ReplayInputError, replay
+from service.ui import auth
+from service.ui.handlers import FORM, UIError, render
+from service.ui.views import fmt_time
 
 log = structlog.get_logger("tocsin.ui.replay")
 

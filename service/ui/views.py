@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from routing.matchers import Matcher, go_quote
 
-from ..incidents.scoring import member_entity, member_metric, member_service
+from service.incidents.scoring import member_entity, member_metric, member_service
 
 STATES = ("triggered", "acknowledged", "snoozed", "resolved")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -331,7 +331,7 @@ def matchers_text(labels: Mapping[str, str], skip: Iterable[str] = ()) -> str:
 
 def silence_body(matchers: list[Matcher], starts: float, ends: float, who: str, comment: str) -> dict[str, Any]:
     """A PostableSilence (API v2) from parsed matchers."""
-    from ..clock import to_rfc3339
+    from service.core.clock import to_rfc3339
 
     return {"matchers": [{"name": m.name, "value": m.value, "isRegex": m.op in ("=~", "!~"),
                           "isEqual": m.op in ("=", "=~")} for m in matchers],

@@ -23,8 +23,8 @@ from aiohttp import web
 
 from routing.gotemplate import TemplateError, Templates, render_field
 from routing.gotemplate.data import quote_meta
-from service.dispatch import alert_sort_key
-from service.models import Alert, Notification
+from service.pipeline.dispatch import alert_sort_key
+from service.core.models import Alert, Notification
 
 from .harness import ALERTMANAGER, Target, iso
 from .template_corpus import CASES, FILES
@@ -95,7 +95,7 @@ class _AlertmanagerWithURL(Target):
 
 
 def _notification(rid: str, alerts: list[dict[str, Any]], at: float) -> Notification:
-    from service.clock import parse_rfc3339
+    from service.core.clock import parse_rfc3339
 
     objs = [Alert(labels=a["labels"], annotations=a["annotations"], starts_at=parse_rfc3339(a["startsAt"]),
                   ends_at=parse_rfc3339(a["endsAt"]) if "endsAt" in a else 0.0, generator_url=a["generatorURL"])

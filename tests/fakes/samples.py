@@ -5,7 +5,7 @@ import copy
 import re
 from typing import Any
 
-from service.models import Alert, Notification
+from service.core.models import Alert, Notification
 
 T0 = 1_700_000_000.0
 

@@ -18,14 +18,14 @@ from routing.receivers.console import Recording
 from routing.receivers.registry import build_receiver, send_resolved_default
 from routing.silences import Silences
 
-from .clock import Clock, SystemClock
-from .config import Config
-from .dispatch import Dispatcher
-from .metrics import Metrics
-from .models import Alert, Notification
-from .outbox import Outbox
-from .scheduler import Scheduler
-from .store import Keys, Scripts
+from service.core.clock import Clock, SystemClock
+from service.config.sections import Config
+from service.pipeline.dispatch import Dispatcher
+from service.core.metrics import Metrics
+from service.core.models import Alert, Notification
+from service.pipeline.outbox import Outbox
+from service.pipeline.scheduler import Scheduler
+from service.store.keys import Keys, Scripts
 
 log = structlog.get_logger("tocsin.engine")
 
@@ -60,7 +60,7 @@ def build_receivers(cfg: Config, factory: ReceiverFactory, clock: Clock | None =
 def entity_labels_of(cfg: Config, defaults: list[str]) -> list[str]:
     """The labels that name an entity: what the correlating routes group by (the user said so) that is not a
     service or alert name, then the well-known entity labels, the most specific first."""
-    from .incidents.correlation import SERVICE_LABELS
+    from service.incidents.correlation import SERVICE_LABELS
 
     first: list[str] = []
     for r in cfg.route.walk():
@@ -143,23 +143,23 @@ class Engine:
 
     def _setup_extensions(self, cfg: Config) -> None:
         """Correlation (incidents), summaries and escalation, when configured."""
-        from routing.escalation import EscalationConfig, Escalator
+        from service.incidents.escalation import EscalationConfig, Escalator
 
-        from .incidents.correlation import CorrelationConfig
+        from service.incidents.correlation import CorrelationConfig
 
         corr = CorrelationConfig.model_validate(cfg.tocsin.correlation or {})
         if corr.enabled and "entity_labels" not in (cfg.tocsin.correlation or {}):
             corr.entity_labels = entity_labels_of(cfg, corr.entity_labels)
         if corr.enabled:
-            from .incidents import IncidentStore
+            from service.incidents import IncidentStore
 
             external = cfg.tocsin.external_url or f"http://{cfg.tocsin.listen}"
             if self.incidents is None:
                 self.incidents = IncidentStore(self.redis, self.keys.prefix, self.clock, corr, external)
             else:
                 self.incidents.cfg = corr
-            from .summaries.config import LLMConfig, build_summary_service
-            from .summaries.metrics import metrics_for
+            from service.summaries.config import LLMConfig, build_summary_service
+            from service.summaries.metrics import metrics_for
 
             llm = cfg.extensions.llm or LLMConfig.parse(cfg.tocsin.llm or {})  # validated at load when parsed
             if self.summaries is None or llm != self._llm:  # a reload with new LLM settings builds a new service
@@ -180,7 +180,7 @@ class Engine:
             self.escalator = None
 
     async def _incident(self, iid: str) -> dict[str, Any] | None:
-        from .incidents import IncidentNotFound
+        from service.incidents import IncidentNotFound
 
         try:
             return await self.incidents.get(iid)
@@ -284,7 +284,7 @@ class Engine:
     async def _regroup(self) -> None:
         """Re-route the grouped alerts under the new route tree (as Alertmanager re-forms its groups on reload).
         A failure leaves the new config running: the alerts move on their next re-send, which re-groups them."""
-        from .regroup import regroup
+        from service.pipeline.regroup import regroup
 
         try:
             await regroup(self.dispatcher, self.clock.now())

@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from .clock import clamp_time, in_range, parse_rfc3339
-from .models import Alert
-from .store import Keys, Scripts, ms, queue_script
+from service.core.clock import clamp_time, in_range, parse_rfc3339
+from service.core.models import Alert
+from service.store.keys import Keys, Scripts, ms, queue_script
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 

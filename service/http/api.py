@@ -22,12 +22,12 @@ from routing.inhibition import inhibited_by
 from routing.matchers import compile_go, parse_matchers
 from routing.silences import SilenceError
 
-from .alerts import BodyError, Invalid, ItemError, load_body, parse_postable
-from .clock import to_rfc3339
-from .config import redacted_source
-from .errors import ConfigError
-from .events import DetectorEvent
-from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
+from service.ingest.alerts import BodyError, Invalid, ItemError, load_body, parse_postable
+from service.core.clock import to_rfc3339
+from service.config.sections import redacted_source
+from service.core.errors import ConfigError
+from service.ingest.events import DetectorEvent
+from service.http.appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 
 log = structlog.get_logger("tocsin.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -24,9 +24,9 @@ from redis.exceptions import ResponseError
 from routing.receivers.base import NotifyError, Receiver
 from routing.receivers.fields import GO_TEMPLATES
 
-from .clock import Clock, wait_event
-from .models import Notification
-from .store import CONSUMER_GROUP, Keys, Scripts
+from service.core.clock import Clock, wait_event
+from service.core.models import Notification
+from service.store.keys import CONSUMER_GROUP, Keys, Scripts
 
 log = structlog.get_logger("tocsin.outbox")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from .models import Alert
-from .store import group_id, ms
+from service.core.models import Alert
+from service.store.keys import group_id, ms
 
 log = structlog.get_logger("tocsin.regroup")
 
@@ -91,7 +91,7 @@ async def _memberships(dispatcher: Any) -> tuple[dict[str, dict[str, str]], dict
 
 
 def _targets(dispatcher: Any, a: Alert, iids: set[str]) -> list[Target] | None:
-    from .dispatch import incident_group_key
+    from service.pipeline.dispatch import incident_group_key
 
     out: list[Target] = []
     for r, gid, gk, gl in dispatcher._groups_for(a):

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from service.clock import parse_rfc3339
+from service.core.clock import parse_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from routing.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler
-from routing.slack_actions import RedisReplayGuard, SlackAction, make_slack_actions_handler
+from service.http.pagerduty_webhook import PagerDutyEvent, make_pagerduty_webhook_handler
+from service.http.slack_actions import RedisReplayGuard, SlackAction, make_slack_actions_handler
 
-from .api import json_error, require_token, _json_body
-from .appkeys import ENGINE
-from .clock import parse_rfc3339
+from service.http.api import json_error, require_token, _json_body
+from service.http.appkeys import ENGINE
+from service.core.clock import parse_rfc3339
 
 log = structlog.get_logger("tocsin.incidents")
 
@@ -27,7 +27,7 @@ async def apply_action(engine: Any, iid: str, action: str, who: str, snooze_seco
     inc = engine.incidents
     now = engine.clock.now()
     if action in ("ack", "snooze", "noise"):
-        from .incidents import IncidentConflict
+        from service.incidents import IncidentConflict
 
         state = (await inc.get(iid))["state"]
         if state == "resolved":  # a stale button or a late PagerDuty retry must not revive a resolved incident
@@ -90,7 +90,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def _get(engine: Any, iid: str) -> dict[str, Any]:
-    from .incidents import IncidentNotFound
+    from service.incidents import IncidentNotFound
 
     try:
         snap = await engine.incidents.get(iid)
@@ -98,7 +98,7 @@ async def _get(engine: Any, iid: str) -> dict[str, Any]:
         raise web.HTTPNotFound(text='{"code": 404, "message": "incident not found"}',
                                content_type="application/json") from None
     if engine.summaries is not None:
-        from .summaries.evidence import build_evidence
+        from service.summaries.evidence import build_evidence
 
         try:
             snap["evidence"] = build_evidence(snap).model_dump(mode="json")
@@ -134,7 +134,7 @@ async def post_action(request: web.Request) -> web.Response:
     if not isinstance(who, str):
         return json_error(400, "by: must be a string")
     await _get(engine, iid)  # 404 for unknown incidents
-    from .incidents import IncidentConflict
+    from service.incidents import IncidentConflict
 
     try:
         if action in ("ack", "resolve", "noise"):
@@ -203,7 +203,7 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
         if engine.incidents is None or a.incident_id.startswith("group:"):
             return
         who = a.user_name or a.user_id
-        from .incidents import IncidentConflict
+        from service.incidents import IncidentConflict
 
         try:
             await apply_action(engine, a.incident_id, a.action, who, a.snooze_seconds)
@@ -238,7 +238,7 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
         action = {"acknowledged": "ack", "resolved": "resolve", "unacknowledged": "unack"}.get(ev.kind)
         if action is None:
             return
-        from .incidents import IncidentConflict, IncidentNotFound
+        from service.incidents import IncidentConflict, IncidentNotFound
 
         try:
             await apply_action(engine, ev.incident_key, action, f"{ev.agent or 'someone'} (PagerDuty)")

@@ -25,9 +25,9 @@ from typing import Any, Awaitable, Callable, Iterable, Protocol
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from service.clock import Clock
+from service.core.clock import Clock
 
-from .receivers.render import ACTION_IDS
+from routing.receivers.render import ACTION_IDS
 
 log = logging.getLogger(__name__)
 

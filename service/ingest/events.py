@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-from .clock import clamp_time, in_range
-from .models import Alert
+from service.core.clock import clamp_time, in_range
+from service.core.models import Alert
 
 # A JSON number: an int or a float, never a boolean or a numeric string (the schema says "number").
 Num = Annotated[float, Strict()]

@@ -10,7 +10,7 @@ The decision is the pure function `next_slot(next_free, now, interval)`.
 """
 from __future__ import annotations
 
-from service.clock import Clock
+from service.core.clock import Clock
 
 
 class PacingDelay(Exception):

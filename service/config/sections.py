@@ -27,7 +27,7 @@ from routing.inhibition import InhibitRule
 from routing.route_tree import Route
 from routing.time_intervals import TimeInterval, parse_time_intervals
 
-from .errors import ConfigError, ConfigErrors
+from service.core.errors import ConfigError, ConfigErrors
 
 # Alertmanager's own top-level keys, and which of them Tocsin implements.
 AM_TOP_LEVEL = {"global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals", "templates"}
@@ -552,10 +552,10 @@ def _escalation_references(esc: Any, receivers: dict[str, Receiver], report: _Re
 def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None,
                         report: _Report) -> Extensions:
     """Tocsin's correlation, escalation and LLM sections and their references, validated once, with paths."""
-    from routing.escalation import EscalationConfig
+    from service.incidents.escalation import EscalationConfig
 
-    from .incidents.correlation import CorrelationConfig
-    from .summaries.config import LLMConfig
+    from service.incidents.correlation import CorrelationConfig
+    from service.summaries.config import LLMConfig
 
     correlation = report.model(CorrelationConfig, tocsin.correlation or {}, "tocsin.correlation")
     llm = None
@@ -571,7 +571,7 @@ def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], r
     if esc is not None:
         _escalation_references(esc, receivers, report)
     if tocsin.detect:
-        from .detect.params import section_errors  # only configs with detectors pay the import
+        from service.detect.params import section_errors  # only configs with detectors pay the import
 
         for e in section_errors(tocsin.detect):
             report.add(e)

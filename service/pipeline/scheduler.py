@@ -12,9 +12,9 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from .clock import Clock, wait_event
-from .dispatch import Dispatcher
-from .store import Keys, Scripts, ms, queue_script
+from service.core.clock import Clock, wait_event
+from service.pipeline.dispatch import Dispatcher
+from service.store.keys import Keys, Scripts, ms, queue_script
 
 log = structlog.get_logger("tocsin.scheduler")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .events import DetectorEvent
+from service.ingest.events import DetectorEvent
 
 _REF_ERR = {"$ref": "#/components/schemas/Error"}
 

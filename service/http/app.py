@@ -15,15 +15,15 @@ from redis.exceptions import RedisError
 import structlog
 from aiohttp import web
 
-from .api import Admission, add_routes, json_error, redis_unavailable
-from .appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
-from .clock import Clock, SystemClock
-from .config import Config, load_config, retention_seconds
-from .embedded_redis import EmbeddedRedis
-from .engine import Engine, ReceiverFactory, default_receiver_factory
-from .errors import ConfigErrors
-from .openapi import document
-from .store import open_redis
+from service.http.api import Admission, add_routes, json_error, redis_unavailable
+from service.http.appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
+from service.core.clock import Clock, SystemClock
+from service.config.sections import Config, load_config, retention_seconds
+from service.store.embedded import EmbeddedRedis
+from service.pipeline.engine import Engine, ReceiverFactory, default_receiver_factory
+from service.core.errors import ConfigErrors
+from service.http.openapi import document
+from service.store.keys import open_redis
 
 log = structlog.get_logger("tocsin.app")
 
@@ -118,7 +118,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
                  asyncio.create_task(_sweeper(engine), name="sweeper"),
                  asyncio.create_task(engine.run_timers(), name="timers")] if background else []
         if background and cfg.tocsin.detect:  # Tocsin's own detectors, when tocsin.detect.serve is true
-            from .detect.service import serve_tasks
+            from service.detect.service import serve_tasks
 
             tasks += serve_tasks(cfg, engine)
         log.info("started", listen=cfg.tocsin.listen, receivers=len(cfg.receivers))
@@ -159,11 +159,11 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
     app[RELOAD] = do_reload
     app.cleanup_ctx.append(lifecycle)
     add_routes(app)
-    from .incident_api import add_incident_routes
+    from service.http.incident_api import add_incident_routes
 
     add_incident_routes(app, cfg.tocsin.slack or {}, cfg.tocsin.pagerduty or {}, clock)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    from .ui import add_ui
+    from service.ui import add_ui
 
     add_ui(app)  # the web UI under /ui/
     return app

@@ -12,7 +12,7 @@ import orjson
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from .clock import to_rfc3339
+from service.core.clock import to_rfc3339
 
 
 def _fnv1a_64_py(data: bytes) -> int:

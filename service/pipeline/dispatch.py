@@ -25,12 +25,12 @@ from routing.route_tree import Route, group_key
 from routing.time_intervals import active as interval_active
 from routing.silences import Silences
 
-from .alerts import AlertStore, Upserted, decode_record
-from .clock import Clock
-from .config import Config
-from .models import Alert, Notification
-from .notify_log import Entry, needs_incident_update, needs_update
-from .store import Keys, Scripts, group_id, ms, queue_script
+from service.ingest.alerts import AlertStore, Upserted, decode_record
+from service.core.clock import Clock
+from service.config.sections import Config
+from service.core.models import Alert, Notification
+from service.pipeline.notify_log import Entry, needs_incident_update, needs_update
+from service.store.keys import Keys, Scripts, group_id, ms, queue_script
 
 log = structlog.get_logger("tocsin.dispatch")
 
@@ -513,7 +513,7 @@ class Dispatcher:
             await self.incidents.on_alert_resolved(resolved[fp])
 
     async def _incident_snapshot(self, iid: str) -> dict[str, Any] | None:
-        from .incidents import IncidentNotFound
+        from service.incidents import IncidentNotFound
 
         try:
             return await self.incidents.get(iid)

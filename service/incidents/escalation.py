@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from redis.asyncio import Redis
 
 from routing.durations import parse_duration
-from service.clock import Clock
-from service.models import Alert, Notification
-from service.store import Keys, Scripts, ms, queue_script
+from service.core.clock import Clock
+from service.core.models import Alert, Notification
+from service.store.keys import Keys, Scripts, ms, queue_script
 
 log = structlog.get_logger("tocsin.escalation")
 

@@ -24,14 +24,14 @@ from pydantic import ValidationError
 
 from routing.receivers.console import notification_record
 
-from .alerts import parse_postable
-from .clock import ManualClock, parse_rfc3339
-from .config import Config, retention_seconds
-from .embedded_redis import EmbeddedRedis
-from .engine import Engine, recording_factory
-from .events import DetectorEvent
-from .models import Alert, Notification
-from .store import ms, open_redis, queue_script
+from service.ingest.alerts import parse_postable
+from service.core.clock import ManualClock, parse_rfc3339
+from service.config.sections import Config, retention_seconds
+from service.store.embedded import EmbeddedRedis
+from service.pipeline.engine import Engine, recording_factory
+from service.ingest.events import DetectorEvent
+from service.core.models import Alert, Notification
+from service.store.keys import ms, open_redis, queue_script
 
 
 SWEEP_EVERY = 600.0  # seconds of event time between retention sweeps

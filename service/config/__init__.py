@@ -1,0 +1,1 @@
+"""The configuration: one function per section, typed sub-configs, one secret resolver."""

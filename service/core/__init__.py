@@ -1,0 +1,1 @@
+"""Clock, errors, models, logs and metrics: what every part uses; imports nothing of Tocsin's."""

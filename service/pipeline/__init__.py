@@ -1,0 +1,1 @@
+"""Aggregation groups, the scheduler, the flush, the outbox, and the engine that wires them."""

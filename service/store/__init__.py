@@ -1,0 +1,1 @@
+"""Redis: every key, every Lua script, the embedded server."""
