@@ -146,8 +146,9 @@ def test_no_chaining_an_entity_must_relate_to_the_seed_or_a_direct_neighbour():
     view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[d_, c_, b_], seed_entity="d-1",
                         entities={"d-1": 0, "c-1": 1, "b-1": 2})
     assert decide(a_, [view], T0 + 30, c).incident_id is None  # a calls b (hop 2): a chain
-    view.entities["b-1"] = 1  # had b been a direct neighbour of the seed, a would join
-    assert decide(a_, [view], T0 + 30, c).incident_id == "i1"
+    view.entities["b-1"] = 1  # had b been a direct neighbour of the seed, a would join, two hops from the seed
+    d = decide(a_, [view], T0 + 30, c)
+    assert d.incident_id == "i1" and d.hop == 2
 
 def test_learned_cooccurrence_joins_unlabelled_pair():
     """A learned co-occurrence weight joins alerts that share no labels or topology."""

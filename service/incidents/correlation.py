@@ -777,8 +777,10 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
                       f"{cross:.0f}s)"), rel]
     combined = t * rel.score
     ok = combined >= cfg.join_threshold * 0.5 and rel.score >= cfg.join_threshold
-    near = min((h for e, h in ents.items() if e in {m.entity for m in anchors}), default=0)
-    return combined, reasons, ok, "another entity: time + " + rel.signal, near + 1
+    # The joiner's hops: one more than the anchor it is related to (so a neighbour's neighbour is at 2 and, not
+    # being an anchor, relates nothing further: no chains).
+    via = next((m.entity for m in anchors if m.fingerprint == rel.matched), seed)
+    return combined, reasons, ok, "another entity: time + " + rel.signal, ents.get(via, 0) + 1
 
 
 def decide(features: AlertFeatures, candidates: list[IncidentView], now: float, cfg: CorrelationConfig,
