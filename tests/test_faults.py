@@ -215,15 +215,17 @@ async def test_sigterm_under_load_exits_and_loses_nothing(tmp_path: Path) -> Non
                     i += 1
 
             senders = [asyncio.create_task(sender(k)) for k in range(6)]
-            n = len(acked)
-            await poll(lambda: len(acked) >= n + 120, "load")
-            t0 = time.monotonic()
-            assert w.tocsin.proc is not None
-            w.tocsin.proc.send_signal(signal.SIGTERM)
-            rc = await asyncio.to_thread(w.tocsin.proc.wait, SHUTDOWN_BOUND)
-            exits.append(time.monotonic() - t0)
-            stop.set()
-            await asyncio.gather(*senders)
+            try:
+                n = len(acked)
+                await poll(lambda: len(acked) >= n + 120, "load")
+                t0 = time.monotonic()
+                assert w.tocsin.proc is not None
+                w.tocsin.proc.send_signal(signal.SIGTERM)
+                rc = await asyncio.to_thread(w.tocsin.proc.wait, SHUTDOWN_BOUND)
+                exits.append(time.monotonic() - t0)
+            finally:  # a failed round must not leave senders posting while the world is torn down
+                stop.set()
+                await asyncio.gather(*senders)
             assert rc is not None
         await w.tocsin.start(s)
         want = {fp_of(a["labels"]) for a in acked}
