@@ -372,7 +372,7 @@ class IncidentStore:
                          resolved_at=v.get("resolved_at"), seed_entity=v.get("se", ""),
                          entities=dict(v.get("en") or {}), last_onset=v.get("lo"),
                          member_fps=frozenset([fp]) if fps_of.get(fp) == v["id"] else frozenset())
-            for v in views.values()
+            for v in sorted(views.values(), key=lambda v: (v["opened_at"], v["id"]))  # Redis's hash order is not stable
         ]
 
     @staticmethod
@@ -666,7 +666,7 @@ class IncidentStore:
             ents.update(meta.get("entities") or {})
             meta["entities"] = ents
             meta["last_onset"] = max(_num(meta.get("last_onset")), _num(other.get("last_onset")))
-            reps = [m["features"] for m in sorted({**mine, **theirs}.values(), key=lambda m: m["starts_at"])]
+            reps = [m["features"] for m in sorted({**mine, **theirs}.values(), key=lambda m: (m["starts_at"], m["fingerprint"]))]
             reps = [r.to_dict() for r in representatives([AlertFeatures.from_dict(r) for r in reps],
                                                          self.cfg.max_compare_members)]
             pipe.multi()
@@ -710,7 +710,7 @@ class IncidentStore:
             moved = {fp: members.pop(fp) for fp in fps}
             keys_moved.update(m["key"] for m in moved.values())
             keys_left.update(m["key"] for m in members.values())
-            seed = min(moved.values(), key=lambda m: m["starts_at"])
+            seed = min(moved.values(), key=lambda m: (m["starts_at"], m["fingerprint"]))
             new_id = self._new_id(meta["domain"], seed["fingerprint"], seed["starts_at"], ver)
             for m in moved.values():
                 m["joined_by"] = [{"signal": "manual", "score": 1.0, "matched": None,
@@ -831,7 +831,7 @@ class IncidentStore:
             writes.append((iid, new, events, view))
             if new["state"] == "resolved" and meta["state"] != "resolved":
                 ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
-                first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
+                first = min(ms, key=lambda m: (m["starts_at"], m["key"]))["key"] if ms else None
                 learn.append(([m["key"] for m in ms], first))
         return writes, retire, learn
 

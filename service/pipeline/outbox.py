@@ -67,6 +67,9 @@ class Outbox:
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._queues: dict[tuple[str, str], list[Entry]] = defaultdict(list)
         self._seen: set[tuple[int, str]] = set()
+        # Replay sets this: drain() delivers lane after lane in a fixed order instead of concurrently, so that a
+        # recorded stream gives the same notifications (and the same incident state) on every run.
+        self.sequential = False
 
     async def ensure_groups(self) -> None:
         for shard in range(self.keys.shards):
@@ -126,6 +129,8 @@ class Outbox:
             q = self._queues[lane]
             q.append(e)
             q.sort(key=lambda x: x.seq)
+            if self.sequential:
+                continue  # drain() runs the lanes
             if lane not in self._lanes or self._lanes[lane].done():
                 self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
 
@@ -239,6 +244,13 @@ class Outbox:
             fresh = [e for e in entries if (e.shard, e.id) not in self._seen]
             self._dispatch(fresh)
             n += len(fresh)
+            if self.sequential:
+                ready = sorted(lane for lane, q in self._queues.items() if q)
+                if not ready and not fresh:
+                    return n
+                for lane in ready:
+                    await self._run_lane(lane)
+                continue
             lanes = [t for t in self._lanes.values() if not t.done()]
             if not lanes and not fresh:
                 return n

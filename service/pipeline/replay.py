@@ -104,6 +104,7 @@ class Simulation:
         self.sink: list[Notification] = []
         self.clock = ManualClock(0.0)
         self.engine = Engine(cfg, client, self.clock, consumer="replay", receiver_factory=recording_factory(self.sink))
+        self.engine.outbox.sequential = True  # the same stream gives the same notifications on every run
         self.stats = {"lines": 0, "alerts": 0, "notifications": 0, "steps": 0, "swept": 0}
         self.emitted = 0
         self.retention = retention_seconds(cfg)
