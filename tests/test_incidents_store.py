@@ -355,3 +355,32 @@ async def test_list_filters_and_missing_incident(redis, key_prefix):
         raise AssertionError("expected IncidentNotFound")
     except IncidentNotFound as e:
         assert "inc-nope" in str(e)
+
+
+async def test_verdicts_teach_this_installations_confidence_model(redis, key_prefix):
+    """People's verdicts move the installation's own model (kept in Redis, seen by every replica): after many
+    incidents marked noise, a new incident of a never-seen alert type is less confident than it would be on a
+    fresh installation, and acknowledgements move it back up."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    fresh = store(redis, key_prefix + "-fresh", clock)
+
+    async def lone(s: IncidentStore, name: str, t: float) -> str:
+        clock.set(t)
+        iid, _, _ = await s.assign(alert(name, f"svc-{name}", t))
+        return iid
+
+    for i in range(12):
+        await st.mark_noise(await lone(st, f"Noise{i}", T0 + 1000 * i), "oncall")
+    learned = {k.decode(): float(v) for k, v in (await redis.hgetall(st.keys("default").cmodel)).items()}
+    assert learned["verdicts"] == 12 and learned["bias"] < 0
+    probe_t = T0 + 50_000
+    baseline = (await fresh.get(await lone(fresh, "NeverSeen", probe_t)))["confidence"]
+    other_replica = store(redis, key_prefix, clock)
+    after_noise = (await other_replica.get(await lone(other_replica, "NeverSeen", probe_t)))["confidence"]
+    assert after_noise < baseline
+    for i in range(24):
+        await st.ack(await lone(st, f"Real{i}", probe_t + 1000 * (i + 1)), "oncall")
+    snap = await st.get(await lone(st, "NeverSeenEither", probe_t + 100_000))
+    assert snap["confidence"] > after_noise
+    assert "feedback" in snap["confidence_factors"][0]["explanation"]

@@ -112,3 +112,22 @@ def test_scorer_on_hand_made_replay_output():
     assert (r["new_notifications"], r["noise_notifications"], r["incident_recall"]) == (2, 1, 1.0)
     assert r["notifications_per_incident"] == 1.0 and r["purity"] == 1.0 and r["rootcause_hit1"] == 1.0
     assert r["time_to_notify_median_s"] == 30.0 and r["compression"] == 1.5
+
+
+def test_confidence_is_the_shipped_models_probability_and_each_factor_its_share():
+    """The confidence is sigmoid(bias + sum(weight * x)) of the shipped model; each factor shows its x and
+    contribution, so the contributions add up to the log-odds; an installation's offsets change it."""
+    import math
+
+    from service.incidents.scoring import ConfidenceModel
+
+    model = ConfidenceModel.load()
+    ms = [m("A", score=12.0), m("B", T0 + 30, score=6.0)]
+    c, fs, _ = confidence(ms, CFG, T0 + 600)
+    assert fs[0]["factor"] == "base_rate" and fs[0]["contribution"] == round(model.bias, 3)
+    for f in fs[1:]:
+        assert math.isclose(f["contribution"], round(model.weights.get(f["factor"], 0.0) * f["x"], 3), abs_tol=2e-3)
+    logit = sum(f["contribution"] for f in fs)
+    assert math.isclose(c, min(0.99, max(0.01, 1 / (1 + math.exp(-logit)))), abs_tol=0.01)
+    lower, _, _ = confidence(ms, CFG, T0 + 600, model=model.adjusted({"bias": -2.0}))
+    assert lower < c

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -170,7 +170,8 @@ def _reasons(snap: dict[str, Any], key: str) -> list[str]:
     return out
 
 
-def run(ds: str, config: Path, out: Path) -> dict[str, Any]:
+def replay_records(ds: str, config: Path, out: Path) -> tuple[list[dict[str, Any]], int, float]:
+    """(what `tocsin replay` delivered to the pager, input lines, seconds) for one dataset under `config`."""
     out.mkdir(parents=True, exist_ok=True)
     inp = out / f"{ds}.replay.jsonl"
     lines = replay_lines(ds)
@@ -183,21 +184,25 @@ def run(ds: str, config: Path, out: Path) -> dict[str, Any]:
                        stdout=f, check=True, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
     secs = time.perf_counter() - t0
     records = [json.loads(x) for x in raw.read_text().splitlines() if x.strip()]
-    records = [r for r in records if r.get("receiver") == "pager"]
+    return [r for r in records if r.get("receiver") == "pager"], len(lines), secs
+
+
+def run(ds: str, config: Path, out: Path) -> dict[str, Any]:
+    records, n_lines, secs = replay_records(ds, config, out)
     deliveries, pages = to_scorer(records)
     dp, pp = out / f"{ds}.deliveries.jsonl", out / f"{ds}.pages.jsonl"
     dp.write_text("".join(json.dumps(d) + "\n" for d in deliveries))
     pp.write_text("".join(json.dumps(p) + "\n" for p in pages))
     res = {"tocsin": score(dp, ds), "tocsin pages": score(pp, ds), **baselines(ds, out),
-           "_replay": {"lines": len(lines), "seconds": round(secs, 1), "lines_per_s": round(len(lines) / secs)}}
+           "_replay": {"lines": n_lines, "seconds": round(secs, 1), "lines_per_s": round(n_lines / secs)}}
     res["_explain"] = explain(ds, records, out)
-    res["_confidence"] = confidence_quality(ds, records)
+    pages = first_pages(ds, records)
+    res["_confidence"] = calibration([p["p"] for p in pages], [p["real"] for p in pages])
     return res
 
 
-def confidence_quality(ds: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """How well the confidence at a page's first delivery tells pages that cover a labelled incident (real) from
-    noise pages: AUROC, expected calibration error over 10 bins, Brier skill against the base rate."""
+def real_episode(ds: str) -> Callable[[str], bool]:
+    """The truth, for the benchmark only: does this episode (event id) overlap a labelled incident?"""
     sys.path.insert(0, str(DATA))
     from score import load_episodes
 
@@ -213,21 +218,35 @@ def confidence_quality(ds: str, records: list[dict[str, Any]]) -> dict[str, Any]
         return bool(e) and any(e["start"] < i["end"] and i["start"] < e["end"]
                                for i in by_scope.get(tuple(e["labels"].get(k) for k in scope), ()))
 
-    first: dict[str, tuple[float, bool]] = {}
+    return real
+
+
+def first_pages(ds: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each incident's first delivery: its time, confidence, factors and whether it covers a labelled incident."""
+    real = real_episode(ds)
+    first: dict[str, dict[str, Any]] = {}
     for r in records:
         inc = r.get("incident") or {}
         key = inc.get("id") or r["group_key"]
         if key not in first and inc.get("confidence") is not None:
-            first[key] = (float(inc["confidence"]), any(real(a["annotations"].get("event_id", "")) for a in r["alerts"]))
-    if not first:
-        return {}
-    ps = [p for p, _ in first.values()]
-    ys = [1.0 if y else 0.0 for _, y in first.values()]
+            from service.core.clock import parse_rfc3339
+
+            first[key] = {"key": key, "ts": parse_rfc3339(r["timestamp"]), "p": float(inc["confidence"]),
+                          "x": {f["factor"]: f.get("x", 0.0) for f in inc.get("confidence_factors", [])},
+                          "real": any(real(a["annotations"].get("event_id", "")) for a in r["alerts"])}
+    return list(first.values())
+
+
+def calibration(ps: list[float], reals: list[bool]) -> dict[str, Any]:
+    """AUROC, expected calibration error over 10 bins, Brier skill against the base rate, reliability bins."""
+    ys = [1.0 if y else 0.0 for y in reals]
     pos = [p for p, y in zip(ps, ys) if y]
     neg = [p for p, y in zip(ps, ys) if not y]
     auroc = None
     if pos and neg:
         auroc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+    if not ys:
+        return {}
     base = sum(ys) / len(ys)
     brier = sum((p - y) ** 2 for p, y in zip(ps, ys)) / len(ys)
     ref = sum((base - y) ** 2 for y in ys) / len(ys)

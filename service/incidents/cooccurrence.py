@@ -64,6 +64,7 @@ class CooccurrenceStore:
         self.half_life = half_life
         self.base = f"{prefix}:{{co:{domain}}}"
         self._script = redis.register_script(DECAY_ADD)
+        self.decay_add = self._script  # also for other decayed counters of the same domain (verdicts)
 
     def _pair(self, key: str) -> str:
         return f"{self.base}:p:{_clean(key)}"

@@ -11,8 +11,12 @@ confidence starts from an even prior and each factor moves it. Every factor retu
 """
 from __future__ import annotations
 
+import json
 import math
 import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from service.incidents.correlation import ENTITY_LABELS, SERVICE_LABELS, CorrelationConfig
@@ -152,7 +156,8 @@ def severity(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float) 
 # Confidence
 # --------------------------------------------------------------------------------------------------
 
-DETECTOR_CONFIDENCE = {"high": 0.15, "medium": 0.0, "low": -0.15}
+DETECTOR_CONFIDENCE = {"high": 1.0, "medium": 0.0, "low": -1.0}
+MODEL_PATH = Path(__file__).with_name("confidence_model.json")
 
 
 def _sigmoid(x: float) -> float:
@@ -174,43 +179,35 @@ def _rate_per_day(m: dict[str, Any]) -> float | None:
     return float(h["episodes"]) / max(1.0, float(h.get("span") or 0.0) / 86400.0)
 
 
-PRIOR_LOG_ODDS = 0.6  # a lone, new, unscored alert: sigmoid(0.6) = 0.65, above the default hold of 0.4
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """Logistic regression over the evidence features below: P(a person treats the incident as real) =
+    sigmoid(bias + sum(weight * feature)). The shipped default (confidence_model.json, trained by
+    bench/realdata/train_confidence.py on the labelled real streams) is data, not code; an installation's own
+    verdicts move it online (IncidentStore.learn_from_verdict), so the product's number is its team's."""
+
+    bias: float
+    weights: dict[str, float]
+    source: str = "default"
+
+    @classmethod
+    @lru_cache(maxsize=4)
+    def load(cls, path: Path = MODEL_PATH) -> "ConfidenceModel":
+        d = json.loads(path.read_text())
+        return cls(float(d["bias"]), {k: float(v) for k, v in d["weights"].items()}, d.get("source", "default"))
+
+    def adjusted(self, delta: dict[str, float]) -> "ConfidenceModel":
+        """This model with an installation's learned offsets (`bias` and one per feature) added."""
+        if not delta:
+            return self
+        w = {k: v + delta.get(k, 0.0) for k, v in self.weights.items()}
+        return ConfidenceModel(self.bias + delta.get("bias", 0.0), w, "default + this installation's feedback")
+
+    def logit(self, x: dict[str, float]) -> float:
+        return self.bias + sum(self.weights.get(k, 0.0) * v for k, v in x.items())
 
 
-def confidence(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float,
-               feedback: dict[str, dict[str, float]] | None = None) -> tuple[float, list[dict[str, Any]], bool]:
-    """(confidence 0..1, factors, flapping) that the incident is real and actionable.
-
-    Log-odds evidence, each factor's contribution shown: the detector's deviation (log of |z| over the usual
-    threshold of 4, or a 0..1 score), persistence (log of the samples the longest member has been anomalous),
-    breadth (log of the distinct metrics), novelty (a series that fires every day is less news than one that
-    never did: -0.5 log(1 + episodes per day)), the detectors' own confidence and agreement, flapping and
-    people's feedback on similar incidents. `feedback` maps a member key (service/metric) to decayed counts
-    {"acted": x, "noise": y} of past incidents that contained it.
-    """
-    factors: list[dict[str, Any]] = [_factor("prior", round(_sigmoid(PRIOR_LOG_ODDS), 3), PRIOR_LOG_ODDS,
-                                             "a lone new alert with no other evidence (log-odds)")]
-    scores = [s for s in (member_score(m) for m in members) if s is not None]
-    if scores:
-        top = max(scores)
-        c = min(3.0, math.log(top / 4.0)) if top > 1.0 else 2.0 * (top - 0.5)
-        factors.append(_factor("deviation", round(top, 3), c, f"largest anomaly score {top:.3g}"
-                               + (" (|z| relative to 4)" if top > 1.0 else "")))
-    longest = max(_samples(m, now) for m in members)
-    factors.append(_factor("persistence", round(longest, 1), math.log(longest),
-                           f"the longest member has been anomalous for {longest:.0f} sample(s)"
-                           + (" (a blip)" if longest <= 1.0 else "")))
-    metrics = {member_metric(m) for m in members}
-    entities = {member_entity(m) for m in members} - {""}
-    factors.append(_factor("corroboration", len(metrics), math.log(len(metrics)),
-                           f"{len(metrics)} distinct metrics on {max(1, len(entities))} entities"
-                           + ("" if len(metrics) > 1 else " (a single signal)")))
-    rates = [r for r in (_rate_per_day(m) for m in members) if r is not None]
-    if rates:
-        r = min(rates)
-        factors.append(_factor("novelty", round(r, 2), -0.5 * math.log1p(r),
-                               f"its rarest series fired {r:.1f} times a day before"))
-
+def _detector_features(members: list[dict[str, Any]]) -> dict[str, tuple[float, Any, str]]:
     confs: list[str] = []
     agree: list[float] = []
     for m in members:
@@ -223,29 +220,83 @@ def confidence(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float
         ag = info.get("agreeing_detectors")
         if isinstance(ind, dict) and ind and isinstance(ag, list):
             agree.append(min(1.0, len(ag) / len(ind)))
+    out: dict[str, tuple[float, Any, str]] = {}
     if confs:
-        c = 4.0 * (0.15 * confs.count("high") - 0.15 * confs.count("low")) / len(confs)
-        factors.append(_factor("detector_confidence", {k: confs.count(k) for k in sorted(set(confs))}, c,
-                               f"{confs.count('high')} high / {confs.count('low')} low detector confidence"))
+        x = sum(DETECTOR_CONFIDENCE[c] for c in confs) / len(confs)
+        out["detector_confidence"] = (x, {k: confs.count(k) for k in sorted(set(confs))},
+                                      f"{confs.count('high')} high / {confs.count('low')} low detector confidence")
     if agree:
         a = sum(agree) / len(agree)
-        factors.append(_factor("detector_agreement", round(a, 2), 0.8 * (a - 0.5),
-                               f"on average {a:.0%} of the ensemble's detectors agree"))
+        out["detector_agreement"] = (a - 0.5, round(a, 2), f"on average {a:.0%} of the ensemble's detectors agree")
+    return out
 
+
+def confidence_features(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float,
+                        feedback: dict[str, dict[str, float]] | None = None) -> dict[str, tuple[float, Any, str]]:
+    """The model's inputs, each as (feature value x, value shown, explanation). Absent evidence is absent
+    (x = 0): the detector's deviation (log of |z| over the usual threshold of 4, or a 0..1 score), persistence
+    (log of the samples the longest member has been anomalous), breadth in metrics and in entities (logs),
+    novelty (log(1 + episodes per day) of the rarest series), the detectors' own confidence and agreement, the
+    share of flapping members, the highest declared severity, and people's past verdicts on the same series
+    and alert types (log of (acted + 1) / (noise + 1), decayed counts kept by the store)."""
+    out: dict[str, tuple[float, Any, str]] = {}
+    scores = [s for s in (member_score(m) for m in members) if s is not None]
+    if scores:
+        top = max(scores)
+        x = max(-2.0, min(3.0, math.log(top / 4.0))) if top > 1.0 else 2.0 * (top - 0.5)
+        out["deviation"] = (x, round(top, 3), f"largest anomaly score {top:.3g}" + (" (|z| relative to 4)" if top > 1.0 else ""))
+    longest = max(_samples(m, now) for m in members)
+    out["persistence"] = (math.log(longest), round(longest, 1), f"the longest member has been anomalous for "
+                          f"{longest:.0f} sample(s)" + (" (a blip)" if longest <= 1.0 else ""))
+    metrics = {member_metric(m) for m in members}
+    entities = {member_entity(m) for m in members} - {""}
+    out["corroboration"] = (math.log(len(metrics)), len(metrics), f"{len(metrics)} distinct metrics"
+                            + ("" if len(metrics) > 1 else " (a single signal)"))
+    out["entities"] = (math.log(max(1, len(entities))), len(entities), f"{max(1, len(entities))} entities affected")
+    rates = [r for r in (_rate_per_day(m) for m in members) if r is not None]
+    if rates:
+        r = min(rates)
+        out["novelty"] = (math.log1p(r), round(r, 2), f"its rarest series fired {r:.1f} times a day before")
+    out.update(_detector_features(members))
     flapping = [m for m in members if is_flapping(m, cfg, now)]
     if flapping:
-        share = len(flapping) / len(members)
-        factors.append(_factor("flapping", len(flapping), -1.2 if share >= 0.5 else -0.6,
-                               f"{len(flapping)} of {len(members)} alerts changed state >= "
-                               f"{cfg.flapping.max_changes} times in {cfg.flapping.window:.0f}s"))
+        out["flapping"] = (len(flapping) / len(members), len(flapping), f"{len(flapping)} of {len(members)} alerts "
+                           f"changed state >= {cfg.flapping.max_changes} times in {cfg.flapping.window:.0f}s")
+    declared = [DECLARED[v] for v in (str(m.get("labels", {}).get("severity", "")).lower() for m in members)
+                if v in DECLARED]
+    if declared:
+        out["declared_severity"] = (max(declared) / 4.5, max(declared), "highest declared severity label")
     if feedback:
-        acted = sum(v.get("acted", 0.0) for v in feedback.values())
-        noise = sum(v.get("noise", 0.0) for v in feedback.values())
+        # The same verdict is counted for the series ("s:...") and for its alert type ("t:..."): average the
+        # levels present instead of counting it twice.
+        levels: dict[str, list[float]] = {}
+        for name, v in feedback.items():
+            lv = levels.setdefault(name[:2] if name[:2] in ("s:", "t:") else "t:", [0.0, 0.0])
+            lv[0] += v.get("acted", 0.0)
+            lv[1] += v.get("noise", 0.0)
+        acted = sum(a for a, _ in levels.values()) / len(levels)
+        noise = sum(n for _, n in levels.values()) / len(levels)
         if acted + noise > 0:
-            factors.append(_factor("feedback_history", {"acted": round(acted, 2), "noise": round(noise, 2)},
-                                   1.2 * (acted - noise) / (acted + noise + 1.0),
-                                   f"similar past incidents: {acted:.1f} acted on, {noise:.1f} marked noise"))
+            out["feedback_history"] = (math.log((acted + 1.0) / (noise + 1.0)),
+                                       {"acted": round(acted, 2), "noise": round(noise, 2)},
+                                       f"people's past verdicts on these series and alert types: {acted:.1f} acted "
+                                       f"on, {noise:.1f} marked noise")
+    return out
 
-    total = sum(f["contribution"] for f in factors)
-    value = min(0.99, max(0.01, _sigmoid(total)))
-    return round(value, 3), factors, bool(flapping) and len(flapping) / max(1, len(members)) >= 0.5
+
+def confidence(members: list[dict[str, Any]], cfg: CorrelationConfig, now: float,
+               feedback: dict[str, dict[str, float]] | None = None,
+               model: ConfidenceModel | None = None) -> tuple[float, list[dict[str, Any]], bool]:
+    """(confidence, factors, flapping): the probability that a person would treat this incident as real
+    (acknowledge it rather than mark it noise), from `model` (the shipped default unless an installation's
+    feedback adjusted it). Each factor shows its feature value `x` and its contribution (weight * x) to the
+    log-odds, after the model's base rate."""
+    model = model or ConfidenceModel.load()
+    feats = confidence_features(members, cfg, now, feedback)
+    factors = [dict(_factor("base_rate", round(_sigmoid(model.bias), 3), model.bias,
+                            f"how often an incident with no evidence at all is real ({model.source} model)"), x=0.0)]
+    for name, (x, shown, why) in feats.items():
+        factors.append(dict(_factor(name, shown, model.weights.get(name, 0.0) * x, why), x=round(x, 4)))
+    value = min(0.99, max(0.01, _sigmoid(model.logit({k: v[0] for k, v in feats.items()}))))
+    flapping = "flapping" in feats and feats["flapping"][0] >= 0.5
+    return round(value, 3), factors, flapping

@@ -39,7 +39,7 @@ from service.incidents.correlation import AlertFeatures, Context, CorrelationCon
 from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
 from service.incidents.rootcause import rank
-from service.incidents.scoring import confidence, member_entity, member_metric, member_service, severity
+from service.incidents.scoring import ConfidenceModel, confidence, member_entity, member_metric, member_service, severity
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
@@ -91,6 +91,12 @@ class _Keys:
     @property
     def fb(self) -> str:
         return f"{self.base}:fb"
+
+    @property
+    def cmodel(self) -> str:
+        """hash feature|"bias" -> this installation's learned offset to the shipped confidence model's weight,
+        and "verdicts" -> how many verdicts it learned from."""
+        return f"{self.base}:cmodel"
 
     @property
     def fs(self) -> str:
@@ -169,6 +175,22 @@ def member_record(alert: Alert, now: float, joined_by: list[dict[str, Any]], f: 
         "state_changes": [],
         "entity": f.entity,
     }
+
+
+FEEDBACK_HALF_LIFE = 30 * 86400.0  # people's verdicts fade over a month: a fixed alert stops counting against itself
+LEARNING_RATE = 0.05  # one verdict moves the installation's model by at most 5 % of the feature's log-odds
+OFFSET_PULL = 0.01  # each step pulls the learned offsets 1 % back towards the shipped model
+
+
+def _decayed(raw: bytes | str | None, now: float) -> float:
+    """A count stored as "count|last update" (decayed with FEEDBACK_HALF_LIFE), or a plain count."""
+    v = _s(raw)
+    if not v:
+        return 0.0
+    if "|" not in v:
+        return float(v)
+    c, t = v.split("|", 1)
+    return float(c) * 0.5 ** (max(0.0, now - float(t)) / FEEDBACK_HALF_LIFE)
 
 
 INTERNAL_MEMBER_KEYS = ("metric", "key", "features", "detector_info", "state_changes", "history")
@@ -593,14 +615,59 @@ class IncidentStore:
         await self._mutate(iid, fn)
 
     async def _feedback(self, iid: str, kind: str) -> None:
-        """Count `kind` (acted | noise) for every member key of the incident."""
+        """A person's verdict on the incident (kind: acted | noise). First the installation's confidence model
+        learns from it (one step of online logistic regression on the incident's features, pulled back towards
+        the shipped model), then it is counted, decayed, for every member series and alert type: the
+        `feedback_history` feature of later incidents."""
         domain = await self._domain_of(iid)
         k = self.keys(domain)
-        keys = {json.loads(v).get("key") for v in (await self.redis.hvals(k.members(iid)))} - {None}
+        now = self.clock.now()
+        snap = await self.get(iid)
+        await self._learn_from_verdict(k, snap, kind == "acted")
+        fps = sorted({m["fingerprint"] for m in snap["members"]})[:100]
+        keys = sorted({key for key in (m.get("key") for m in await self._members(k, iid)) if key})[:100]
+        fields = [f"t:{key}|{kind}" for key in keys] + [f"s:{fp}|{kind}" for fp in fps]
+        args: list[Any] = [now, FEEDBACK_HALF_LIFE]
+        for f in fields:
+            args += [1, f, 1.0]
+        await self.cooc(domain).decay_add(keys=[k.fb], args=args)  # atomic per field across replicas
+
+    async def _members(self, k: _Keys, iid: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in await self.redis.hvals(k.members(iid))]
+
+    async def _learn_from_verdict(self, k: _Keys, snap: dict[str, Any], real: bool) -> None:
+        """Online logistic regression: offset += rate * ((y - p) * x - pull * offset), per feature and for the
+        base rate; HINCRBYFLOAT keeps concurrent verdicts from overwriting each other."""
+        p = float(snap.get("confidence") or 0.5)
+        xs = {f["factor"]: float(f.get("x", 0.0)) for f in snap.get("confidence_factors") or [] if "x" in f}
+        xs["bias"] = 1.0
+        xs.pop("base_rate", None)
+        current = {_s(a): float(b) for a, b in (await self.redis.hgetall(k.cmodel)).items()}
+        err = (1.0 if real else 0.0) - p
         pipe = self.redis.pipeline(transaction=False)
-        for key in sorted(keys)[:100]:
-            pipe.hincrbyfloat(k.fb, f"{key}|{kind}", 1.0)  # atomic: replicas never overwrite each other's counts
+        for name, x in sorted(xs.items()):
+            delta = LEARNING_RATE * (err * x - OFFSET_PULL * current.get(name, 0.0))
+            if delta:
+                pipe.hincrbyfloat(k.cmodel, name, delta)
+        pipe.hincrbyfloat(k.cmodel, "verdicts", 1.0)
         await pipe.execute()
+
+    async def _verdicts(self, k: _Keys, members: list[dict[str, Any]],
+                        now: float) -> tuple[dict[str, dict[str, float]], ConfidenceModel]:
+        """(people's decayed verdicts on these members' series and alert types, the installation's model)."""
+        fields = [f"t:{key}" for key in sorted({m["key"] for m in members})[:100]] + \
+            [f"s:{fp}" for fp in sorted({m["fingerprint"] for m in members})[:100]]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(k.fb, [f"{f}|{kind}" for f in fields for kind in ("acted", "noise")] or ["-"])
+        pipe.hgetall(k.cmodel)
+        raw, offsets = await pipe.execute()
+        fb: dict[str, dict[str, float]] = {}
+        for i, f in enumerate(fields):
+            acted, noise = _decayed(raw[2 * i], now), _decayed(raw[2 * i + 1], now)
+            if acted or noise:
+                fb[f] = {"acted": acted, "noise": noise}
+        offsets = {_s(a): float(b) for a, b in offsets.items() if _s(a) != "verdicts"}
+        return fb, ConfidenceModel.load().adjusted(offsets)
 
     # ----------------------------------------------------------------------------------- human actions
 
@@ -863,16 +930,9 @@ class IncidentStore:
         now = self.clock.now()
         cfg = self.cfg
         keys = sorted({m["key"] for m in members})
-        fb: dict[str, dict[str, float]] = {}
-        if keys:
-            wanted = keys[:200]
-            raw = await self.redis.hmget(k.fb, [f"{key}|{kind}" for key in wanted for kind in ("acted", "noise")])
-            for i, key in enumerate(wanted):
-                acted, noise = raw[2 * i], raw[2 * i + 1]
-                if acted or noise:
-                    fb[key] = {"acted": float(acted or 0), "noise": float(noise or 0)}
+        fb, model = await self._verdicts(k, members, now)
         sev, sev_f = severity(members, cfg, now) if members else ("info", [])
-        conf, conf_f, flapping = confidence(members, cfg, now, fb) if members else (0.0, [], False)
+        conf, conf_f, flapping = confidence(members, cfg, now, fb, model) if members else (0.0, [], False)
         lead = await self.cooc(domain).lead_history(keys, now) if keys else None
         roots = rank(members, cfg, lead)
         title = self._title(roots, members)
