@@ -26,7 +26,7 @@ log = structlog.get_logger("tocsin.incidents")
 async def apply_action(engine: Any, iid: str, action: str, who: str, snooze_seconds: float | None = None) -> None:
     inc = engine.incidents
     now = engine.clock.now()
-    if action in ("ack", "snooze", "noise"):
+    if action in ("ack", "snooze"):  # "noise" may judge a resolved incident afterwards: it changes no state
         from service.incidents import IncidentConflict
 
         state = (await inc.get(iid))["state"]

@@ -18,7 +18,7 @@ import json
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Awaitable, Callable, Iterable, Iterator, TextIO
 
 from pydantic import ValidationError
 
@@ -185,8 +185,10 @@ def parse_lines(lines: Iterable[str], cfg: Config) -> Iterator[Line]:
 
 
 async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification], None], *,
-                 redis_url: str | None = None, horizon: float | None = None) -> dict[str, Any]:
-    """Replay `lines` (JSONL) under `cfg`; call `emit` for each notification in order. Returns counts."""
+                 redis_url: str | None = None, horizon: float | None = None,
+                 before_line: Callable[[Simulation, Line], Awaitable[None]] | None = None) -> dict[str, Any]:
+    """Replay `lines` (JSONL) under `cfg`; call `emit` for each notification in order. Returns counts.
+    `before_line` runs before each line is ingested (e.g. people acting on incidents in a benchmark)."""
     embedded = None
     prefix = f"replay-{uuid.uuid4().hex[:10]}"
     if redis_url is None:
@@ -198,6 +200,8 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
     try:
         await sim.engine.start()
         for line in parse_lines(lines, cfg):
+            if before_line is not None:
+                await before_line(sim, line)
             await sim.line(line)
         await sim.finish(horizon)
     finally:
