@@ -72,12 +72,18 @@ def test_a_blip_of_a_series_that_fires_every_day_has_low_confidence():
         assert confidence(other, CFG, T0 + 90)[0] > c
 
 
-def test_flapping_is_detected_and_lowers_confidence():
-    """An alert that changed state four times in ten minutes marks the incident flapping."""
+def test_flapping_is_detected_and_weighed_as_the_model_learned():
+    """An alert that changed state four times in ten minutes marks the incident flapping (the dispatcher holds a
+    flapping incident until it settles); the confidence weighs it as the shipped model learned from the real
+    streams, where flapping series were more often real than steady blips: the factor says so."""
+    from service.incidents.scoring import ConfidenceModel
+
     flappy = m("A", changes=[T0 + 60, T0 + 120, T0 + 180, T0 + 240])
     c, fs, flapping = confidence([flappy], CFG, T0 + 300)
     steady, _, _ = confidence([m("A")], CFG, T0 + 300)
-    assert flapping and c < steady and factors(fs)["flapping"]["contribution"] < 0
+    w = ConfidenceModel.load().weights["flapping"]
+    assert flapping and factors(fs)["flapping"]["contribution"] == round(w * 1.0, 3)
+    assert (c > steady) == (w > 0) and c != steady
     assert not confidence([flappy], CFG, T0 + 3600)[2]  # changes older than the window do not count
 
 

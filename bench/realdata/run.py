@@ -221,20 +221,29 @@ def real_episode(ds: str) -> Callable[[str], bool]:
     return real
 
 
-def first_pages(ds: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each incident's first delivery: its time, confidence, factors and whether it covers a labelled incident."""
+def first_pages(ds: str, records: list[dict[str, Any]], every: bool = False) -> list[dict[str, Any]]:
+    """Each incident's first delivery (every delivery with `every`): its time, confidence, factors and whether
+    the incident covers a labelled incident (any of its deliveries holds an episode that overlaps one)."""
+    from service.core.clock import parse_rfc3339
+
     real = real_episode(ds)
-    first: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    truth: dict[str, bool] = defaultdict(bool)
     for r in records:
         inc = r.get("incident") or {}
         key = inc.get("id") or r["group_key"]
-        if key not in first and inc.get("confidence") is not None:
-            from service.core.clock import parse_rfc3339
-
-            first[key] = {"key": key, "ts": parse_rfc3339(r["timestamp"]), "p": float(inc["confidence"]),
-                          "x": {f["factor"]: f.get("x", 0.0) for f in inc.get("confidence_factors", [])},
-                          "real": any(real(a["annotations"].get("event_id", "")) for a in r["alerts"])}
-    return list(first.values())
+        truth[key] |= any(real(a["annotations"].get("event_id", "")) for a in r["alerts"])
+        if inc.get("confidence") is None or (seen[key] and not every):
+            continue
+        p = {"key": key, "ts": parse_rfc3339(r["timestamp"]), "p": float(inc["confidence"]),
+             "x": {f["factor"]: f.get("x", 0.0) for f in inc.get("confidence_factors", [])}}
+        seen[key].append(p)
+        out.append(p)
+    for p in out:
+        p["real"] = truth[p["key"]]
+        p["weight"] = 1.0 / len(seen[p["key"]])
+    return out
 
 
 def calibration(ps: list[float], reals: list[bool]) -> dict[str, Any]:

@@ -109,6 +109,11 @@ class CorrelationConfig(BaseModel):
     # few scrapes) AND with a second kind of evidence (topology, learned co-occurrence, a storm).
     cross_window: float = 120.0
     cross_window_samples: float = Field(2.0, ge=0)
+    # Another entity joins only while the incident is young: within this of its opening, and at least
+    # `cross_life_samples` steps of the cadence (ServiceNow groups for 30 minutes of life). A fault spreads to its
+    # callers within minutes; an entity that has been noisy for hours does not absorb every later fault nearby.
+    cross_life: float = 1800.0
+    cross_life_samples: float = Field(30.0, ge=0)
     # An incident takes no new alerts this long after it opened (Moogsoft caps a situation at 24 h):
     # an entity that keeps misbehaving for days gets a page a day, not one unbounded incident.
     max_life: float = 86400.0
@@ -151,7 +156,7 @@ class CorrelationConfig(BaseModel):
     # it is held and re-evaluated every group_wait until it persists, agrees across detectors, or resolves
     # unseen. 0.4 sits between a lone new alert (about 0.3) and one that persisted or has company.
     # Routes may override it with `tocsin: {min_confidence: ...}`.
-    min_confidence: float = Field(0.4, ge=0, le=1)
+    min_confidence: float = Field(0.2, ge=0, le=1)
     # At most this many member alerts of an incident are compared against (the most informative
     # distinct ones); bounds the cost of a decision during an alert storm.
     max_compare_members: int = Field(48, ge=4, le=1000)
@@ -172,7 +177,7 @@ class CorrelationConfig(BaseModel):
     cooccurrence_half_life: float = 14 * 86400.0
 
     @field_validator("window", "reopen_cooldown", "quiet_period", "retention", "cooccurrence_half_life",
-                     "burst_window", "cross_window", "max_life", "default_cadence", mode="before")
+                     "burst_window", "cross_window", "cross_life", "max_life", "default_cadence", mode="before")
     @classmethod
     def _durations(cls, v: Any) -> float:
         return parse_duration(v)
@@ -765,6 +770,10 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
         return 1.0 + t, reasons, True, "same entity, within the rolling window", hop
     if abs(gap) > cross:
         return 0.0, [], False, f"another entity, onset {gap:.0f}s from the latest, outside the {cross:.0f}s window", 0
+    life = max(cfg.cross_life, cfg.cross_life_samples * ctx.cadence)
+    if f.onset - c.opened_at > life:
+        return 0.0, [], False, f"another entity, {f.onset - c.opened_at:.0f}s after the incident opened (it takes " \
+                               f"other entities for {life:.0f}s)", 0
     anchors_ents = {e for e, h in ents.items() if h <= 1}
     anchors = [m for m in c.members if m.entity in anchors_ents] or c.members[:1]
     rel = _relation(f, anchors, cfg, pop, cooc, ctx.lift)

@@ -1,16 +1,19 @@
 """Ranked root-cause candidates of an incident, with the evidence for each. Pure; no LLM.
 
-A candidate is one (metric, entity, service) among the incident's members. Four kinds of evidence,
-each scored 0..1 and weighted:
-- earliest_onset: causes fire before their effects (weight 0.35);
-- largest_deviation: the detector score, or how far the value is from the expected band (0.2);
+A candidate is one (metric, entity, service) among the incident's members. First the entities are ranked
+(ENTITY_WEIGHTS: the entity's largest deviation, its breadth, its onset, its place in a declared call graph);
+within an entity, the candidates by their own evidence, each scored 0..1 and weighted:
+- largest_deviation: the detector score, or how far the value is from the expected band (0.45);
+- earliest_onset: causes fire before their effects, per sample of the source's cadence (0.3);
+- persistence: how many samples it has been anomalous (0.2); breadth of its entity (0.1);
 - topology: in the declared call graph, a fault travels from a dependency up to its callers, so the
   anomalous service that calls no other anomalous service, and that most anomalous services call,
   is the first suspect (0.35);
 - cooccurrence: learned history, how often this key came first in past incidents (0.1).
 Resource metrics (CPU, connections, pools) on a candidate are usually closer to a cause than the
 latency and error symptoms they produce; that breaks ties (a small 0.05 bonus, stated as evidence).
-Weights of absent evidence (no topology configured, no detector scores) are spread over the rest.
+Weights of absent evidence (no topology configured, no detector scores) are spread over the rest. A candidate's
+score is ENTITY_SHARE of its entity's score plus the rest of its own.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import Any, Callable
 from service.incidents.correlation import CorrelationConfig, topology_of
 from service.incidents.scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
 
-WEIGHTS = {"earliest_onset": 0.35, "largest_deviation": 0.3, "persistence": 0.25, "breadth": 0.1,
+WEIGHTS = {"earliest_onset": 0.3, "largest_deviation": 0.45, "persistence": 0.2, "breadth": 0.1,
            "topology": 0.35, "cooccurrence": 0.1}
 import math  # noqa: E402
 
@@ -81,7 +84,41 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
 
     topo_score = _topology_scores(cfg, {k[2] for k in cands if k[2]})
     out = [_candidate(k, c, t0, max_samples, max_dev, per_entity, topo_score, lead_history) for k, c in cands.items()]
-    return _finish(out, limit)
+    return _finish(out, limit, _entity_scores(cands, t0, topo_score))
+
+
+# Which entity is the cause: its largest deviation first (robust z on a log scale against the largest of the
+# incident), its breadth (how many of its metrics are anomalous) second, its onset third, and the declared call
+# graph when there is one. A faulty pod deviates most and on most of its metrics; its callers show a few latency
+# symptoms that may even fire first. (BARO, RCAEval: deviation from the series' own normal is among the strongest
+# untrained rankers.)
+ENTITY_WEIGHTS = {"deviation": 1.0, "breadth": 0.5, "onset": 0.25, "topology": 1.0}
+ENTITY_SHARE = 0.6  # of a candidate's final score; the rest ranks the metrics within the entity
+
+
+def _entity_scores(cands: dict[tuple[str, str, str], dict[str, Any]], t0: float,
+                   topo_score: dict[str, tuple[float, str]]) -> dict[str, float]:
+    ents: dict[str, dict[str, Any]] = {}
+    for (_metric, entity, service), c in cands.items():
+        e = ents.setdefault(entity, {"dev": None, "n": 0, "onset": c["onset"], "cad": c["cad"], "topo": None})
+        e["n"] += 1
+        e["onset"] = min(e["onset"], c["onset"])
+        if c["dev"] is not None:
+            e["dev"] = max(e["dev"] or 0.0, c["dev"])
+        if topo_score and service:
+            e["topo"] = max(e["topo"] or 0.0, topo_score.get(service, (0.3, ""))[0])
+    max_dev = max((e["dev"] for e in ents.values() if e["dev"] is not None), default=None)
+    max_n = max(e["n"] for e in ents.values())
+    out: dict[str, float] = {}
+    for name, e in ents.items():
+        parts = {"breadth": math.log1p(e["n"]) / math.log1p(max_n),
+                 "onset": 1.0 / (1.0 + (e["onset"] - t0) / e["cad"])}
+        if max_dev:
+            parts["deviation"] = (e["dev"] or 0.0) / max_dev
+        if topo_score:
+            parts["topology"] = e["topo"] if e["topo"] is not None else 0.3
+        out[name] = sum(ENTITY_WEIGHTS[k] * v for k, v in parts.items()) / sum(ENTITY_WEIGHTS[k] for k in parts)
+    return out
 
 
 def _topology_scores(cfg: CorrelationConfig, services: set[str]) -> dict[str, tuple[float, str]]:
@@ -136,8 +173,9 @@ def _candidate(key: tuple[str, str, str], c: dict[str, Any], t0: float, max_samp
     return {"metric": metric, "entity": entity, "service": service, "evidence": ev, "_onset": c["onset"]}
 
 
-def _finish(out: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Score each candidate over the evidence kinds present, rank, and keep the best `limit`."""
+def _finish(out: list[dict[str, Any]], limit: int, entity_score: dict[str, float]) -> list[dict[str, Any]]:
+    """Score each candidate over the evidence kinds present, blend in its entity's score, rank, and keep the
+    best `limit`."""
     # Evidence kinds that exist for any candidate count for all (absent = 0), so a candidate is not
     # helped by lacking evidence others have.
     kinds = {e["kind"] for c in out for e in c["evidence"] if e["weight"] > 0 or e["kind"] != "cooccurrence"}
@@ -150,6 +188,11 @@ def _finish(out: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
             score += 0.05
             ev.append({"kind": "resource_signal", "weight": 0.05,
                        "detail": f"{metric} is a resource signal, more often a cause than a symptom"})
+        if len(entity_score) > 1:
+            es = entity_score.get(c["entity"], 0.0)
+            ev.append({"kind": "entity_rank", "weight": round(es, 3),
+                       "detail": f"{c['entity'] or metric}: largest deviation, breadth and onset among the entities"})
+            score = ENTITY_SHARE * es + (1 - ENTITY_SHARE) * score
         c["score"] = round(min(1.0, score), 4)
     out.sort(key=lambda c: (-c["score"], c["_onset"], c["_name"]))
     for c in out:
