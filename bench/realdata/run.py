@@ -198,7 +198,35 @@ def run(ds: str, config: Path, out: Path) -> dict[str, Any]:
     res["_explain"] = explain(ds, records, out)
     pages = first_pages(ds, records)
     res["_confidence"] = calibration([p["p"] for p in pages], [p["real"] for p in pages])
+    reliability_png(ds, res["_confidence"], out / f"{ds}.reliability.png")
     return res
+
+
+def reliability_png(ds: str, cal: dict[str, Any], path: Path) -> None:
+    """The reliability diagram: mean confidence against the share of real pages per bin (matplotlib, a bench-only
+    dependency: pip install -e '.[bench]'; skipped without it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    bins = cal.get("reliability") or {}
+    xs = [v[0] for v in bins.values()]
+    ys = [v[1] for v in bins.values()]
+    ns = [v[2] for v in bins.values()]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.scatter(xs, ys, s=[20 + 200 * n / max(ns) for n in ns] if ns else 20, label="pages per bin (area)")
+    ax.plot(xs, ys, "-")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence at the first page", ylabel="share of pages that were real",
+           title=f"{ds}: AUROC {cal.get('auroc')}, ECE {cal.get('ece')}, Brier skill {cal.get('brier_skill')}")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def real_episode(ds: str) -> Callable[[str], bool]:

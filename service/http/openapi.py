@@ -91,6 +91,28 @@ def _get_alerts() -> dict[str, Any]:
     }
 
 
+def _incident_schema() -> dict[str, Any]:
+    factor = {"type": "object", "properties": {
+        "factor": {"type": "string"}, "value": {}, "x": {"type": "number", "description": "the model's input"},
+        "contribution": {"type": "number", "description": "points (severity) or log-odds (confidence)"},
+        "explanation": {"type": "string"}}}
+    return {"type": "object", "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"},
+        "state": {"type": "string", "enum": ["triggered", "acknowledged", "snoozed", "resolved"]},
+        "severity": {"type": "string", "enum": ["critical", "error", "warning", "info"],
+                     "description": "How bad it is; separate from how sure Tocsin is that it is real."},
+        "severity_factors": {"type": "array", "items": factor},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description":
+                       "The probability that a person would treat this incident as real (acknowledge it rather "
+                       "than mark it noise): a logistic model trained on labelled real streams and adjusted by "
+                       "this installation's own acknowledgements and noise marks."},
+        "confidence_factors": {"type": "array", "items": factor, "description":
+                               "The model's base rate, then each feature with its value x and weight * x."},
+        "root_causes": {"type": "array", "items": {"type": "object"}},
+        "members": {"type": "array", "items": {"type": "object"}},
+        "timeline": {"type": "array", "items": {"type": "object"}}}}
+
+
 def document() -> dict[str, Any]:
     ev = DetectorEvent.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = ev.pop("$defs", {})
@@ -117,9 +139,15 @@ def document() -> dict[str, Any]:
                 "summary": "Receive an Alertmanager webhook (version 4)",
                 "requestBody": _json_body({"$ref": "#/components/schemas/AlertmanagerWebhook"}),
                 "responses": _write_responses()}},
+            "/api/v1/incidents/{id}": {"get": {
+                "summary": "One incident: members and why each joined, severity, confidence, root causes, timeline",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The incident", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Incident"}}}},
+                              "404": _err("No such incident")}}},
         },
         "components": {"schemas": {
-            "DetectorEvent": ev, **defs, **_schemas(),
+            "DetectorEvent": ev, **defs, **_schemas(), "Incident": _incident_schema(),
             "Error": {"type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "integer"}, "message": {"type": "string"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
