@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             records = asyncio.run(_replay(ds, Path(a.config), delay))
             res[f"{ds} {mode}"] = halves(ds, records)
             print(f"{ds} {mode}: {json.dumps(res[f'{ds} {mode}'])}", flush=True)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "feedback.json").write_text(json.dumps(res, indent=1))
     return 0
 
