@@ -44,8 +44,9 @@ def naive_z(times: np.ndarray, values: np.ndarray) -> Batch:
             z[w:] = np.where(mad > 0, np.abs(values[w:] - med) / mad, 0.0)  # z undefined where MAD is 0
     alert = z >= 4
     nan = np.full(n, np.nan)
-    return Batch(np.minimum(z / 8, 1.0), alert, alert & ~np.concatenate([[False], alert[:-1]]), nan, nan, nan, nan,
-                 [""] * n)
+    score = np.minimum(z / 8, 1.0)
+    return Batch(score, alert, alert & ~np.concatenate([[False], alert[:-1]]), nan, nan, nan, nan, [""] * n,
+                 novel=score)
 
 
 def run_method(method: str, files: list[Path], nab: Path,
@@ -74,7 +75,7 @@ def run_method(method: str, files: list[Path], nab: Path,
             lo = next(i for i, ts in enumerate(raw) if ts[:19] >= s)
             hi = max(i for i, ts in enumerate(raw) if ts[:19] <= e)
             wins.append((lo, hi))
-        fds.append(FileData(b.score, wins))
+        fds.append(FileData(b.novel, wins))
         onsets.append(FileData(b.opened.astype(float), wins))
     return spent, cpu, fds, onsets
 

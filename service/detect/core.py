@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from service.detect import methods as M
-from service.detect.discipline import AlertState, Calibrator, to_unit
+from service.detect.discipline import AlertState, Calibrator, SlidingMax, to_unit
 from service.detect.params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
 SEASONAL_ALONE = 2.0  # the seasonal baseline alone alerts at twice its line
 SEASONAL_STRENGTH = 0.7  # seasonal residuals this much tighter than the local spread: the series is seasonal
 MIN_HISTORY = 32
-IF_RUN = 3  # consecutive isolated points the Isolation Forest needs  # points before any deviation is measured (and learned)
+IF_RUN = 3  # consecutive isolated points the Isolation Forest needs
+NOVELTY = 1.1  # a score is news when it exceeds the largest of the last `refractory` points by this factor
 
 
 def period_points(step_s: float) -> int:
@@ -45,6 +46,9 @@ class Batch:
     individual: dict[str, np.ndarray] = field(default_factory=dict)
     line: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the top method's line (raw units)
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))  # signed robust z (for the entity detector)
+    # the score where it is news (NOVELTY times above the last `refractory` points' scores), else 0: what NAB's
+    # results format calls anomaly_score (the first point of a deviation counts, its repeats do not)
+    novel: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
@@ -65,7 +69,7 @@ def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
 def _empty_batch(k: int, names: tuple[str, ...]) -> Batch:
     nan = np.full(k, np.nan)
     return Batch(np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), nan.copy(), nan.copy(), nan.copy(),
-                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k))
+                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k), np.zeros(k))
 
 
 def _concat(a: Batch, b: Batch) -> Batch:
@@ -73,7 +77,8 @@ def _concat(a: Batch, b: Batch) -> Batch:
                    ("score", "alert", "opened", "expected", "lower", "upper", "deviation")),
                  top=a.top + b.top, individual={m: np.concatenate([a.individual[m], b.individual[m]])
                                                 for m in a.individual},
-                 line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]))
+                 line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]),
+                 novel=np.concatenate([a.novel, b.novel]))
 
 
 class SeriesDetector:
@@ -89,6 +94,7 @@ class SeriesDetector:
         self.ema: list[float] | None = None
         self.cal = Calibrator(self.p)
         self.state = AlertState()
+        self.recent = SlidingMax(self.p.refractory)  # scores of the last `refractory` points
         self.if_train = np.zeros((0, 4))
         self._forest_at = -1
         self._forest: Any = None
@@ -206,9 +212,12 @@ class SeriesDetector:
             out.line[i] = cal.line(top, st.tick)
             pending = best >= min(p.open, p.sustain_level) and st.tick >= warmup and \
                 st.tick - st.last_open > p.refractory
+            u = to_unit(best)
+            out.novel[i] = u if u > NOVELTY * self.recent.max(st.tick) else 0.0
+            self.recent.push(st.tick, u)
             out.opened[i] = st.step(best, p, warmup)
             out.alert[i] = st.open
-            out.score[i] = to_unit(best)
+            out.score[i] = u
             out.top[i] = top
             # What alerts is learned shrunk: a repeat of the same deviation stays below the line, a larger one
             # does not (a daily cron spike alerts once; the next outage still alerts).
@@ -275,7 +284,7 @@ class SeriesDetector:
         return {"v": 1, "period": self.period, "buf": self.buf.tolist(), "past_med": self.past_med.tolist(),
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
-                "if_train": self._flush_train().tolist(), "last": self.last_value}
+                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump()}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":
@@ -291,6 +300,7 @@ class SeriesDetector:
         tr = d.get("if_train") or []
         s.if_train = np.asarray(tr, float).reshape(len(tr), -1) if tr else np.zeros((0, 4))
         s.last_value = d.get("last")
+        s.recent = SlidingMax(params.refractory, d.get("recent"))
         return s
 
 
@@ -342,6 +352,7 @@ class EntityDetector(SeriesDetector):
         e = cls(d["metrics"], params, d.get("period"))
         base = SeriesDetector.load(e.p, d)
         e.cal, e.state, e.if_train = base.cal, base.state, base.if_train.reshape(-1, e.if_train.shape[1])
+        e.recent = base.recent
         e.per = [SeriesDetector.load(x.p, s) for x, s in zip(e.per, d["per"])]
         return e
 
