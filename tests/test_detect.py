@@ -180,7 +180,21 @@ def test_point_by_point_equals_one_batch() -> None:
     score = np.concatenate([p.score for p in parts])
     alert = np.concatenate([p.alert for p in parts])
     np.testing.assert_allclose(score, whole.score, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([p.novel for p in parts]), whole.novel, rtol=1e-9, atol=1e-12)
     assert (alert == whole.alert).all()
+
+
+def test_anomaly_score_is_news_only() -> None:
+    """A deviation's anomaly score (`novel`) counts at its first point: the points after it that score no higher
+    (a lasting shift, a repeat within `refractory` points) are 0 there, a clearly larger one counts again."""
+    x = noise(3000)
+    x[2000:2010] += 8
+    x[2030] += 40
+    b = detect_series(times(3000), x)
+    assert b.novel[2000] == b.score[2000] > 0.5
+    assert (b.novel[2001:2010] == 0).all() and (b.score[2001:2010] > 0).all()
+    assert b.novel[2030] == b.score[2030] > 1.1 * b.score[2000:2010].max()
+    assert ((b.novel == 0) | (b.novel == b.score)).all()
 
 
 @pytest.mark.parametrize("method", ["ensemble", "iforest"])
@@ -201,6 +215,7 @@ def test_state_survives_a_restart(method: str) -> None:
         [400 if method == "ensemble" else 402]
     if method == "ensemble":
         np.testing.assert_allclose(c.score, b.score, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(c.novel, b.novel, rtol=1e-9, atol=1e-12)
 
 
 # the alert state machine (pure) ------------------------------------------------------------------------------
