@@ -164,8 +164,8 @@ def test_each_alert_says_why() -> None:
     assert abs(b.expected[i] - 10) < 0.5
     assert b.lower[i] < b.expected[i] < b.upper[i] < x[i]
     assert abs(b.deviation[i] - (x[i] - b.expected[i])) < 1e-9
-    assert b.top[i] in ("zscore", "ema", "shift")
-    assert set(b.individual) == {"zscore", "ema", "seasonal", "shift"}
+    assert b.top[i] in ("zscore", "ema", "shift", "knn")
+    assert set(b.individual) == {"zscore", "ema", "seasonal", "shift", "knn"}
 
 
 def test_point_by_point_equals_one_batch() -> None:
@@ -180,7 +180,23 @@ def test_point_by_point_equals_one_batch() -> None:
     score = np.concatenate([p.score for p in parts])
     alert = np.concatenate([p.alert for p in parts])
     np.testing.assert_allclose(score, whole.score, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([p.novel for p in parts]), whole.novel, rtol=1e-9, atol=1e-12)
     assert (alert == whole.alert).all()
+
+
+def test_anomaly_score_is_news_only() -> None:
+    """A deviation's anomaly score (`novel`) counts where it first reaches its height: the points after it that
+    score no higher (a lasting shift, a repeat within `refractory` points) are 0 there, a clearly larger one counts
+    again."""
+    x = noise(3000)
+    x[2000:2010] += 8
+    x[2030] += 200
+    b = detect_series(times(3000), x)
+    assert b.novel[2000] == b.score[2000] > 0.5
+    assert (b.novel[2004:2010] == 0).all() and (b.score[2004:2010] > 0.5).all()
+    assert np.count_nonzero(b.novel[2000:2030]) <= 3  # the 3-point shape of the nearest-neighbour novelty
+    assert b.novel[2030] == b.score[2030] > 1.1 * b.score[2000:2010].max()
+    assert ((b.novel == 0) | (b.novel == b.score)).all()
 
 
 @pytest.mark.parametrize("method", ["ensemble", "iforest"])
@@ -201,6 +217,7 @@ def test_state_survives_a_restart(method: str) -> None:
         [400 if method == "ensemble" else 402]
     if method == "ensemble":
         np.testing.assert_allclose(c.score, b.score, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(c.novel, b.novel, rtol=1e-9, atol=1e-12)
 
 
 # the alert state machine (pure) ------------------------------------------------------------------------------
@@ -248,3 +265,24 @@ def test_params_are_validated() -> None:
         DetectorParams(open=0.5, close=0.6)
     with pytest.raises(ValidationError):
         DetectorParams(method="magic")
+
+
+def test_knn_novelty_alerts_on_a_new_shape_not_on_noise() -> None:
+    """The nearest-neighbour novelty stays quiet on noise and alerts on a shape the series never had."""
+    x = noise(4000, seed=7)
+    assert opened(x, method="knn") == []
+    x[3000] += 12
+    assert opened(x, method="knn") == [3000]
+
+
+def test_knn_novelty_point_by_point_equals_one_batch() -> None:
+    """Once its history is indexed, the novelty scores the same whether the series comes at once or step by step."""
+    x = noise(2000, seed=3)
+    x[1700] += 12
+    t = times(2000)
+    whole = detect_series(t, x, DetectorParams(method="knn"))
+    d = SeriesDetector(DetectorParams(method="knn"), period_points(STEP))
+    parts = [d.update(t[:1500], x[:1500])] + [d.update(t[i:i + 1], x[i:i + 1]) for i in range(1500, 2000)]
+    np.testing.assert_allclose(np.concatenate([p.individual["knn"] for p in parts]), whole.individual["knn"],
+                               rtol=1e-9, atol=1e-12)
+    assert whole.individual["knn"][1700] > 1 > whole.individual["knn"][1500:1700].max()

@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 
 from service.detect import methods as M
-from service.detect.discipline import AlertState, Calibrator, to_unit
+from service.detect.discipline import AlertState, Calibrator, SlidingMax, to_unit
 from service.detect.params import DetectorParams
 
-UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
+UNIVARIATE = ("zscore", "ema", "seasonal", "shift", "knn")
+IF_COLUMNS = ("zscore", "ema", "seasonal", "shift")  # the Isolation Forest's features per series
 SEASONAL_ALONE = 2.0  # the seasonal baseline alone alerts at twice its line
 SEASONAL_STRENGTH = 0.7  # seasonal residuals this much tighter than the local spread: the series is seasonal
 MIN_HISTORY = 32
-IF_RUN = 3  # consecutive isolated points the Isolation Forest needs  # points before any deviation is measured (and learned)
+IF_RUN = 3  # consecutive isolated points the Isolation Forest needs
+NOVELTY = 1.1  # a score is news when it exceeds the largest of the last `refractory` points by this factor
 
 
 def period_points(step_s: float) -> int:
@@ -45,6 +47,9 @@ class Batch:
     individual: dict[str, np.ndarray] = field(default_factory=dict)
     line: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the top method's line (raw units)
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))  # signed robust z (for the entity detector)
+    # the score where it is news (NOVELTY times above the last `refractory` points' scores), else 0: what NAB's
+    # results format calls anomaly_score (the first point of a deviation counts, its repeats do not)
+    novel: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
@@ -58,14 +63,17 @@ def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
     sea = float(ind["seasonal"][i])
     both = min(local, sea)
     if sea / SEASONAL_ALONE > both:
-        return sea / SEASONAL_ALONE, "seasonal"
+        both, top = sea / SEASONAL_ALONE, "seasonal"
+    knn = float(ind["knn"][i]) if "knn" in ind else 0.0
+    if knn > both:  # a shape the series never had is new whatever the time of day
+        return knn, "knn"
     return both, top
 
 
 def _empty_batch(k: int, names: tuple[str, ...]) -> Batch:
     nan = np.full(k, np.nan)
     return Batch(np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), nan.copy(), nan.copy(), nan.copy(),
-                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k))
+                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k), np.zeros(k))
 
 
 def _concat(a: Batch, b: Batch) -> Batch:
@@ -73,7 +81,8 @@ def _concat(a: Batch, b: Batch) -> Batch:
                    ("score", "alert", "opened", "expected", "lower", "upper", "deviation")),
                  top=a.top + b.top, individual={m: np.concatenate([a.individual[m], b.individual[m]])
                                                 for m in a.individual},
-                 line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]))
+                 line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]),
+                 novel=np.concatenate([a.novel, b.novel]))
 
 
 class SeriesDetector:
@@ -89,6 +98,7 @@ class SeriesDetector:
         self.ema: list[float] | None = None
         self.cal = Calibrator(self.p)
         self.state = AlertState()
+        self.recent = SlidingMax(self.p.refractory)  # scores of the last `refractory` points
         self.if_train = np.zeros((0, 4))
         self._forest_at = -1
         self._forest: Any = None
@@ -96,6 +106,8 @@ class SeriesDetector:
         self._if_prev: list[float] = []
         self._if_new: list[np.ndarray] = []  # training rows not yet in if_train (appending row by row is slow)
         self.last_value: float | None = None
+        self.seen = 0  # points appended to the history so far (the number of the next one)
+        self._knn: list | None = None  # the k-d tree of the last refit (rebuilt from `buf` after a restart)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -103,7 +115,9 @@ class SeriesDetector:
         return UNIVARIATE if m == "ensemble" else (m,)
 
     def history_len(self) -> int:
-        return max(self.p.window + self.p.shift_points, (self.p.season_days * (self.period or 0)) + 2)
+        p = self.p
+        knn = p.knn_history + 2 * p.knn_points + p.knn_refit if "knn" in self.names else 0
+        return max(p.window + p.shift_points, (p.season_days * (self.period or 0)) + 2, knn)
 
     def update(self, times: np.ndarray, values: np.ndarray) -> Batch:
         values = np.asarray(values, float)
@@ -147,18 +161,25 @@ class SeriesDetector:
         else:
             n = len(x)
             f["seasonal"] = M.Scored(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf))
+        if "knn" in self.names:
+            f["knn"], self._knn = M.knn_novelty(full, start, self.seen, p.knn_points, p.knn_history, p.knn_refit,
+                                                p.knn_least, self._knn)
+        else:
+            n = len(x)
+            f["knn"] = M.Scored(np.zeros(n), np.full(n, np.nan), np.ones(n))
         return f
 
     def _keep(self, x: np.ndarray, f: dict[str, M.Scored]) -> None:
         p = self.p
         self.buf = np.concatenate([self.buf, x])[-self.history_len():]
+        self.seen += len(x)
         k1 = p.shift_points - 1
         self.past_med = np.concatenate([self.past_med, f["zscore"].expected])[-k1:]
         self.past_scale = np.concatenate([self.past_scale, f["zscore"].scale])[-k1:]
         self.past_res = np.concatenate([self.past_res, f["seasonal"].dev])[-p.window:]
 
     def _iforest_rows(self, f: dict[str, M.Scored]) -> np.ndarray:
-        cols = [np.nan_to_num(f[m].dev / f[m].scale, nan=0.0, posinf=0.0, neginf=0.0) for m in UNIVARIATE]
+        cols = [np.nan_to_num(f[m].dev / f[m].scale, nan=0.0, posinf=0.0, neginf=0.0) for m in IF_COLUMNS]
         return np.clip(np.stack(cols, axis=1), -50, 50)
 
     def _decide(self, x: np.ndarray, missing: np.ndarray, f: dict[str, M.Scored]) -> Batch:
@@ -203,12 +224,17 @@ class SeriesDetector:
                     best, top = s, m
             if seasonal is not None and seasonal[i]:
                 best, top = combine(out.individual, i)
-            out.line[i] = cal.line(top, st.tick)
+            # the band shown is the top method's at its line; the nearest-neighbour novelty has no expected value
+            # of its own, so a new shape shows the robust z band at the robust z line
+            out.line[i] = cal.line("zscore" if top == "knn" else top, st.tick)
             pending = best >= min(p.open, p.sustain_level) and st.tick >= warmup and \
                 st.tick - st.last_open > p.refractory
+            u = to_unit(best)
+            out.novel[i] = u if u > NOVELTY * self.recent.max(st.tick) else 0.0
+            self.recent.push(st.tick, u)
             out.opened[i] = st.step(best, p, warmup)
             out.alert[i] = st.open
-            out.score[i] = to_unit(best)
+            out.score[i] = u
             out.top[i] = top
             # What alerts is learned shrunk: a repeat of the same deviation stays below the line, a larger one
             # does not (a daily cron spike alerts once; the next outage still alerts).
@@ -275,7 +301,7 @@ class SeriesDetector:
         return {"v": 1, "period": self.period, "buf": self.buf.tolist(), "past_med": self.past_med.tolist(),
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
-                "if_train": self._flush_train().tolist(), "last": self.last_value}
+                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":
@@ -291,6 +317,8 @@ class SeriesDetector:
         tr = d.get("if_train") or []
         s.if_train = np.asarray(tr, float).reshape(len(tr), -1) if tr else np.zeros((0, 4))
         s.last_value = d.get("last")
+        s.recent = SlidingMax(params.refractory, d.get("recent"))
+        s.seen = int(d.get("seen", len(s.buf)))
         return s
 
 
@@ -342,6 +370,7 @@ class EntityDetector(SeriesDetector):
         e = cls(d["metrics"], params, d.get("period"))
         base = SeriesDetector.load(e.p, d)
         e.cal, e.state, e.if_train = base.cal, base.state, base.if_train.reshape(-1, e.if_train.shape[1])
+        e.recent = base.recent
         e.per = [SeriesDetector.load(x.p, s) for x, s in zip(e.per, d["per"])]
         return e
 

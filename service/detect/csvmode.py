@@ -3,6 +3,10 @@
 
 Timestamps: 'YYYY-MM-DD HH:MM:SS' (NAB), RFC 3339, or epoch seconds. Empty or non-numeric values are missing
 points (scored 0, carried forward in the baseline).
+
+`anomaly_score` is the calibrated score where it is news (`Batch.novel`: above 1.1 times every score of the last
+`refractory` points, else 0): a deviation counts at its first point, its repeats while it lasts do not, as NAB
+rewards the first detection in a window and counts every later one outside it as a false positive.
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ def write_results(fh: TextIO, raw_ts: list[str], values: np.ndarray, b: Batch, e
     w.writerow(head)
     for i, ts in enumerate(raw_ts):
         v = values[i]
-        row = [ts, "" if math.isnan(v) else repr(float(v)), f"{b.score[i]:.6f}", int(b.alert[i])]
+        row = [ts, "" if math.isnan(v) else repr(float(v)), f"{b.novel[i]:.6f}", int(b.alert[i])]
         if explain:
             row += [_g(b.expected[i]), _g(b.lower[i]), _g(b.upper[i]), _g(b.deviation[i]), b.top[i]]
         w.writerow(row)

@@ -93,6 +93,8 @@ class Calibrator:
     def line(self, method: str, tick: int) -> float:
         if method == "iforest":  # relative to its training extremes already (core._iforest_chunk); isolation
             return IFOREST_LINE  # saturates there, so the line sits just below them
+        if method == "knn":  # relative to the largest distance inside its own history already
+            return self.p.margin
         m = self.maxes.get(method)
         past = m.max(tick) if m else 0.0
         return max(self.p.floor, self.p.margin * past)

@@ -170,3 +170,42 @@ def iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int = 
     med = np.median(tr)
     sd = max(MAD_TO_SD * np.median(np.abs(tr - med)), 1e-6)
     return (te - med) / sd
+
+
+def knn_novelty(full: np.ndarray, start: int, g0: int, m: int, history: int, refit: int, least: int,
+                cache: list | None = None) -> tuple[Scored, list | None]:
+    """How new the shape of the last `m` points is: the distance from the window ending at each new point to its
+    nearest neighbour among the windows of the previous `history` points, in units of the largest such distance
+    inside that history (1 = as far out as the most unusual window the series had; a level, a spike or a
+    rhythm it never had scores above it). The history is indexed every `refit` points (a k-d tree, scipy's
+    cKDTree) and excludes the windows overlapping the new ones, so the numbers do not depend on how the series
+    is cut into batches; it needs `least` windows of history. `full[start]` is the series' point number `g0`; `cache` is the last index
+    ([refit point, tree, centre, scale, line]), rebuilt from `full` when missing."""
+    from scipy.spatial import cKDTree
+
+    n = len(full)
+    k = n - start
+    dev = np.zeros(k)
+    off = g0 - start  # global number of full[0]
+    first = off + m - 1  # the first point that ends a whole window
+    g = np.arange(g0, g0 + k)
+    r = (g // refit) * refit
+    for ri in np.unique(r).tolist():
+        sel = np.flatnonzero((r == ri) & (g >= first))
+        hi = ri - 2 * m + 1 - off  # windows starting before hi end before the refit point's own window
+        lo = max(0, hi - history)
+        if hi - lo < least or not len(sel):
+            continue
+        if cache is None or cache[0] != ri:
+            tr = sliding_window_view(full[lo:hi + m - 1], m)
+            c = float(np.median(tr))
+            s = max(MAD_TO_SD * float(np.median(np.abs(tr - c))), 0.02 * float(tr.max() - tr.min()), EPS)
+            tree = cKDTree((tr - c) / s)
+            d2, _ = tree.query((tr - c) / s, k=2)
+            cache = [ri, tree, c, s, max(float(d2[:, 1].max()), EPS)]
+        _, tree, c, s, line = cache
+        ends = start + sel  # positions in full of the new points
+        q = np.stack([full[ends - m + 1 + j] for j in range(m)], axis=1)
+        d, _ = tree.query((q - c) / s, k=1)
+        dev[sel] = d / line
+    return Scored(dev, np.full(k, np.nan), np.ones(k)), cache

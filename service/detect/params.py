@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-METHODS = ("zscore", "ema", "seasonal", "shift", "iforest", "ensemble")
-Method = Literal["zscore", "ema", "seasonal", "shift", "iforest", "ensemble"]
+METHODS = ("zscore", "ema", "seasonal", "shift", "knn", "iforest", "ensemble")
+Method = Literal["zscore", "ema", "seasonal", "shift", "knn", "iforest", "ensemble"]
 _DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -56,6 +56,10 @@ class DetectorParams(_Strict):
     ema_span: int = Field(48, ge=2)
     shift_points: int = Field(6, ge=2, description="points averaged by the level-shift scorer")
     season_days: int = Field(3, ge=1, description="days of history of the seasonal baseline")
+    knn_points: int = Field(3, ge=1, description="points of the shape the nearest-neighbour novelty compares")
+    knn_history: int = Field(4032, ge=128, description="points of history it compares against")
+    knn_refit: int = Field(288, ge=16, description="points between re-indexing that history")
+    knn_least: int = Field(1008, ge=16, description="points of history it needs before it scores")
     iforest_trees: int = Field(50, ge=10)
     iforest_refit: int = Field(1000, ge=50, description="points between Isolation Forest refits")
 
