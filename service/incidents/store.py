@@ -45,6 +45,7 @@ TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
 MAX_RETRIES = 100
 OPEN_STATES = ("triggered", "acknowledged", "snoozed")
+LIST_BATCH = 100  # incidents read per pipeline when list() filters by state or severity
 
 
 class IncidentNotFound(KeyError):
@@ -849,31 +850,61 @@ class IncidentStore:
 
     async def get(self, iid: str) -> dict[str, Any]:
         """The incident snapshot (see the shared incident schema)."""
-        domain = await self._domain_of(iid)
+        snap = (await self._snapshots(await self._domain_of(iid), [iid]))[0]
+        if snap is None:
+            raise IncidentNotFound(iid)
+        return snap
+
+    async def _snapshots(self, domain: str, ids: list[str]) -> list[dict[str, Any] | None]:
+        """The snapshots of incidents `ids` of one domain (None for one that is gone), in two round trips
+        whatever their number: one pipeline of their records, one of the learned feedback and lead history
+        their members' keys need."""
         k = self.keys(domain)
         async with self.redis.pipeline(transaction=False) as p:
-            p.get(k.meta(iid))
-            p.hvals(k.members(iid))
-            p.lrange(k.timeline(iid), 0, -1)
-            raw_meta, raw_members, raw_tl = await p.execute()
-        if not raw_meta:
-            raise IncidentNotFound(iid)
-        meta = json.loads(raw_meta)
-        members = sorted((json.loads(m) for m in raw_members), key=lambda m: (m["starts_at"], m["fingerprint"]))
+            for iid in ids:
+                p.get(k.meta(iid))
+                p.hvals(k.members(iid))
+                p.lrange(k.timeline(iid), 0, -1)
+            raw = await p.execute()
+        rows: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[Any]] | None] = []
+        for i, iid in enumerate(ids):
+            raw_meta, raw_members, raw_tl = raw[3 * i:3 * i + 3]
+            if not raw_meta:
+                rows.append(None)
+                continue
+            members = sorted((json.loads(m) for m in raw_members), key=lambda m: (m["starts_at"], m["fingerprint"]))
+            rows.append((iid, json.loads(raw_meta), members, raw_tl))
+        keys_of = {r[0]: sorted({m["key"] for m in r[2]}) for r in rows if r is not None}
+        wanted = sorted({key for ks in keys_of.values() for key in ks[:200]})
+        cooc = self.cooc(domain)
+        async with self.redis.pipeline(transaction=False) as p:
+            if wanted:
+                p.hmget(k.fb, [f"{key}|{kind}" for key in wanted for kind in ("acted", "noise")])
+            lead_keys = cooc.queue_lead_reads(p, {key for ks in keys_of.values() for key in ks})
+            learned = await p.execute() if wanted or lead_keys else []
         now = self.clock.now()
-        cfg = self.cfg
-        keys = sorted({m["key"] for m in members})
-        fb: dict[str, dict[str, float]] = {}
-        if keys:
-            wanted = keys[:200]
-            raw = await self.redis.hmget(k.fb, [f"{key}|{kind}" for key in wanted for kind in ("acted", "noise")])
+        fb_all: dict[str, dict[str, float]] = {}
+        if wanted:
             for i, key in enumerate(wanted):
-                acted, noise = raw[2 * i], raw[2 * i + 1]
+                acted, noise = learned[0][2 * i], learned[0][2 * i + 1]
                 if acted or noise:
-                    fb[key] = {"acted": float(acted or 0), "noise": float(noise or 0)}
+                    fb_all[key] = {"acted": float(acted or 0), "noise": float(noise or 0)}
+        lead = cooc.lead_lookup(lead_keys, learned[1:] if wanted else learned, now)
+        out: list[dict[str, Any] | None] = []
+        for r in rows:
+            if r is None:
+                out.append(None)
+                continue
+            keys = keys_of[r[0]]
+            fb = {key: fb_all[key] for key in keys[:200] if key in fb_all}
+            out.append(self._snapshot(*r, fb, lead if keys else None, now))
+        return out
+
+    def _snapshot(self, iid: str, meta: dict[str, Any], members: list[dict[str, Any]], raw_tl: list[Any],
+                  fb: dict[str, dict[str, float]], lead: Any, now: float) -> dict[str, Any]:
+        cfg = self.cfg
         sev, sev_f = severity(members, cfg, now) if members else ("info", [])
         conf, conf_f, flapping = confidence(members, cfg, now, fb) if members else (0.0, [], False)
-        lead = await self.cooc(domain).lead_history(keys, now) if keys else None
         roots = rank(members, cfg, lead)
         title = self._title(roots, members)
         out_members = [{k2: v for k2, v in m.items() if k2 not in INTERNAL_MEMBER_KEYS} for m in members]
@@ -919,26 +950,28 @@ class IncidentStore:
 
     async def list(self, state: str | None = None, severity: str | None = None, since: float | None = None,
                    until: float | None = None, domain: str = "default", limit: int = 100) -> list[dict[str, Any]]:
-        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity."""
+        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity.
+
+        A constant number of round trips for a page: the ids, then `_snapshots` of just as many as are still
+        wanted (two pipelines); with a filter, of LIST_BATCH at a time until the page is full."""
         k = self.keys(domain)
-        ids = await self.redis.zrevrangebyscore(k.all, "+inf" if until is None else until,
-                                                "-inf" if since is None else since)
+        ids = [_s(raw) for raw in await self.redis.zrevrangebyscore(
+            k.all, "+inf" if until is None else until, "-inf" if since is None else since)]
         out: list[dict[str, Any]] = []
-        for raw in ids:
-            iid = _s(raw)
-            try:
-                snap = await self.get(iid)
-            except IncidentNotFound:
-                await self.redis.zrem(k.all, iid)  # expired after retention
-                continue
-            if state and snap["state"] != state:
-                continue
-            if severity and snap["severity"] != severity:
-                continue
-            out.append(snap)
-            if len(out) >= limit:
-                break
-        return out
+        gone: list[str] = []
+        pos = 0
+        while pos < len(ids) and len(out) < limit:
+            want = limit - len(out)
+            batch = ids[pos:pos + (max(want, LIST_BATCH) if state or severity else want)]
+            pos += len(batch)
+            for iid, snap in zip(batch, await self._snapshots(domain, batch)):
+                if snap is None:
+                    gone.append(iid)  # expired after retention
+                elif (not state or snap["state"] == state) and (not severity or snap["severity"] == severity):
+                    out.append(snap)
+        if gone:
+            await self.redis.zrem(k.all, *gone)
+        return out[:limit]
 
     async def incident_of(self, alert: Alert) -> str | None:
         """The incident an alert currently belongs to (None if none)."""
