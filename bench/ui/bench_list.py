@@ -1,7 +1,12 @@
 """GET /ui/ with 1,000 open incidents: median and p95, next to GET /api/v1/incidents in the same run (the UI
 reads incidents through the same store call, so the API is the baseline it can be compared with).
 
-    python -m bench.ui.bench_list [--incidents 1000] [--requests 40]   # REDIS_URL, else a private embedded Redis
+    python -m bench.ui.bench_list [--incidents 1000] [--requests 40] [--baseline REV]
+                                                          # REDIS_URL, else a private embedded Redis
+
+`--baseline REV` measures the same requests with service/incidents/store.py as it was at git revision REV too, in
+the same process and on the same data: its IncidentStore is built beside the current one and the engine's
+`incidents` is switched between the two every ten requests, so both see the same machine load.
 
 1,000 unrelated alerts (own service each, onsets 400 s apart: beyond the correlation window) make 1,000 open
 incidents. The app is the real one (create_app) on a loopback port; requests go through aiohttp's client with a
@@ -10,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
+import subprocess
+import sys
 import statistics
 import tempfile
 import time
@@ -37,6 +45,18 @@ tocsin:
 NAMES = ["HighLatency", "Http5xxRateHigh", "HighCPUUsage", "DiskIOSaturation", "KafkaConsumerLagHigh"]
 
 
+def baseline_store(rev: str, current: object) -> object:
+    """An IncidentStore of service/incidents/store.py at git revision `rev`, on the same Redis and keys."""
+    src = subprocess.run(["git", "show", f"{rev}:service/incidents/store.py"], check=True, capture_output=True,
+                         text=True).stdout
+    spec = importlib.util.spec_from_loader(f"_store_at_{rev}", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"{rev}:service/incidents/store.py", "exec"), mod.__dict__)
+    c = current
+    return mod.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url)
+
+
 async def timed(session: aiohttp.ClientSession, url: str, n: int) -> list[float]:
     out = []
     for _ in range(n):
@@ -52,7 +72,53 @@ def p95(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(round(0.95 * len(xs))) - 1)]
 
 
-async def main(n_incidents: int, n_requests: int) -> None:
+async def measure(env: object, stores: dict[str, object], n_requests: int) -> dict[str, list[float]]:
+    """Milliseconds per request (and per in-process read), by name; a baseline store's names carry its tag."""
+    results: dict[str, list[float]] = {}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        await s.get(env.base + "/ui/")  # session cookie
+        for st in stores.values():
+            env.engine.incidents = st
+            await timed(s, env.base + "/api/v1/incidents", 3)  # warm-up
+            await timed(s, env.base + "/ui/", 3)
+        for _ in range(n_requests // 10):  # interleaved, so all see the same machine load
+            for tag, st in stores.items():
+                env.engine.incidents = st
+                for name, url in (("GET /api/v1/incidents", "/api/v1/incidents"), ("GET /ui/", "/ui/"),
+                                  ("GET /ui/incidents.json", "/ui/incidents.json")):
+                    results.setdefault(name + tag, []).extend(await timed(s, env.base + url, 10))
+                for _ in range(10):
+                    t = time.perf_counter()
+                    await st.list(limit=PAGE_SIZE)
+                    results.setdefault(f"IncidentStore.list({PAGE_SIZE})" + tag, []).append(
+                        (time.perf_counter() - t) * 1000)
+                if not tag:
+                    for _ in range(10):
+                        t = time.perf_counter()
+                        await _unassigned(env.engine)
+                        results.setdefault("unassigned count", []).append((time.perf_counter() - t) * 1000)
+        env.engine.incidents = stores[""]
+    return results
+
+
+def report(results: dict[str, list[float]], baseline: str) -> None:
+    print(f"{'request':40} {'median ms':>10} {'p95 ms':>10} {'ratio to API (median)':>22}")
+    base = statistics.median(results["GET /api/v1/incidents"])
+    for name, xs in results.items():
+        print(f"{name:40} {statistics.median(xs):10.1f} {p95(xs):10.1f} {statistics.median(xs) / base:22.2f}")
+    if baseline:
+        print(f"{'current / baseline (median, p95)':40}")
+        for name in results:
+            if name + f" @{baseline}" in results:
+                old = results[name + f" @{baseline}"]
+                new = results[name]
+                print(f"  {name:38} {statistics.median(new) / statistics.median(old):10.2f} "
+                      f"{p95(new) / p95(old):10.2f}")
+    print(f"({len(results['GET /api/v1/incidents'])} requests each; the API lists the newest 100 incidents, the "
+          f"UI page the newest {PAGE_SIZE}; the last lines are the UI's two Redis reads, in-process)")
+
+
+async def main(n_incidents: int, n_requests: int, baseline: str = "") -> None:
     embedded = None
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -75,29 +141,10 @@ async def main(n_incidents: int, n_requests: int) -> None:
             await env.engine.ingest(alerts)  # what POST /api/v2/alerts does, without the HTTP round trip
         open_n = len(await env.engine.incidents.list(limit=10 ** 6, state="triggered"))
         print(f"setup: {n_incidents} alerts -> {open_n} open incidents in {time.perf_counter() - t0:.1f}s")
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-            await s.get(env.base + "/ui/")  # session cookie
-            await timed(s, env.base + "/api/v1/incidents", 3)  # warm-up
-            await timed(s, env.base + "/ui/", 3)
-            api, ui, js, store, unassigned = [], [], [], [], []
-            for _ in range(n_requests // 10):  # interleaved, so all see the same machine load
-                api += await timed(s, env.base + "/api/v1/incidents", 10)
-                ui += await timed(s, env.base + "/ui/", 10)
-                js += await timed(s, env.base + "/ui/incidents.json", 10)
-                for _ in range(10):
-                    t = time.perf_counter()
-                    await env.engine.incidents.list(limit=PAGE_SIZE)
-                    store.append((time.perf_counter() - t) * 1000)
-                    t = time.perf_counter()
-                    await _unassigned(env.engine)
-                    unassigned.append((time.perf_counter() - t) * 1000)
-        print(f"{'request':30} {'median ms':>10} {'p95 ms':>10} {'ratio to API (median)':>22}")
-        base = statistics.median(api)
-        for name, xs in (("GET /api/v1/incidents", api), ("GET /ui/", ui), ("GET /ui/incidents.json", js),
-                         (f"IncidentStore.list({PAGE_SIZE})", store), ("unassigned count", unassigned)):
-            print(f"{name:30} {statistics.median(xs):10.1f} {p95(xs):10.1f} {statistics.median(xs) / base:22.2f}")
-        print(f"({len(api)} requests each; the API lists the newest 100 incidents, the UI page the newest "
-              f"{PAGE_SIZE}; the last two lines are the UI's two Redis reads, in-process)")
+        stores = {"": env.engine.incidents}
+        if baseline:
+            stores[f" @{baseline}"] = baseline_store(baseline, env.engine.incidents)
+        report(await measure(env, stores, n_requests), baseline)
     finally:
         async for k in env.engine.redis.scan_iter(match=f"{prefix}*", count=1000):
             await env.engine.redis.delete(k)
@@ -110,5 +157,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--incidents", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=40)
+    ap.add_argument("--baseline", default="", help="also measure service/incidents/store.py at this git revision")
     args = ap.parse_args()
-    asyncio.run(main(args.incidents, args.requests))
+    asyncio.run(main(args.incidents, args.requests, args.baseline))

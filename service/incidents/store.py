@@ -973,6 +973,16 @@ class IncidentStore:
             await self.redis.zrem(k.all, *gone)
         return out[:limit]
 
+    async def count_without_incident(self, by_domain: dict[str, list[str]]) -> int:
+        """How many of these alert fingerprints (by correlation domain) belong to no incident: one pipeline."""
+        by_domain = {d: fps for d, fps in by_domain.items() if fps}
+        if not by_domain:
+            return 0
+        async with self.redis.pipeline(transaction=False) as p:
+            for domain, fps in by_domain.items():
+                p.hmget(self.keys(domain).fp, fps)
+            return sum(1 for res in await p.execute() for x in res if x is None)
+
     async def incident_of(self, alert: Alert) -> str | None:
         """The incident an alert currently belongs to (None if none)."""
         k = self.keys(self.domain(alert.labels))

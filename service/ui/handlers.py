@@ -164,28 +164,19 @@ async def _incident_rows(request: web.Request, f: dict[str, str]) -> list[dict[s
 
 
 async def _unassigned(engine: Any) -> int:
-    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`): what
-    `IncidentStore.incident_of` answers for each, asked with one HMGET per correlation domain of the store's
-    fingerprint index (`keys(domain).fp`), or alert by alert if the store has no such index."""
+    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`). Without
+    `correlation.domain_labels` every alert is in the default domain, so the firing fingerprints come from the
+    alert store's end-time index and no alert record is read; with them, each firing alert's labels name its
+    domain."""
     inc = engine.incidents
     now = engine.clock.now()
-    firing = [a for a in await engine.dispatcher.store.all() if not a.resolved_at(now)]
-    if not firing:
-        return 0
-    try:
-        by_domain: dict[str, list[str]] = {}
-        for a in firing:
+    if not inc.cfg.domain_labels:
+        return await inc.count_without_incident({"default": await engine.dispatcher.store.firing_fingerprints(now)})
+    by_domain: dict[str, list[str]] = {}
+    for a in await engine.dispatcher.store.all():
+        if not a.resolved_at(now):
             by_domain.setdefault(inc.domain(a.labels), []).append(a.fingerprint)
-        pipe = engine.redis.pipeline(transaction=False)
-        for domain, fps in by_domain.items():
-            pipe.hmget(inc.keys(domain).fp, fps)
-        return sum(1 for res in await pipe.execute() for x in res if x is None)
-    except AttributeError:  # a store without the index: the public method, alert by alert
-        n = 0
-        for i in range(0, len(firing), 200):
-            ids = await asyncio.gather(*(inc.incident_of(a) for a in firing[i:i + 200]))
-            n += sum(1 for x in ids if x is None)
-        return n
+    return await inc.count_without_incident(by_domain)
 
 
 async def index(request: web.Request, sess: auth.Session) -> web.StreamResponse:
