@@ -4,9 +4,10 @@ reads incidents through the same store call, so the API is the baseline it can b
     python -m bench.ui.bench_list [--incidents 1000] [--requests 40] [--baseline REV]
                                                           # REDIS_URL, else a private embedded Redis
 
-`--baseline REV` measures the same requests with service/incidents/store.py as it was at git revision REV too, in
-the same process and on the same data: its IncidentStore is built beside the current one and the engine's
-`incidents` is switched between the two every ten requests, so both see the same machine load.
+`--baseline REV` measures the same requests with service/incidents/store.py and the UI's count of alerts in no
+incident (service/ui/handlers.py `_unassigned`) as they were at git revision REV too, in the same process and on
+the same data: the old IncidentStore is built beside the current one, and the two variants take turns every ten
+requests, so both see the same machine load.
 
 1,000 unrelated alerts (own service each, onsets 400 s apart: beyond the correlation window) make 1,000 open
 incidents. The app is the real one (create_app) on a loopback port; requests go through aiohttp's client with a
@@ -23,13 +24,16 @@ import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
 from bench.ui.scenario import T0, start
 from service.ingest.alerts import parse_postable
 from service.core.clock import to_rfc3339
-from service.ui.handlers import PAGE_SIZE, _unassigned
+from service.ui import handlers
+from service.ui.handlers import PAGE_SIZE
 
 CONFIG = """
 global: {resolve_timeout: 5m}
@@ -45,16 +49,34 @@ tocsin:
 NAMES = ["HighLatency", "Http5xxRateHigh", "HighCPUUsage", "DiskIOSaturation", "KafkaConsumerLagHigh"]
 
 
-def baseline_store(rev: str, current: object) -> object:
-    """An IncidentStore of service/incidents/store.py at git revision `rev`, on the same Redis and keys."""
-    src = subprocess.run(["git", "show", f"{rev}:service/incidents/store.py"], check=True, capture_output=True,
-                         text=True).stdout
-    spec = importlib.util.spec_from_loader(f"_store_at_{rev}", loader=None)
+def module_at(rev: str, path: str) -> Any:
+    """The module `path` as it was at git revision `rev`, loaded beside the current one."""
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader(f"_at_{rev}_{path.replace('/', '_')[:-3]}", loader=None)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
-    exec(compile(src, f"{rev}:service/incidents/store.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+@dataclass
+class Variant:
+    """What the UI reads through: the incident store and the UI's count of alerts in no incident."""
+    incidents: Any
+    unassigned: Callable[[Any], Awaitable[int]]
+
+    def use(self, engine: Any) -> None:
+        engine.incidents = self.incidents
+        handlers._unassigned = self.unassigned
+
+
+def baseline(rev: str, current: Any) -> Variant:
+    """service/incidents/store.py and the UI's unassigned count as they were at `rev`, on the same Redis and keys."""
     c = current
-    return mod.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url)
+    store = module_at(rev, "service/incidents/store.py")
+    old_ui = module_at(rev, "service/ui/handlers.py")
+    return Variant(store.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url),
+                   old_ui._unassigned)
 
 
 async def timed(session: aiohttp.ClientSession, url: str, n: int) -> list[float]:
@@ -72,32 +94,31 @@ def p95(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(round(0.95 * len(xs))) - 1)]
 
 
-async def measure(env: object, stores: dict[str, object], n_requests: int) -> dict[str, list[float]]:
+async def measure(env: Any, stores: dict[str, Variant], n_requests: int) -> dict[str, list[float]]:
     """Milliseconds per request (and per in-process read), by name; a baseline store's names carry its tag."""
     results: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         await s.get(env.base + "/ui/")  # session cookie
         for st in stores.values():
-            env.engine.incidents = st
+            st.use(env.engine)
             await timed(s, env.base + "/api/v1/incidents", 3)  # warm-up
             await timed(s, env.base + "/ui/", 3)
         for _ in range(n_requests // 10):  # interleaved, so all see the same machine load
             for tag, st in stores.items():
-                env.engine.incidents = st
+                st.use(env.engine)
                 for name, url in (("GET /api/v1/incidents", "/api/v1/incidents"), ("GET /ui/", "/ui/"),
                                   ("GET /ui/incidents.json", "/ui/incidents.json")):
                     results.setdefault(name + tag, []).extend(await timed(s, env.base + url, 10))
                 for _ in range(10):
                     t = time.perf_counter()
-                    await st.list(limit=PAGE_SIZE)
+                    await st.incidents.list(limit=PAGE_SIZE)
                     results.setdefault(f"IncidentStore.list({PAGE_SIZE})" + tag, []).append(
                         (time.perf_counter() - t) * 1000)
-                if not tag:
-                    for _ in range(10):
-                        t = time.perf_counter()
-                        await _unassigned(env.engine)
-                        results.setdefault("unassigned count", []).append((time.perf_counter() - t) * 1000)
-        env.engine.incidents = stores[""]
+                for _ in range(10):
+                    t = time.perf_counter()
+                    await st.unassigned(env.engine)
+                    results.setdefault("unassigned count" + tag, []).append((time.perf_counter() - t) * 1000)
+        stores[""].use(env.engine)
     return results
 
 
@@ -118,7 +139,7 @@ def report(results: dict[str, list[float]], baseline: str) -> None:
           f"UI page the newest {PAGE_SIZE}; the last lines are the UI's two Redis reads, in-process)")
 
 
-async def main(n_incidents: int, n_requests: int, baseline: str = "") -> None:
+async def main(n_incidents: int, n_requests: int, rev: str = "") -> None:
     embedded = None
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -141,10 +162,10 @@ async def main(n_incidents: int, n_requests: int, baseline: str = "") -> None:
             await env.engine.ingest(alerts)  # what POST /api/v2/alerts does, without the HTTP round trip
         open_n = len(await env.engine.incidents.list(limit=10 ** 6, state="triggered"))
         print(f"setup: {n_incidents} alerts -> {open_n} open incidents in {time.perf_counter() - t0:.1f}s")
-        stores = {"": env.engine.incidents}
-        if baseline:
-            stores[f" @{baseline}"] = baseline_store(baseline, env.engine.incidents)
-        report(await measure(env, stores, n_requests), baseline)
+        stores = {"": Variant(env.engine.incidents, handlers._unassigned)}
+        if rev:
+            stores[f" @{rev}"] = baseline(rev, env.engine.incidents)
+        report(await measure(env, stores, n_requests), rev)
     finally:
         async for k in env.engine.redis.scan_iter(match=f"{prefix}*", count=1000):
             await env.engine.redis.delete(k)

@@ -952,23 +952,25 @@ class IncidentStore:
                    until: float | None = None, domain: str = "default", limit: int = 100) -> list[dict[str, Any]]:
         """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity.
 
-        A constant number of round trips for a page: the ids, then `_snapshots` of just as many as are still
-        wanted (two pipelines); with a filter, of LIST_BATCH at a time until the page is full."""
+        A constant number of round trips for a page: the ids of just as many as are still wanted, then their
+        `_snapshots` (two pipelines); with a filter, LIST_BATCH at a time until the page is full."""
         k = self.keys(domain)
-        ids = [_s(raw) for raw in await self.redis.zrevrangebyscore(
-            k.all, "+inf" if until is None else until, "-inf" if since is None else since)]
+        hi, lo = "+inf" if until is None else until, "-inf" if since is None else since
         out: list[dict[str, Any]] = []
         gone: list[str] = []
         pos = 0
-        while pos < len(ids) and len(out) < limit:
+        while len(out) < limit:
             want = limit - len(out)
-            batch = ids[pos:pos + (max(want, LIST_BATCH) if state or severity else want)]
-            pos += len(batch)
+            n = max(want, LIST_BATCH) if state or severity else want
+            batch = [_s(raw) for raw in await self.redis.zrevrangebyscore(k.all, hi, lo, start=pos, num=n)]
+            pos += n
             for iid, snap in zip(batch, await self._snapshots(domain, batch)):
                 if snap is None:
                     gone.append(iid)  # expired after retention
                 elif (not state or snap["state"] == state) and (not severity or snap["severity"] == severity):
                     out.append(snap)
+            if len(batch) < n:
+                break
         if gone:
             await self.redis.zrem(k.all, *gone)
         return out[:limit]
