@@ -13,7 +13,7 @@ import yarl
 from bench.ui.scenario import CASCADE, CONFIG, T0, start
 from service.http.appkeys import TOKENS
 from service.core.clock import to_rfc3339
-from service.ui import CSP
+from service.http.ui.routes import CSP
 
 TOKEN = "s3cr3t-api-token-0123456789abcdef"
 

@@ -5,7 +5,7 @@ reads incidents through the same store call, so the API is the baseline it can b
                                                           # REDIS_URL, else a private embedded Redis
 
 `--baseline REV` measures the same requests with service/incidents/store.py and the UI's count of alerts in no
-incident (service/ui/handlers.py `_unassigned`) as they were at git revision REV too, in the same process and on
+incident (`_unassigned` of service/http/ui/handlers.py, formerly service/ui/) as they were at git revision REV too, in the same process and on
 the same data: the old IncidentStore is built beside the current one, and the two variants take turns every ten
 requests, so both see the same machine load.
 
@@ -15,6 +15,7 @@ browser session (cookie). Wall-clock timing here is measurement, never logic."""
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import importlib.util
 import os
@@ -32,8 +33,8 @@ import aiohttp
 from bench.ui.scenario import T0, start
 from service.ingest.alerts import parse_postable
 from service.core.clock import to_rfc3339
-from service.ui import handlers
-from service.ui.handlers import PAGE_SIZE
+from service.http.ui import handlers
+from service.http.ui.handlers import PAGE_SIZE
 
 CONFIG = """
 global: {resolve_timeout: 5m}
@@ -49,14 +50,34 @@ tocsin:
 NAMES = ["HighLatency", "Http5xxRateHigh", "HighCPUUsage", "DiskIOSaturation", "KafkaConsumerLagHigh"]
 
 
-def module_at(rev: str, path: str) -> Any:
-    """The module `path` as it was at git revision `rev`, loaded beside the current one."""
-    src = subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True, text=True).stdout
+def source_at(rev: str, *paths: str) -> tuple[str, str]:
+    """(path, text) of the first of `paths` that exists at git revision `rev` (files move between revisions)."""
+    for path in paths:
+        r = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return path, r.stdout
+    raise FileNotFoundError(f"none of {paths} at {rev}")
+
+
+def module_at(rev: str, *paths: str) -> Any:
+    """The module at the first of `paths` as it was at git revision `rev`, loaded beside the current one."""
+    path, src = source_at(rev, *paths)
     spec = importlib.util.spec_from_loader(f"_at_{rev}_{path.replace('/', '_')[:-3]}", loader=None)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
     return mod
+
+
+def function_at(rev: str, name: str, *paths: str) -> Any:
+    """Just the module-level function `name` of the first of `paths` at `rev` (not its module, whose imports may
+    name modules that have moved since), run with the current module's globals."""
+    path, src = source_at(rev, *paths)
+    node = next(n for n in ast.parse(src).body if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)
+                and n.name == name)
+    ns = dict(vars(handlers))
+    exec(compile(ast.Module(body=[node], type_ignores=[]), f"{rev}:{path}", "exec"), ns)
+    return ns[name]
 
 
 @dataclass
@@ -74,9 +95,8 @@ def baseline(rev: str, current: Any) -> Variant:
     """service/incidents/store.py and the UI's unassigned count as they were at `rev`, on the same Redis and keys."""
     c = current
     store = module_at(rev, "service/incidents/store.py")
-    old_ui = module_at(rev, "service/ui/handlers.py")
-    return Variant(store.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url),
-                   old_ui._unassigned)
+    unassigned = function_at(rev, "_unassigned", "service/http/ui/handlers.py", "service/ui/handlers.py")
+    return Variant(store.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url), unassigned)
 
 
 async def timed(session: aiohttp.ClientSession, url: str, n: int) -> list[float]:

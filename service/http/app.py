@@ -149,7 +149,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
 
     add_incident_routes(app, cfg.tocsin.slack or {}, cfg.tocsin.pagerduty or {}, clock)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    from service.ui import add_ui
+    from service.http.ui.routes import add_ui
 
     add_ui(app)  # the web UI under /ui/
     return app

@@ -22,7 +22,7 @@ from routing.silences import SilenceError
 from service.http import api as api_handlers
 from service.http.appkeys import ENGINE
 from service.core.errors import ConfigError
-from service.ui import auth, views
+from service.http.ui import auth, views
 
 log = structlog.get_logger("tocsin.ui")
 
@@ -31,7 +31,7 @@ FILTERED_SCAN = 1000  # incidents looked through when a service or text filter i
 MERGE_CHOICES = 10  # the newest incidents offered by "Merge into" (each is one IncidentStore.get)
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
-_env = jinja2.Environment(loader=jinja2.PackageLoader("service.ui", "templates"), autoescape=True,
+_env = jinja2.Environment(loader=jinja2.PackageLoader("service.http.ui", "templates"), autoescape=True,
                           trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 _env.globals.update(fmt_time=views.fmt_time, fmt_iso=views.fmt_iso, fmt_age=views.fmt_age,
                     labels_text=views.labels_text, matchers_text=views.matchers_text,
