@@ -41,6 +41,8 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from service.store.silences import SilenceStore
+
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
 
@@ -116,6 +118,10 @@ class Keys:
 
     def silences_version(self) -> str:
         return f"{self.prefix}:{{sil}}:version"
+
+    def silence_storage(self, redis: Redis) -> SilenceStore:
+        """The silences' Redis storage under these keys (service/store/silences.py), for routing.silences."""
+        return SilenceStore(redis, self)
 
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
