@@ -41,6 +41,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
 from service.store.silences import SilenceStore
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -151,10 +152,6 @@ class Scripts:
     def __init__(self, redis: Redis):
         for name in self.NAMES:
             setattr(self, name, redis.register_script((LUA_DIR / f"{name}.lua").read_text()))
-
-
-def ms(t: float) -> int:
-    return int(round(t * 1000))
 
 
 def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
