@@ -217,22 +217,15 @@ async def _groups(request: web.Request, sess: auth.Session) -> web.StreamRespons
 
 
 async def _escalations(engine: Any, snap: dict[str, Any]) -> list[views.Escalation]:
-    """The incident's escalations, read from their Redis state (read only)."""
+    """The incident's escalations, read from their stored state (read only)."""
     esc = engine.escalator
     if esc is None:
         return []
-    from service.incidents.escalation import escalation_id
-
     out = []
     for name, policy in esc.cfg.policies.items():
-        eid = escalation_id(snap["id"], name)
-        raw = await engine.redis.hgetall(engine.keys.esc(eid))
-        if not raw:
-            continue
-        h = {k.decode(): v.decode() for k, v in raw.items()}
-        score = await engine.redis.zscore(engine.keys.esc_due(engine.keys.shard_of(eid)), eid)
-        out.append(views.escalation_from_state(name, policy, h, None if score is None else score / 1000,
-                                               snap["state"]))
+        h, due = await esc.state(snap["id"], name)
+        if h:
+            out.append(views.escalation_from_state(name, policy, h, due, snap["state"]))
     return out
 
 
