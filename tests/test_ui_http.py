@@ -1,4 +1,4 @@
-"""The web UI over plain HTTP (issue 13): login turns an API token into a session cookie (HttpOnly,
+"""The web UI over plain HTTP: login turns an API token into a session cookie (HttpOnly,
 SameSite=Strict, the token never stored), every action needs the same origin and the session's CSRF token,
 every page carries a strict Content-Security-Policy, and the pages show what the API says."""
 from __future__ import annotations
