@@ -19,6 +19,8 @@ one Redis Cluster slot):
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
+  P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
+  P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
 
 No code path uses KEYS or a multi-key command across hash tags (tests/test_cluster_slots.py runs the pipeline on a
 real 3-master cluster to prove it).
@@ -123,6 +125,13 @@ class Keys:
     def silence_storage(self, redis: Redis) -> SilenceStore:
         """The silences' Redis storage under these keys (service/store/silences.py), for routing.silences."""
         return SilenceStore(redis, self)
+
+    # the web UI (single-key commands: no hash tag needed)
+    def ui_session(self, sid_hash: str) -> str:
+        return f"{self.prefix}:ui:session:{sid_hash}"
+
+    def ui_login_failures(self, addr_hash: str) -> str:
+        return f"{self.prefix}:ui:login-failures:{addr_hash}"
 
     # misc
     def dedup(self, namespace: str, ident: str) -> str:

@@ -478,11 +478,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     if not auth.same_origin(request):
         return web.Response(status=403, text="cross-origin request refused\n")
-    sid = request.cookies.get(auth.COOKIE, "")
-    engine = request.app[ENGINE]
-    raw = await engine.redis.get(auth._key(request, sid)) if sid and len(sid) <= 100 else None
+    stored = await auth.stored(request)
     form = await request.post()
-    old = auth.Session(sid, json.loads(raw)["csrf"], "", "", False) if raw else None
+    old = auth.Session(stored.sid, stored.csrf, "", "", False) if stored else None
     if old is None or not auth.csrf_ok(old, form.get("csrf")):
         return web.Response(status=403, text="missing or invalid CSRF token: reload the login page\n")
     name = str(form.get("name", "")).strip()[:100]
