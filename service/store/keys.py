@@ -21,6 +21,8 @@ one Redis Cluster slot):
   P:{sil}:version          string, bumped on every silence change
   P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
   P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
+  P:{slackreplay}:<sig>    string  a signed Slack request already handled (service/store/once.py)
+  P:{pdwebhook}:<event>    string  a PagerDuty webhook event already handled
 
 No code path uses KEYS or a multi-key command across hash tags (tests/test_cluster_slots.py runs the pipeline on a
 real 3-master cluster to prove it).
@@ -132,6 +134,13 @@ class Keys:
 
     def ui_login_failures(self, addr_hash: str) -> str:
         return f"{self.prefix}:ui:login-failures:{addr_hash}"
+
+    # the signed doors' replay memory (single keys)
+    def slack_replay(self, signature_key: str) -> str:
+        return f"{self.prefix}:{{slackreplay}}:{signature_key}"
+
+    def pagerduty_webhook(self, event_id: str) -> str:
+        return f"{self.prefix}:{{pdwebhook}}:{event_id}"
 
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
