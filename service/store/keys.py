@@ -23,6 +23,8 @@ one Redis Cluster slot):
   P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
   P:{slackreplay}:<sig>    string  a signed Slack request already handled (service/store/once.py)
   P:{pdwebhook}:<event>    string  a PagerDuty webhook event already handled
+  P:{summaries}:cache:<d>  string  an LLM summary by evidence digest; P:{summaries}:budget:<hour> its call budget
+  P:{feedback}:votes:<id>  hash    who -> 1|0 on an incident's summary; P:{feedback}:totals  hash helpful, total
 
 No code path uses KEYS or a multi-key command across hash tags (tests/test_cluster_slots.py runs the pipeline on a
 real 3-master cluster to prove it).
@@ -141,6 +143,19 @@ class Keys:
 
     def pagerduty_webhook(self, event_id: str) -> str:
         return f"{self.prefix}:{{pdwebhook}}:{event_id}"
+
+    # summaries (service/store/summaries.py)
+    def summary_cache(self, digest: str) -> str:
+        return f"{self.prefix}:{{summaries}}:cache:{digest}"
+
+    def summary_budget(self, hour: int) -> str:
+        return f"{self.prefix}:{{summaries}}:budget:{hour}"
+
+    def summary_votes(self, incident_id: str) -> str:
+        return f"{self.prefix}:{{feedback}}:votes:{incident_id}"
+
+    def summary_vote_totals(self) -> str:
+        return f"{self.prefix}:{{feedback}}:totals"
 
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
