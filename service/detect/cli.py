@@ -19,7 +19,7 @@ def _csv(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.detect.csvmode import CsvInputError, run_csv
-    from service.config.detect import DetectorParams
+    from service.detect.params import DetectorParams
 
     try:
         params = DetectorParams(**({"method": args.method} if args.method else {}))

@@ -14,7 +14,7 @@ import numpy as np
 
 from service.detect import methods as M
 from service.detect.discipline import AlertState, Calibrator, to_unit
-from service.config.detect import DetectorParams
+from service.detect.params import DetectorParams
 
 UNIVARIATE = ("zscore", "ema", "seasonal", "shift")
 SEASONAL_ALONE = 2.0  # the seasonal baseline alone alerts at twice its line

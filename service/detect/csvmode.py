@@ -14,7 +14,7 @@ from typing import TextIO
 import numpy as np
 
 from service.detect.core import Batch, detect_series
-from service.config.detect import DetectorParams
+from service.detect.params import DetectorParams
 
 
 class CsvInputError(ValueError):

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.config.detect import DetectorParams
+from service.detect.params import DetectorParams
 
 
 IFOREST_LINE = 0.75

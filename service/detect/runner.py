@@ -23,7 +23,7 @@ import structlog
 from service.core.clock import Clock
 from service.ingest.events import DetectorEvent
 from service.detect.core import Batch, EntityDetector, SeriesDetector, period_points
-from service.config.detect import DetectSection, QueryConfig
+from service.detect.params import DetectSection, QueryConfig
 from service.detect.prom import PrometheusError, Series, query_range, series_id
 from service.detect.store import DetectStore
 

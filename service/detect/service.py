@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from service.ingest.events import DetectorEvent
-from service.config.detect import DetectSection, parse_section
+from service.detect.params import DetectSection, parse_section
 from service.detect.runner import Runner
 from service.detect.store import DetectKeys, DetectStore
 
