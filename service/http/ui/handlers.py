@@ -26,9 +26,9 @@ from service.http.ui import auth, views
 
 log = structlog.get_logger("tocsin.ui")
 
-PAGE_SIZE = 25  # incidents per page (each is one IncidentStore.get: the page's cost is mostly these)
+PAGE_SIZE = 25  # incidents per page (read in two pipelines; computing their snapshots is most of the cost)
 FILTERED_SCAN = 1000  # incidents looked through when a service or text filter is set
-MERGE_CHOICES = 10  # the newest incidents offered by "Merge into" (each is one IncidentStore.get)
+MERGE_CHOICES = 10  # the newest incidents offered by "Merge into"
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("service.http.ui", "templates"), autoescape=True,
