@@ -367,6 +367,26 @@ async def test_list_reads_a_page_in_a_constant_number_of_round_trips(redis, key_
     assert [r["opened_at"] for r in rows] == sorted((r["opened_at"] for r in rows), reverse=True)
 
 
+async def test_list_by_service_finds_matches_past_the_first_batch(redis, key_prefix):
+    """list(service=...) returns the incidents with an alert of that service, newest first, however many others
+    are newer; with a state too, both must hold."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    want = []
+    for i in range(130):  # more than one LIST_BATCH
+        clock.set(T0 + i * 5000)
+        svc = "search" if i in (3, 7) else f"svc-{i}"
+        iid, _, _ = await st.assign(alert("HighCPU", svc, T0 + i * 5000, instance=f"{svc}-{i}"))
+        if svc == "search":
+            want.append(iid)
+    assert len(set(want)) == 2
+    await st.ack(want[1], "x")
+    assert [s["id"] for s in await st.list(service="search", limit=5)] == want[::-1]
+    assert [s["id"] for s in await st.list(service="search", state="acknowledged")] == [want[1]]
+    assert [s["id"] for s in await st.list(service="search", limit=1)] == [want[1]]
+    assert await st.list(service="nowhere") == []
+
+
 async def test_domains_never_mix(redis, key_prefix):
     """With domain_labels, identical alerts of two tenants land in separate incidents, each readable by id."""
     clock = ManualClock(T0)

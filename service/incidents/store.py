@@ -206,6 +206,9 @@ def _add_rep(reps: list[dict[str, Any]], f: AlertFeatures, limit: int) -> list[d
     return reps
 
 
+_Row = tuple[str, dict[str, Any], list[dict[str, Any]], list[Any]]  # id, metadata, members, raw timeline
+
+
 class IncidentStore:
     """Incidents in Redis. All methods are async; time comes from the injected clock."""
 
@@ -859,6 +862,13 @@ class IncidentStore:
         """The snapshots of incidents `ids` of one domain (None for one that is gone), in two round trips
         whatever their number: one pipeline of their records, one of the learned feedback and lead history
         their members' keys need."""
+        rows = await self._read_rows(domain, ids)
+        built = iter(await self._build(domain, [r for r in rows if r is not None]))
+        return [None if r is None else next(built) for r in rows]
+
+    async def _read_rows(self, domain: str, ids: list[str]) -> list[_Row | None]:
+        """(id, metadata, members by onset, raw timeline) of each incident, None for one that is gone: one
+        pipeline."""
         k = self.keys(domain)
         async with self.redis.pipeline(transaction=False) as p:
             for iid in ids:
@@ -866,7 +876,7 @@ class IncidentStore:
                 p.hvals(k.members(iid))
                 p.lrange(k.timeline(iid), 0, -1)
             raw = await p.execute()
-        rows: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[Any]] | None] = []
+        rows: list[_Row | None] = []
         for i, iid in enumerate(ids):
             raw_meta, raw_members, raw_tl = raw[3 * i:3 * i + 3]
             if not raw_meta:
@@ -874,7 +884,13 @@ class IncidentStore:
                 continue
             members = sorted((json.loads(m) for m in raw_members), key=lambda m: (m["starts_at"], m["fingerprint"]))
             rows.append((iid, json.loads(raw_meta), members, raw_tl))
-        keys_of = {r[0]: sorted({m["key"] for m in r[2]}) for r in rows if r is not None}
+        return rows
+
+    async def _build(self, domain: str, rows: list[_Row]) -> list[dict[str, Any]]:
+        """The snapshots of these rows, with the learned feedback and lead history of their members' keys read
+        in one pipeline."""
+        k = self.keys(domain)
+        keys_of = {r[0]: sorted({m["key"] for m in r[2]}) for r in rows}
         wanted = sorted({key for ks in keys_of.values() for key in ks[:200]})
         cooc = self.cooc(domain)
         async with self.redis.pipeline(transaction=False) as p:
@@ -890,11 +906,8 @@ class IncidentStore:
                 if acted or noise:
                     fb_all[key] = {"acted": float(acted or 0), "noise": float(noise or 0)}
         lead = cooc.lead_lookup(lead_keys, learned[1:] if wanted else learned, now)
-        out: list[dict[str, Any] | None] = []
+        out: list[dict[str, Any]] = []
         for r in rows:
-            if r is None:
-                out.append(None)
-                continue
             keys = keys_of[r[0]]
             fb = {key: fb_all[key] for key in keys[:200] if key in fb_all}
             out.append(self._snapshot(*r, fb, lead if keys else None, now))
@@ -949,11 +962,15 @@ class IncidentStore:
         return (head + (f" + {rest} related alert{'s' if rest > 1 else ''}" if rest else ""))[:200]
 
     async def list(self, state: str | None = None, severity: str | None = None, since: float | None = None,
-                   until: float | None = None, domain: str = "default", limit: int = 100) -> list[dict[str, Any]]:
-        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity.
+                   until: float | None = None, domain: str = "default", limit: int = 100,
+                   service: str | None = None) -> list[dict[str, Any]]:
+        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity (and by
+        `service`: only incidents with an alert of that service).
 
         A constant number of round trips for a page: the ids of just as many as are still wanted, then their
-        `_snapshots` (two pipelines); with a filter, LIST_BATCH at a time until the page is full."""
+        records (one pipeline) and the learned data their snapshots need (one more); with a filter, LIST_BATCH at
+        a time until the page is full. The state and service filters are applied to the records, before any
+        snapshot is computed."""
         k = self.keys(domain)
         hi, lo = "+inf" if until is None else until, "-inf" if since is None else since
         out: list[dict[str, Any]] = []
@@ -961,14 +978,14 @@ class IncidentStore:
         pos = 0
         while len(out) < limit:
             want = limit - len(out)
-            n = max(want, LIST_BATCH) if state or severity else want
+            n = max(want, LIST_BATCH) if state or severity or service else want
             batch = [_s(raw) for raw in await self.redis.zrevrangebyscore(k.all, hi, lo, start=pos, num=n)]
             pos += n
-            for iid, snap in zip(batch, await self._snapshots(domain, batch)):
-                if snap is None:
-                    gone.append(iid)  # expired after retention
-                elif (not state or snap["state"] == state) and (not severity or snap["severity"] == severity):
-                    out.append(snap)
+            rows = await self._read_rows(domain, batch)
+            gone += [iid for iid, r in zip(batch, rows) if r is None]  # expired after retention
+            kept = [r for r in rows if r is not None and (not state or r[1]["state"] == state)
+                    and (not service or any(member_service(m) == service for m in r[2]))]
+            out += [snap for snap in await self._build(domain, kept) if not severity or snap["severity"] == severity]
             if len(batch) < n:
                 break
         if gone:

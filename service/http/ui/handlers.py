@@ -27,7 +27,7 @@ from service.http.ui import auth, views
 log = structlog.get_logger("tocsin.ui")
 
 PAGE_SIZE = 25  # incidents per page (read in two pipelines; computing their snapshots is most of the cost)
-FILTERED_SCAN = 1000  # incidents looked through when a service or text filter is set
+FILTERED_SCAN = 1000  # incidents looked through when a text filter is set
 MERGE_CHOICES = 10  # the newest incidents offered by "Merge into"
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
@@ -153,10 +153,10 @@ def _filters(request: web.Request) -> dict[str, str]:
 
 async def _incident_rows(request: web.Request, f: dict[str, str]) -> list[dict[str, Any]]:
     engine = request.app[ENGINE]
-    narrow = bool(f["service"] or f["q"])
+    narrow = bool(f["q"])  # the store filters by service itself; free text is matched here, on the snapshots
     until = float(f["before"]) - 1e-6 if f["before"] else None  # older than the previous page's last one
     snaps = await engine.incidents.list(state=f["state"] or None, severity=f["severity"] or None, until=until,
-                                        limit=FILTERED_SCAN if narrow else PAGE_SIZE)
+                                        service=f["service"] or None, limit=FILTERED_SCAN if narrow else PAGE_SIZE)
     now = engine.clock.now()
     rows = [dict(views.incident_row(s, now), opened=s["opened_at"]) for s in snaps
             if views.matches_filters(s, f["service"], f["q"])]
