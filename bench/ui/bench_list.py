@@ -4,10 +4,10 @@ reads incidents through the same store call, so the API is the baseline it can b
     python -m bench.ui.bench_list [--incidents 1000] [--requests 40] [--baseline REV]
                                                           # REDIS_URL, else a private embedded Redis
 
-`--baseline REV` measures the same requests with service/incidents/store.py and the UI's count of alerts in no
-incident (`_unassigned` of service/http/ui/handlers.py, formerly service/ui/) as they were at git revision REV too, in the same process and on
-the same data: the old IncidentStore is built beside the current one, and the two variants take turns every ten
-requests, so both see the same machine load.
+`--baseline REV` measures the same requests with service/incidents/store.py and the UI's list reads
+(`_incident_rows` and `_unassigned` of service/http/ui/handlers.py, formerly service/ui/) as they were at git
+revision REV too, in the same process and on the same data: the old IncidentStore is built beside the current
+one, and the two variants take turns every ten requests, so both see the same machine load.
 
 1,000 unrelated alerts (own service each, onsets 400 s apart: beyond the correlation window) make 1,000 open
 incidents. The app is the real one (create_app) on a loopback port; requests go through aiohttp's client with a
@@ -85,18 +85,21 @@ class Variant:
     """What the UI reads through: the incident store and the UI's count of alerts in no incident."""
     incidents: Any
     unassigned: Callable[[Any], Awaitable[int]]
+    incident_rows: Callable[..., Awaitable[Any]]
 
     def use(self, engine: Any) -> None:
         engine.incidents = self.incidents
         handlers._unassigned = self.unassigned
+        handlers._incident_rows = self.incident_rows
 
 
 def baseline(rev: str, current: Any) -> Variant:
     """service/incidents/store.py and the UI's unassigned count as they were at `rev`, on the same Redis and keys."""
     c = current
     store = module_at(rev, "service/incidents/store.py")
-    unassigned = function_at(rev, "_unassigned", "service/http/ui/handlers.py", "service/ui/handlers.py")
-    return Variant(store.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url), unassigned)
+    paths = ("service/http/ui/handlers.py", "service/ui/handlers.py")
+    return Variant(store.IncidentStore(c.redis, c.prefix, c.clock, c.cfg, external_url=c.external_url),
+                   function_at(rev, "_unassigned", *paths), function_at(rev, "_incident_rows", *paths))
 
 
 async def timed(session: aiohttp.ClientSession, url: str, n: int) -> list[float]:
@@ -184,7 +187,7 @@ async def main(n_incidents: int, n_requests: int, rev: str = "") -> None:
             await env.engine.ingest(alerts)  # what POST /api/v2/alerts does, without the HTTP round trip
         open_n = len(await env.engine.incidents.list(limit=10 ** 6, state="triggered"))
         print(f"setup: {n_incidents} alerts -> {open_n} open incidents in {time.perf_counter() - t0:.1f}s")
-        stores = {"": Variant(env.engine.incidents, handlers._unassigned)}
+        stores = {"": Variant(env.engine.incidents, handlers._unassigned, handlers._incident_rows)}
         if rev:
             stores[f" @{rev}"] = baseline(rev, env.engine.incidents)
         report(await measure(env, stores, n_requests), rev)
