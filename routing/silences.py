@@ -1,4 +1,5 @@
-"""Silences with Alertmanager's API v2 semantics, kept in Redis.
+"""Silences with Alertmanager's API v2 semantics, on an injected storage (service/store/silences.py keeps them in
+Redis).
 
 A silence mutes every alert whose labels match all of its matchers while it is active
 (startsAt <= now < endsAt). Updating a silence in a way that changes what it matches, or a silence that is no
@@ -10,13 +11,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
-
-from redis.asyncio import Redis
+from typing import Any, Mapping, Protocol
 
 from routing.matchers import GoRegex, compile_go
 from service.core.clock import parse_rfc3339, to_rfc3339
-from service.store.keys import Keys
 
 RETENTION = 120 * 3600.0  # expired silences are kept this long (Alertmanager's --data.retention default)
 
@@ -99,36 +97,29 @@ class Silence:
         return cls(d["id"], [SilenceMatcher(*m) for m in d["m"]], d["s"], d["e"], d["by"], d["c"], d["u"])
 
 
-def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
-    """Validate a PostableSilence (API v2) and return (id to update or None, silence)."""
-    if not isinstance(body, dict):
-        raise SilenceError("body", "must be a JSON object")
-    ms = body.get("matchers")
-    if not isinstance(ms, list) or not ms:
-        # A schema violation: Alertmanager's API (go-swagger) answers 422 for these, 400 for semantic errors.
-        raise SilenceError("matchers", "at least one matcher is required", status=422)
-    matchers = []
-    for i, m in enumerate(ms):
-        p = f"matchers[{i}]"
-        if not isinstance(m, dict):
-            raise SilenceError(p, "must be an object")
-        name, value = m.get("name"), m.get("value")
-        if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", name):
-            raise SilenceError(f"{p}.name", "invalid label name")
-        if not isinstance(value, str):
-            raise SilenceError(f"{p}.value", "must be a string")
-        is_regex = m.get("isRegex", False)
-        is_equal = m.get("isEqual", True)
-        if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
-            raise SilenceError(p, "isRegex and isEqual must be booleans")
-        if is_regex:
-            try:
-                _regex(value)
-            except (re.error, ValueError) as e:
-                raise SilenceError(f"{p}.value", f"invalid regular expression: {e}") from None
-        matchers.append(SilenceMatcher(name, value, is_regex, is_equal))
-    if all(m.matches({}) for m in matchers):
-        raise SilenceError("matchers", "at least one matcher must not match the empty string")
+def _parse_matcher(m: Any, p: str) -> SilenceMatcher:
+    """One matcher of a PostableSilence (`p` its path)."""
+    if not isinstance(m, dict):
+        raise SilenceError(p, "must be an object")
+    name, value = m.get("name"), m.get("value")
+    if not isinstance(name, str) or not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", name):
+        raise SilenceError(f"{p}.name", "invalid label name")
+    if not isinstance(value, str):
+        raise SilenceError(f"{p}.value", "must be a string")
+    is_regex = m.get("isRegex", False)
+    is_equal = m.get("isEqual", True)
+    if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
+        raise SilenceError(p, "isRegex and isEqual must be booleans")
+    if is_regex:
+        try:
+            _regex(value)
+        except (re.error, ValueError) as e:
+            raise SilenceError(f"{p}.value", f"invalid regular expression: {e}") from None
+    return SilenceMatcher(name, value, is_regex, is_equal)
+
+
+def _parse_times(body: dict[str, Any], now: float) -> tuple[float, float]:
+    """(startsAt, endsAt) of a PostableSilence: both RFC 3339, not the zero time, start before end, end not past."""
     for key in ("startsAt", "endsAt"):
         if not isinstance(body.get(key), str):
             raise SilenceError(key, "required RFC 3339 timestamp")
@@ -146,6 +137,21 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
         raise SilenceError("endsAt", "start time must be before end time")
     if ends < now:
         raise SilenceError("endsAt", "end time can't be in the past")
+    return starts, ends
+
+
+def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
+    """Validate a PostableSilence (API v2) and return (id to update or None, silence)."""
+    if not isinstance(body, dict):
+        raise SilenceError("body", "must be a JSON object")
+    ms = body.get("matchers")
+    if not isinstance(ms, list) or not ms:
+        # A schema violation: Alertmanager's API (go-swagger) answers 422 for these, 400 for semantic errors.
+        raise SilenceError("matchers", "at least one matcher is required", status=422)
+    matchers = [_parse_matcher(m, f"matchers[{i}]") for i, m in enumerate(ms)]
+    if all(m.matches({}) for m in matchers):
+        raise SilenceError("matchers", "at least one matcher must not match the empty string")
+    starts, ends = _parse_times(body, now)
     created_by, comment = body.get("createdBy", ""), body.get("comment", "")
     if not isinstance(created_by, str) or not created_by:
         raise SilenceError("createdBy", "creator information required")
@@ -157,35 +163,49 @@ def parse_postable_silence(body: Any, now: float) -> tuple[str | None, Silence]:
     return sid, Silence("", matchers, starts, ends, created_by, comment, now)
 
 
+class SilenceStorage(Protocol):
+    """Where silences are kept, encoded (Silence.to_json); `version()` changes with every write."""
+
+    async def version(self) -> Any: ...
+    async def all(self) -> list[bytes]: ...
+    async def get(self, sid: str) -> bytes | None: ...
+    async def put(self, sid: str, encoded: str) -> None: ...
+    async def delete(self, sids: list[str]) -> None: ...
+
+
+def can_update(old: Silence, new: Silence, now: float) -> bool:
+    """Alertmanager's canUpdate: the same matchers, and the change keeps the silence's past intact. Pure."""
+    st = old.state(now)
+    return old.matchers == new.matchers and (
+        (st == "pending" and new.starts_at >= now) or
+        (st == "active" and new.starts_at == old.starts_at and new.ends_at >= now))
+
+
 class Silences:
-    """The silence store. Reads are cached per replica and revalidated against a version counter in Redis."""
+    """The silences: Alertmanager's create/update/expire semantics over a storage. Reads are cached per replica
+    and revalidated against the storage's version.
 
-    def __init__(self, redis: Redis, keys: Keys):
-        self.redis = redis
-        self.keys = keys
+    `Silences(storage)`; `Silences(redis, keys)` (the engine's call) takes the storage from
+    `keys.silence_storage(redis)`, the Redis one of service/store/silences.py."""
+
+    def __init__(self, storage: Any, keys: Any = None):
+        self.storage: SilenceStorage = storage if keys is None else keys.silence_storage(storage)
         self._cache: list[Silence] = []
-        self._version: bytes | None = b"?"
-
-    async def _bump(self, pipe: Any) -> None:
-        pipe.incr(self.keys.silences_version())
+        self._version: Any = b"?"
 
     async def all(self) -> list[Silence]:
-        v = await self.redis.get(self.keys.silences_version())
+        v = await self.storage.version()
         if v != self._version:
-            raw = await self.redis.hgetall(self.keys.silences())
-            self._cache = [Silence.from_json(r) for r in raw.values()]
+            self._cache = [Silence.from_json(r) for r in await self.storage.all()]
             self._version = v
         return self._cache
 
     async def get(self, sid: str) -> Silence | None:
-        raw = await self.redis.hget(self.keys.silences(), sid)
+        raw = await self.storage.get(sid)
         return Silence.from_json(raw) if raw else None
 
     async def _put(self, s: Silence) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.silences(), s.id, s.to_json())
-        await self._bump(pipe)
-        await pipe.execute()
+        await self.storage.put(s.id, s.to_json())
 
     async def upsert(self, body: Any, now: float) -> str:
         sid, new = parse_postable_silence(body, now)
@@ -193,13 +213,8 @@ class Silences:
             old = await self.get(sid)
             if old is None:
                 raise SilenceError("id", f"silence {sid} not found", status=404)
-            # Alertmanager's canUpdate: same matchers, and the change keeps the silence's past intact.
             st = old.state(now)
-            can = old.matchers == new.matchers and (
-                (st == "pending" and new.starts_at >= now) or
-                (st == "active" and new.starts_at == old.starts_at and new.ends_at >= now)
-            )
-            if can:
+            if can_update(old, new, now):
                 new.id = old.id
                 new.starts_at = old.starts_at if st == "active" else new.starts_at
                 await self._put(new)
@@ -226,11 +241,7 @@ class Silences:
 
     async def gc(self, now: float) -> int:
         gone = [s.id for s in await self.all() if s.ends_at < now - RETENTION]
-        if gone:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hdel(self.keys.silences(), *gone)
-            await self._bump(pipe)
-            await pipe.execute()
+        await self.storage.delete(gone)
         return len(gone)
 
     async def silenced_by(self, labels: Mapping[str, str], now: float) -> list[str]:

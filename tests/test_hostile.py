@@ -1,4 +1,4 @@
-"""The twelve holes of issue 10, one reproduction each: hostile input, forged callbacks and cross-site writes.
+"""Twelve holes found by a security audit, one reproduction each: hostile input, forged callbacks and cross-site writes.
 
 Each test is the audit's reproduction, asserting the behaviour that closes the hole (a clear 4xx naming the path,
 or stored and readable back; never a 5xx; never a write the sender cannot see)."""

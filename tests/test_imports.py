@@ -8,8 +8,7 @@ in that graph (Tarjan). Run it as a script to print the violations:
 
     python3 tests/test_imports.py [ROOT]
 
-It is marked xfail(strict=True) until the layout move (bench/house/layout_plan.md) and the fixes it lists land:
-today it documents the violations; the day it passes, strict xfail fails the suite, and the mark comes off.
+The layout move (bench/house/layout_plan.md) and the fixes after it made it pass; it keeps it so.
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import ast
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("service", "routing")
@@ -187,8 +185,6 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path: Path) ->
     assert cycles(graph) == [["routing.a", "service.store"]]
 
 
-@pytest.mark.xfail(strict=True, reason="the layout move landed; routing/receivers/digest.py and routing/silences.py still "
-                   "use service.store.keys (their Redis parts belong in service/store, layout_plan.md)")
 def test_imports_point_one_way() -> None:
     """routing/ imports nothing of service/ but service/core/, and no module imports itself through others."""
     problems = report()

@@ -1,4 +1,4 @@
-"""The incident API (issue 3): incidents with the explanation of every join, severity and confidence factors,
+"""The incident API: incidents with the explanation of every join, severity and confidence factors,
 root-cause candidates, and the manual actions ack / resolve / merge / split."""
 from __future__ import annotations
 

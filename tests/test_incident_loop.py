@@ -1,4 +1,4 @@
-"""The on-call loop end to end (issue 4, acceptance 1): an alert comes in, one Slack message and one PagerDuty
+"""The on-call loop end to end: an alert comes in, one Slack message and one PagerDuty
 trigger go out; a correctly signed Acknowledge press acknowledges the incident, stops the escalation, edits the
 message and acknowledges PagerDuty; resolving the alerts resolves both. Real slack-sdk and aiohttp clients
 against local fake Slack and PagerDuty servers; time is a ManualClock."""

@@ -332,6 +332,64 @@ async def test_closed_incidents_teach_cooccurrence_that_later_joins(redis, key_p
     assert any(r.signal == "cooccurrence" for r in d.reasons)
 
 
+async def test_list_reads_a_page_in_a_constant_number_of_round_trips(redis, key_prefix, monkeypatch):
+    """list() reads 12 incidents in as many Redis round trips as 3, and each row equals the incident's get()."""
+    from redis.asyncio.connection import AbstractConnection
+
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    for i in range(12):
+        clock.set(T0 + i * 5000)  # unrelated: each its own incident
+        iid, _, _ = await st.assign(alert("HighCPU", f"svc-{i}", T0 + i * 5000))
+        if i % 2:
+            await st.ack(iid, "x")
+    sent = []
+    real = AbstractConnection.send_packed_command
+
+    async def counting(self, command, check_health=True):
+        sent.append(1)
+        return await real(self, command, check_health)
+
+    for limit in (3, 12):  # warm up: connections (one per node on a cluster) open before anything is counted
+        await st.list(limit=limit)
+    await st.list(state="acknowledged", limit=6)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    trips = {}
+    for limit in (3, 12):
+        sent.clear()
+        rows = await st.list(limit=limit)
+        trips[limit] = len(sent)
+        assert len(rows) == limit
+    sent.clear()
+    acked = await st.list(state="acknowledged", limit=6)
+    assert len(sent) == trips[3]
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", real)
+    assert trips[12] == trips[3]
+    assert [r["state"] for r in acked] == ["acknowledged"] * 6
+    assert rows == [await st.get(r["id"]) for r in rows]
+    assert [r["opened_at"] for r in rows] == sorted((r["opened_at"] for r in rows), reverse=True)
+
+
+async def test_list_by_service_finds_matches_past_the_first_batch(redis, key_prefix):
+    """list(service=...) returns the incidents with an alert of that service, newest first, however many others
+    are newer; with a state too, both must hold."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    want = []
+    for i in range(130):  # more than one LIST_BATCH
+        clock.set(T0 + i * 5000)
+        svc = "search" if i in (3, 7) else f"svc-{i}"
+        iid, _, _ = await st.assign(alert("HighCPU", svc, T0 + i * 5000, instance=f"{svc}-{i}"))
+        if svc == "search":
+            want.append(iid)
+    assert len(set(want)) == 2
+    await st.ack(want[1], "x")
+    assert [s["id"] for s in await st.list(service="search", limit=5)] == want[::-1]
+    assert [s["id"] for s in await st.list(service="search", state="acknowledged")] == [want[1]]
+    assert [s["id"] for s in await st.list(service="search", limit=1)] == [want[1]]
+    assert await st.list(service="nowhere") == []
+
+
 async def test_domains_never_mix(redis, key_prefix):
     """With domain_labels, identical alerts of two tenants land in separate incidents, each readable by id."""
     clock = ManualClock(T0)

@@ -237,7 +237,7 @@ async def test_redis_failure_still_gives_the_evidence_summary(make_service, fake
     async def broken(*a, **k):
         raise ConnectionError("redis down")
 
-    svc.redis.get = broken  # type: ignore[method-assign]
+    svc.store.redis.get = broken  # type: ignore[method-assign]
     s = await svc.summarize(sample_incident())
     assert s.source == "evidence" and "error" in s.note
 

@@ -1,4 +1,4 @@
-"""The web UI in a real browser (issue 13): Debian's headless Chromium driven by Playwright, against a real
+"""The web UI in a real browser: Debian's headless Chromium driven by Playwright, against a real
 Tocsin app on a loopback port with a real Redis. The list, an incident made by a six-alert cascade (timeline,
 root cause, join reasons), Acknowledge (page, API, escalation), a silence made from an alert with its preview,
 alert text that is markup rendered as text, and the alert groups shown with correlation off."""

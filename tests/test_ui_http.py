@@ -1,4 +1,4 @@
-"""The web UI over plain HTTP (issue 13): login turns an API token into a session cookie (HttpOnly,
+"""The web UI over plain HTTP: login turns an API token into a session cookie (HttpOnly,
 SameSite=Strict, the token never stored), every action needs the same origin and the session's CSRF token,
 every page carries a strict Content-Security-Policy, and the pages show what the API says."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yarl
 from bench.ui.scenario import CASCADE, CONFIG, T0, start
 from service.http.appkeys import TOKENS
 from service.core.clock import to_rfc3339
-from service.ui import CSP
+from service.http.ui.routes import CSP
 
 TOKEN = "s3cr3t-api-token-0123456789abcdef"
 
@@ -156,6 +156,31 @@ async def test_the_list_json_is_what_the_api_lists(env):
         assert [r["id"] for r in text["rows"]] == [i["id"] for i in api if "edge-proxy" in i["services"]]
         r = await s.get(env.base + "/ui/incidents.json?state=burning")
         assert r.status == 400 and "state" in (await r.json())["message"]
+
+
+async def test_the_list_counts_firing_alerts_in_no_incident(redis_url, key_prefix):
+    """Alerts on a route with `correlate: false` are counted as in no incident while they fire, and no longer once
+    they are resolved; alerts in incidents are not counted."""
+    config = CONFIG.replace("  tocsin: {escalation: primary, min_confidence: 0}\n",
+                            "  tocsin: {escalation: primary, min_confidence: 0}\n"
+                            "  routes:\n    - {matchers: ['team=\"infra\"'], tocsin: {correlate: false}}\n")
+    assert "correlate: false" in config
+    e = await start(redis_url, key_prefix, config=config)
+    try:
+        await e.cascade(stray=False)
+        for name in ("NodeDown", "DiskFull"):
+            await e.post({"alertname": name, "team": "infra", "service": "nodes"}, {"summary": name})
+        done = {"labels": {"alertname": "Old", "team": "infra"}, "annotations": {},
+                "startsAt": to_rfc3339(T0), "endsAt": to_rfc3339(T0 + 100)}
+        assert (await e.http.post(e.base + "/api/v2/alerts", json=[done])).status == 200
+        async with browser_session() as s:
+            data = await (await s.get(e.base + "/ui/incidents.json")).json()
+            assert data["unassigned"] == 2
+            assert [r["alerts"] for r in data["rows"]] == [6]
+            page = await (await s.get(e.base + "/ui/")).text()
+            assert re.search(r'id="unassigned"[^>]*>2<', page), "the count is not on the page"
+    finally:
+        await e.close()
 
 
 async def test_bad_action_input_is_a_400_with_the_reason(env):

@@ -1,4 +1,4 @@
-"""The web UI's pure view functions (service/ui/views.py): the timeline chart's geometry, the escalation read
+"""The web UI's pure view functions (service/http/ui/views.py): the timeline chart's geometry, the escalation read
 back from its stored state, Alertmanager's grouping for the correlation-off page, join reasons in words, and
 the list filters."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from service.incidents.escalation import Policy
 from service.config.sections import parse_config
-from service.ui import views
+from service.http.ui import views
 
 T = 1_800_000_000.0
 

@@ -59,90 +59,111 @@ def alert_out(a: Alert) -> dict[str, Any]:
             "startsAt": to_rfc3339(a.starts_at), "endsAt": to_rfc3339(a.ends_at if a.ends_at else None)}
 
 
-async def run_tocsin(redis: Redis, prefix: str, lines: Iterable[dict[str, Any]], cfg: CorrelationConfig,
-                     receiver: str = "oncall") -> tuple[list[dict[str, Any]], dict[str, float]]:
-    clock = ManualClock(0)
-    store = IncidentStore(redis, prefix, clock, cfg, external_url="http://tocsin")
-    out: list[dict[str, Any]] = []
-    first_seen: dict[str, float] = {}
-    alerts: dict[str, Alert] = {}
-    timers: list[tuple[float, int, str, str]] = []  # (due, seq, kind, incident id)
-    seq = 0
-    state: dict[str, dict[str, Any]] = {}  # iid -> {notified, last_sig, update_due}
-    next_tick = None
-    n_lines = 0
-    t_wall = time.perf_counter()
-    assign_time = 0.0
+class _TocsinRun:
+    """The Tocsin mode's state while a scenario is replayed: the store, its clock, the timers of first
+    notifications and updates (a heap by due time), and what was sent."""
 
-    async def notify(iid: str, t: float, reason: str) -> None:
-        snap = await store.get(iid)
-        members = [alerts[m["fingerprint"]] for m in snap["members"] if m["fingerprint"] in alerts]
-        out.append({"receiver": receiver, "group_key": f"incident:{iid}",
-                    "status": "resolved" if snap["state"] == "resolved" else "firing", "timestamp": t,
-                    "alerts": [alert_out(a) for a in members], "incident": snap, "reason": reason})
-        state[iid]["last_sig"] = (len(snap["members"]), snap["severity"])
+    def __init__(self, redis: Redis, prefix: str, cfg: CorrelationConfig, receiver: str):
+        self.clock = ManualClock(0)
+        self.store = IncidentStore(redis, prefix, self.clock, cfg, external_url="http://tocsin")
+        self.receiver = receiver
+        self.out: list[dict[str, Any]] = []
+        self.first_seen: dict[str, float] = {}
+        self.alerts: dict[str, Alert] = {}
+        self.timers: list[tuple[float, int, str, str]] = []  # (due, seq, kind, incident id)
+        self.seq = 0
+        self.state: dict[str, dict[str, Any]] = {}  # iid -> {notified, last_sig}
+        self.next_tick: float | None = None
 
-    async def due(t: float) -> None:
-        nonlocal next_tick
+    def push(self, t: float, kind: str, iid: str) -> None:
+        self.seq += 1
+        heapq.heappush(self.timers, (t, self.seq, kind, iid))
+
+    async def notify(self, iid: str, t: float, reason: str) -> None:
+        snap = await self.store.get(iid)
+        members = [self.alerts[m["fingerprint"]] for m in snap["members"] if m["fingerprint"] in self.alerts]
+        self.out.append({"receiver": self.receiver, "group_key": f"incident:{iid}",
+                         "status": "resolved" if snap["state"] == "resolved" else "firing", "timestamp": t,
+                         "alerts": [alert_out(a) for a in members], "incident": snap, "reason": reason})
+        self.state[iid]["last_sig"] = (len(snap["members"]), snap["severity"])
+
+    async def tick(self, nt: float) -> None:
+        """The store's lifecycle tick at `nt`: an incident that resolves after being notified says so."""
+        self.clock.set(nt)
+        for iid in await self.store.tick(nt):
+            st = self.state.get(iid)
+            snap = await self.store.get(iid)
+            if st and st["notified"] and snap["state"] == "resolved":
+                await self.notify(iid, nt, "incident resolved")
+        self.next_tick = nt + 30.0
+
+    async def fire(self) -> None:
+        """The earliest timer: a first notification (held while flapping or unsure) or an update."""
+        tt, _, kind, iid = heapq.heappop(self.timers)
+        self.clock.set(tt)
+        st = self.state[iid]
+        snap = await self.store.get(iid)
+        if snap["state"] == "resolved" or snap.get("merged_into"):
+            return
+        if not st["notified"]:
+            if snap["flapping"] or snap["confidence"] < HOLD_CONFIDENCE:
+                self.push(tt + 60.0, "first", iid)
+                return
+            st["notified"] = True
+            await self.notify(iid, tt, "incident opened")
+        elif (len(snap["members"]), snap["severity"]) != st["last_sig"]:
+            await self.notify(iid, tt, "incident updated")
+
+    async def due(self, t: float) -> None:
+        """Everything due up to `t`, ticks and timers in time order (a tick first on a tie)."""
         while True:
-            nt = next_tick if next_tick is not None and next_tick <= t else None
-            nd = timers[0][0] if timers and timers[0][0] <= t else None
+            nt = self.next_tick if self.next_tick is not None and self.next_tick <= t else None
+            nd = self.timers[0][0] if self.timers and self.timers[0][0] <= t else None
             if nt is None and nd is None:
                 return
             if nd is None or (nt is not None and nt <= nd):
-                clock.set(nt)
-                for iid in await store.tick(nt):
-                    st = state.get(iid)
-                    snap = await store.get(iid)
-                    if st and st["notified"] and snap["state"] == "resolved":
-                        await notify(iid, nt, "incident resolved")
-                next_tick = nt + 30.0
-                continue
-            tt, _, kind, iid = heapq.heappop(timers)
-            clock.set(tt)
-            st = state[iid]
-            snap = await store.get(iid)
-            if snap["state"] == "resolved" or snap.get("merged_into"):
-                continue
-            if not st["notified"]:
-                if snap["flapping"] or snap["confidence"] < HOLD_CONFIDENCE:
-                    push(tt + 60.0, "first", iid)
-                    continue
-                st["notified"] = True
-                await notify(iid, tt, "incident opened")
-            elif (len(snap["members"]), snap["severity"]) != st["last_sig"]:
-                await notify(iid, tt, "incident updated")
+                await self.tick(nt)
+            else:
+                await self.fire()
 
-    def push(t: float, kind: str, iid: str) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(timers, (t, seq, kind, iid))
+    async def take(self, line: dict[str, Any]) -> float:
+        """One input line at its event time; returns the seconds spent in the store."""
+        t = line["timestamp"]
+        await self.due(t)
+        self.clock.set(t)
+        if self.next_tick is None:
+            self.next_tick = t + 30.0
+        a = to_alert(line, self.first_seen)
+        self.alerts[a.fingerprint] = a
+        t0 = time.perf_counter()
+        if a.resolved_at(t):
+            await self.store.on_alert_resolved(a)
+        else:
+            iid, decision, created = await self.store.assign(a)
+            if created or (decision.reopen and not self.state.get(iid, {}).get("notified")):
+                # New, or a never-notified incident reopened: consider its first notification.
+                self.state[iid] = {"notified": False, "last_sig": None}
+                self.push(t + GROUP_WAIT, "first", iid)
+            elif iid in self.state and self.state[iid]["notified"] and decision.detail != "known member, unchanged":
+                self.push(t + 60.0, "update", iid)
+        return time.perf_counter() - t0
 
+
+async def run_tocsin(redis: Redis, prefix: str, lines: Iterable[dict[str, Any]], cfg: CorrelationConfig,
+                     receiver: str = "oncall") -> tuple[list[dict[str, Any]], dict[str, float]]:
+    run = _TocsinRun(redis, prefix, cfg, receiver)
+    n_lines = 0
+    t_wall = time.perf_counter()
+    assign_time = 0.0
+    t = 0.0
     for line in lines:
         n_lines += 1
         t = line["timestamp"]
-        await due(t)
-        clock.set(t)
-        if next_tick is None:
-            next_tick = t + 30.0
-        a = to_alert(line, first_seen)
-        alerts[a.fingerprint] = a
-        t0 = time.perf_counter()
-        if a.resolved_at(t):
-            iid = await store.on_alert_resolved(a)
-        else:
-            iid, decision, created = await store.assign(a)
-            if created or (decision.reopen and not state.get(iid, {}).get("notified")):
-                # New, or a never-notified incident reopened: consider its first notification.
-                state[iid] = {"notified": False, "last_sig": None}
-                push(t + GROUP_WAIT, "first", iid)
-            elif iid in state and state[iid]["notified"] and decision.detail != "known member, unchanged":
-                push(t + 60.0, "update", iid)
-        assign_time += time.perf_counter() - t0
+        assign_time += await run.take(line)
     if n_lines:
-        await due(t + 3 * 3600)  # let incidents resolve and their last notifications go out
+        await run.due(t + 3 * 3600)  # let incidents resolve and their last notifications go out
     stats = {"lines": n_lines, "wall_s": time.perf_counter() - t_wall, "store_s": assign_time}
-    return out, stats
+    return run.out, stats
 
 
 def run_alertmanager(lines: Iterable[dict[str, Any]], group_by: str = "service",

@@ -73,6 +73,46 @@ def _alerts_of(n: dict[str, Any]) -> list[tuple[dict[str, str], float | None]]:
     return [(a["labels"], parse_rfc3339(a.get("startsAt", ""))) for a in n.get("alerts", [])]
 
 
+def _final_owners(notifications: list[dict[str, Any]], truth: Truth) -> dict[str, str]:
+    """incident id -> the true incident (or noise label) most of its alerts belong to, by its last snapshot: an
+    incident's message is edited in place, so it is judged by what it finally says."""
+    final_owner: dict[str, str] = {}
+    for n in notifications:
+        inc = n.get("incident")
+        if inc:
+            eps = [e for e in (truth.episode(lb, st) for lb, st in _alerts_of(n)) if e is not None]
+            if eps:
+                final_owner[inc["id"]] = Counter(truth.label(e) for e in eps).most_common(1)[0][0]
+    return final_owner
+
+
+def _root_cause_hits(real: dict[str, Any], last_snapshot: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
+    """(incidents whose first ranked cause is the true one, those with it in the top 3, incidents)."""
+    hits1 = hits3 = rc_total = 0
+    for i, inc in real.items():
+        rc_total += 1
+        snap = last_snapshot.get(i)
+        if not snap:
+            continue
+        want = inc["root_cause"]
+        ranked = snap.get("root_causes") or []
+        ok = [c["metric"] == want["metric"] and (c.get("entity") == want["entity"] or c.get("service") == want["service"])
+              for c in ranked[:3]]
+        hits1 += bool(ok[:1] and ok[0])
+        hits3 += any(ok)
+    return hits1, hits3, rc_total
+
+
+def _purity(true_lab: list[str], last_group: dict[int, str]) -> float | None:
+    """Share of notified alerts whose last group's majority is their own true incident."""
+    clusters: dict[str, Counter[str]] = defaultdict(Counter)
+    for i, lab in enumerate(true_lab):
+        if i in last_group:
+            clusters[last_group[i]][lab] += 1
+    n_notified = sum(sum(c.values()) for c in clusters.values())
+    return sum(c.most_common(1)[0][1] for c in clusters.values()) / n_notified if n_notified else None
+
+
 def score(notifications: list[dict[str, Any]], truth_json: dict[str, Any]) -> dict[str, Any]:
     truth = Truth(truth_json)
     seen_incident: set[tuple[str, str]] = set()
@@ -86,14 +126,7 @@ def score(notifications: list[dict[str, Any]], truth_json: dict[str, Any]) -> di
     notifications = [dict(n, timestamp=n["timestamp"] if isinstance(n["timestamp"], (int, float))
                           else parse_rfc3339(n["timestamp"])) for n in notifications]
     notifications = sorted(notifications, key=lambda n: n["timestamp"])
-    # An incident's message is edited in place: it is judged by what it finally says (its last snapshot).
-    final_owner: dict[str, str] = {}
-    for n in notifications:
-        inc = n.get("incident")
-        if inc:
-            eps = [e for e in (truth.episode(lb, st) for lb, st in _alerts_of(n)) if e is not None]
-            if eps:
-                final_owner[inc["id"]] = Counter(truth.label(e) for e in eps).most_common(1)[0][0]
+    final_owner = _final_owners(notifications, truth)
     for n in notifications:
         eps = [truth.episode(lb, st) for lb, st in _alerts_of(n)]
         eps = [e for e in eps if e is not None]
@@ -130,28 +163,11 @@ def score(notifications: list[dict[str, Any]], truth_json: dict[str, Any]) -> di
     notified = [i for i in real if per_incident.get(i)]
     delays = [min(n["timestamp"] for n in per_incident[i]) - real[i]["start"] for i in notified]
 
-    hits1 = hits3 = rc_total = 0
-    for i, inc in real.items():
-        rc_total += 1
-        snap = last_snapshot.get(i)
-        if not snap:
-            continue
-        want = inc["root_cause"]
-        ranked = snap.get("root_causes") or []
-        ok = [c["metric"] == want["metric"] and (c.get("entity") == want["entity"] or c.get("service") == want["service"])
-              for c in ranked[:3]]
-        hits1 += bool(ok[:1] and ok[0])
-        hits3 += any(ok)
-
+    hits1, hits3, rc_total = _root_cause_hits(real, last_snapshot)
     n_eps = len(truth.episodes)
     true_lab = [truth.label(i) for i in range(n_eps)]
     pred_lab = [last_group.get(i, f"unnotified-{i}") for i in range(n_eps)]
-    clusters: dict[str, Counter[str]] = defaultdict(Counter)
-    for i in range(n_eps):
-        if i in last_group:
-            clusters[last_group[i]][true_lab[i]] += 1
-    n_notified = sum(sum(c.values()) for c in clusters.values())
-    purity = sum(c.most_common(1)[0][1] for c in clusters.values()) / n_notified if n_notified else None
+    purity = _purity(true_lab, last_group)
     return {
         "alerts_in": n_eps,
         "real_incidents": len(real),

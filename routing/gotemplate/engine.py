@@ -15,7 +15,7 @@ from collections import ChainMap
 from functools import lru_cache
 from typing import Any, Callable
 
-from routing.gotemplate import parse as P
+import routing.gotemplate.parse as P
 from routing.gotemplate.escape import HtmlEscaper
 from routing.gotemplate.exec import State
 from routing.gotemplate.funcs import builtin_funcs

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.gotemplate import parse as P
+import routing.gotemplate.parse as P
 from routing.gotemplate.gofmt import sprint_one
 from routing.gotemplate.gotime import GoDuration
 from routing.gotemplate.values import NO_VALUE, GoFunc, GoStruct, go_method, is_true, type_name

@@ -22,7 +22,7 @@ import math
 import unicodedata
 from typing import Any, Callable
 
-from routing.gotemplate import gofmt
+import routing.gotemplate.gofmt as gofmt
 from routing.gotemplate.gotime import GoDuration, GoLocationError, GoTime, load_location
 from routing.gotemplate.values import HTML, NO_VALUE, GoFunc, basic_kind, is_true, type_name
 

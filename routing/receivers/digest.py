@@ -30,10 +30,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from routing.durations import parse_duration
-from service.core.clock import Clock
+from service.core.clock import Clock, ms
 from service.core.errors import ConfigError
 from service.core.models import Notification
-from service.store.keys import ms
 
 from routing.receivers.base import Delivered, NotifyError, error_for_status, redact, redact_url
 from routing.receivers.render import SEVERITIES, Renderer

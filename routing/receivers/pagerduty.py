@@ -60,6 +60,34 @@ def _literal(d: dict[str, Any], key: str, path: str) -> str | None:
     return None if "{{" in v else v
 
 
+def _routing_key(d: dict[str, Any], path: str) -> str:
+    """The one routing (or service) key of a `pagerduty_configs` entry, inline or from its file, unstripped."""
+    keys = [k for k in ("routing_key", "routing_key_file", "service_key", "service_key_file") if d.get(k) is not None]
+    if len(keys) > 1:
+        raise ConfigError(f"{path}.{keys[1]}", f"only one of routing_key, routing_key_file, service_key, service_key_file may be set (also {keys[0]})")
+    if not keys:
+        raise ConfigError(path, "one of routing_key, routing_key_file, service_key or service_key_file is required")
+    k = keys[0]
+    if k.endswith("_file"):
+        return read_secret_file(d, k, path)
+    routing_key = d[k]
+    if not isinstance(routing_key, str) or not routing_key.strip():
+        raise ConfigError(f"{path}.{k}", "must be a non-empty string")
+    return routing_key
+
+
+def _static_details(d: dict[str, Any], path: str) -> dict[str, str]:
+    """`details`: a mapping of strings; the values that are Go templates are rendered per event elsewhere
+    (PagerDutyFields), the others are kept as they are."""
+    details = d.get("details") or {}
+    if not isinstance(details, dict) or not all(isinstance(k_, str) for k_ in details):
+        raise ConfigError(f"{path}.details", "must be a mapping of strings")
+    for k_, v_ in details.items():
+        if not isinstance(v_, str):
+            raise ConfigError(f"{path}.details.{k_}", "must be a string")
+    return {k_: v_ for k_, v_ in details.items() if "{{" not in v_}
+
+
 class PagerDutyReceiver:
     def __init__(
         self,
@@ -122,18 +150,7 @@ class PagerDutyReceiver:
         for k in d:
             if k not in _AM_KEYS and k not in _TOCSIN_KEYS:
                 raise ConfigError(f"{path}.{k}", "unknown key")
-        keys = [k for k in ("routing_key", "routing_key_file", "service_key", "service_key_file") if d.get(k) is not None]
-        if len(keys) > 1:
-            raise ConfigError(f"{path}.{keys[1]}", f"only one of routing_key, routing_key_file, service_key, service_key_file may be set (also {keys[0]})")
-        if not keys:
-            raise ConfigError(path, "one of routing_key, routing_key_file, service_key or service_key_file is required")
-        k = keys[0]
-        if k.endswith("_file"):
-            routing_key = read_secret_file(d, k, path)
-        else:
-            routing_key = d[k]
-            if not isinstance(routing_key, str) or not routing_key.strip():
-                raise ConfigError(f"{path}.{k}", "must be a non-empty string")
+        routing_key = _routing_key(d, path)
         send_resolved = d.get("send_resolved", True)
         if not isinstance(send_resolved, bool):
             raise ConfigError(f"{path}.send_resolved", "must be true or false")
@@ -145,13 +162,7 @@ class PagerDutyReceiver:
         severity = _literal(d, "severity", path)
         if severity is not None and severity not in SEVERITIES:
             raise ConfigError(f"{path}.severity", f"must be one of {', '.join(SEVERITIES)}")
-        details = d.get("details") or {}
-        if not isinstance(details, dict) or not all(isinstance(k_, str) for k_ in details):
-            raise ConfigError(f"{path}.details", "must be a mapping of strings")
-        for k_, v_ in details.items():
-            if not isinstance(v_, str):
-                raise ConfigError(f"{path}.details.{k_}", "must be a string")
-        details = {k_: v_ for k_, v_ in details.items() if "{{" not in v_}
+        details = _static_details(d, path)
         links = _link_list(d, "links", ("href", "text"), path)
         images = _link_list(d, "images", ("src", "href", "alt"), path)
         timeout = d.get("timeout", 10.0)

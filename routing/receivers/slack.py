@@ -63,6 +63,41 @@ def _opt_str(d: dict[str, Any], key: str, path: str) -> str | None:
     return v
 
 
+def _credentials(d: dict[str, Any], path: str) -> tuple[str | None, str | None, str | None]:
+    """(bot_token, api_url, signing_secret) of a `slack_configs` entry, each given inline or as a file (not both);
+    a bot token or a webhook URL is required."""
+    for both in (("api_url", "api_url_file"), ("bot_token", "bot_token_file"),
+                 ("signing_secret", "signing_secret_file")):
+        if d.get(both[0]) is not None and d.get(both[1]) is not None:
+            raise ConfigError(f"{path}.{both[1]}", f"at most one of {both[0]} and {both[1]} may be set")
+    bot_token = _opt_str(d, "bot_token", path) or read_secret_file(d, "bot_token_file", path)
+    api_url = _opt_str(d, "api_url", path) or read_secret_file(d, "api_url_file", path)
+    signing_secret = _opt_str(d, "signing_secret", path) or read_secret_file(d, "signing_secret_file", path)
+    if bot_token is not None and not bot_token.startswith(("xoxb-", "xoxp-")):
+        raise ConfigError(f"{path}.bot_token", "must be a Slack bot token (xoxb-…)")
+    if api_url is not None and not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}.api_url", "must be an http(s) URL")
+    if not bot_token and not api_url:
+        raise ConfigError(path, "one of api_url, api_url_file, bot_token or bot_token_file is required")
+    return bot_token, api_url, signing_secret
+
+
+def _delivery_options(d: dict[str, Any], path: str) -> tuple[str, bool, float]:
+    """(api_base_url ending in /, thread_updates, max_wait seconds) of a `slack_configs` entry."""
+    api_base_url = _opt_str(d, "api_base_url", path) or "https://slack.com/api/"
+    if not api_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}.api_base_url", "must be an http(s) URL")
+    if not api_base_url.endswith("/"):
+        api_base_url += "/"
+    thread_updates = d.get("thread_updates", True)
+    if not isinstance(thread_updates, bool):
+        raise ConfigError(f"{path}.thread_updates", "must be true or false")
+    max_wait = d.get("max_wait", 10.0)
+    if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait < 0:
+        raise ConfigError(f"{path}.max_wait", "must be a number of seconds >= 0")
+    return api_base_url, thread_updates, float(max_wait)
+
+
 class SlackReceiver:
     def __init__(
         self,
@@ -125,33 +160,11 @@ class SlackReceiver:
         send_resolved = d.get("send_resolved", False)
         if not isinstance(send_resolved, bool):
             raise ConfigError(f"{path}.send_resolved", "must be true or false")
-        for both in (("api_url", "api_url_file"), ("bot_token", "bot_token_file"),
-                     ("signing_secret", "signing_secret_file")):
-            if d.get(both[0]) is not None and d.get(both[1]) is not None:
-                raise ConfigError(f"{path}.{both[1]}", f"at most one of {both[0]} and {both[1]} may be set")
-        bot_token = _opt_str(d, "bot_token", path) or read_secret_file(d, "bot_token_file", path)
-        api_url = _opt_str(d, "api_url", path) or read_secret_file(d, "api_url_file", path)
-        signing_secret = _opt_str(d, "signing_secret", path) or read_secret_file(d, "signing_secret_file", path)
-        if bot_token is not None and not bot_token.startswith(("xoxb-", "xoxp-")):
-            raise ConfigError(f"{path}.bot_token", "must be a Slack bot token (xoxb-…)")
-        if api_url is not None and not api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{path}.api_url", "must be an http(s) URL")
-        if not bot_token and not api_url:
-            raise ConfigError(path, "one of api_url, api_url_file, bot_token or bot_token_file is required")
+        bot_token, api_url, signing_secret = _credentials(d, path)
         channel = _opt_str(d, "channel", path)
         if bot_token and not channel:
             raise ConfigError(f"{path}.channel", "is required in bot-token mode")
-        api_base_url = _opt_str(d, "api_base_url", path) or "https://slack.com/api/"
-        if not api_base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{path}.api_base_url", "must be an http(s) URL")
-        if not api_base_url.endswith("/"):
-            api_base_url += "/"
-        thread_updates = d.get("thread_updates", True)
-        if not isinstance(thread_updates, bool):
-            raise ConfigError(f"{path}.thread_updates", "must be true or false")
-        max_wait = d.get("max_wait", 10.0)
-        if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait < 0:
-            raise ConfigError(f"{path}.max_wait", "must be a number of seconds >= 0")
+        api_base_url, thread_updates, max_wait = _delivery_options(d, path)
         templates_dir = _opt_str(d, "templates_dir", path)
         if renderer is None and templates_dir:
             renderer = Renderer(templates_dir)
@@ -159,7 +172,7 @@ class SlackReceiver:
             integration, clock, bot_token=bot_token, webhook_url=None if bot_token else api_url,
             channel=channel, username=_opt_str(d, "username", path), icon_emoji=_opt_str(d, "icon_emoji", path),
             icon_url=_opt_str(d, "icon_url", path), send_resolved=send_resolved, api_base_url=api_base_url,
-            signing_secret=signing_secret, thread_updates=thread_updates, max_wait=float(max_wait),
+            signing_secret=signing_secret, thread_updates=thread_updates, max_wait=max_wait,
             pacer=pacer, renderer=renderer, am_fields=fields_mod.SlackFields.build(d, path, go_templates),
         )
 

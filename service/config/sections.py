@@ -27,7 +27,7 @@ from routing.inhibition import InhibitRule
 from routing.route_tree import Route
 from routing.time_intervals import TimeInterval, parse_time_intervals
 
-from service.core.errors import ConfigError, ConfigErrors
+from service.core.errors import BadField, ConfigError, ConfigErrors, pydantic_errors
 
 # Alertmanager's own top-level keys, and which of them Tocsin implements.
 AM_TOP_LEVEL = {"global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals", "templates"}
@@ -133,7 +133,7 @@ class DeliveryConfig(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> "DeliveryConfig":
         if self.backoff_max < self.backoff_initial:
-            raise _BadField("backoff_max", "must not be below backoff_initial")
+            raise BadField("backoff_max", "must not be below backoff_initial")
         return self
 
 
@@ -193,18 +193,10 @@ class TocsinSection(_Strict):
     llm: dict[str, Any] = {}
     slack: dict[str, Any] = {}
     pagerduty: dict[str, Any] = {}
-    detect: dict[str, Any] = {}  # validated by service.detect.params (Tocsin's own detectors)
+    detect: dict[str, Any] = {}  # validated by service.config.detect (Tocsin's own detectors)
     # Accept routes to receivers none of whose integrations Tocsin can deliver (their notifications are then
     # logged and counted as failed). Off: such a configuration is an error.
     allow_undeliverable_receivers: bool = False
-
-
-class _BadField(ValueError):
-    """A model-level check that names the field it is about (see _pydantic_errors)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 class EnvSettings(BaseSettings):
@@ -296,25 +288,6 @@ def go_yaml_text(text: str) -> str:
     return _TRAILING_TAB.sub("", text) if "\t" in text else text
 
 
-def _pydantic_errors(e: ValidationError, base: str) -> list[ConfigError]:
-    out = []
-    for err in e.errors():
-        loc = base
-        for part in err["loc"]:
-            loc += f"[{part}]" if isinstance(part, int) else f".{part}"
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, _BadField):
-            loc += f".{cause.field}"
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not an Alertmanager or Tocsin setting)"
-        elif isinstance(cause, ValueError):
-            msg = str(cause)
-        else:
-            msg = err["msg"]
-        out.append(ConfigError(loc, msg))
-    return out
-
-
 @dataclass
 class _Report:
     """Problems found while reading a configuration: errors (the load fails) and warnings (it goes on)."""
@@ -333,7 +306,7 @@ class _Report:
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            self.errors.extend(_pydantic_errors(e, path))
+            self.errors.extend(pydantic_errors(e, path))
             return None
 
 
@@ -571,7 +544,7 @@ def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], r
     if esc is not None:
         _escalation_references(esc, receivers, report)
     if tocsin.detect:
-        from service.detect.params import section_errors  # only configs with detectors pay the import
+        from service.config.detect import section_errors  # only configs with detectors pay the import
 
         for e in section_errors(tocsin.detect):
             report.add(e)

@@ -82,6 +82,11 @@ MIN_TIME = -62135596800.0  # 0001-01-01T00:00:00Z (Go's zero time, which reads a
 MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
+def ms(t: float) -> int:
+    """Epoch seconds as integer milliseconds (how times are stored: sorted-set scores, Lua arguments)."""
+    return int(round(t * 1000))
+
+
 def in_range(ts: float) -> bool:
     return MIN_TIME < ts <= MAX_TIME
 

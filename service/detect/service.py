@@ -60,7 +60,7 @@ def serve_tasks(cfg: Any, engine: Any) -> list[asyncio.Task[None]]:
 
 async def run_standalone(cfg: Any, once: bool = False) -> dict[str, Any]:
     """`tocsin detect --config`: the pipeline (Redis, engine, timers, delivery) and the detector, no HTTP."""
-    from service.http.app import _deliver, connect_redis
+    from service.runtime import connect_redis, run_delivery
     from service.core.clock import SystemClock
     from service.pipeline.engine import Engine
 
@@ -70,7 +70,7 @@ async def run_standalone(cfg: Any, once: bool = False) -> dict[str, Any]:
     runner = make_runner(cfg, engine)
     assert runner is not None
     tasks = [asyncio.create_task(engine.scheduler.run(), name="scheduler"),
-             asyncio.create_task(_deliver(engine, True), name="outbox"),
+             asyncio.create_task(run_delivery(engine, True), name="outbox"),
              asyncio.create_task(engine.run_timers(), name="timers")]
     try:
         if once:

@@ -7,10 +7,8 @@ import asyncio
 import ctypes
 import gc
 import os
-from pathlib import Path
 from typing import AsyncIterator
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 import structlog
 from aiohttp import web
@@ -19,11 +17,10 @@ from service.http.api import Admission, add_routes, json_error, redis_unavailabl
 from service.http.appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
 from service.core.clock import Clock, SystemClock
 from service.config.sections import Config, load_config, retention_seconds
-from service.store.embedded import EmbeddedRedis
 from service.pipeline.engine import Engine, ReceiverFactory, default_receiver_factory
 from service.core.errors import ConfigErrors
 from service.http.openapi import document
-from service.store.keys import open_redis
+from service.runtime import connect_redis, run_delivery
 
 log = structlog.get_logger("tocsin.app")
 
@@ -76,17 +73,6 @@ def tokens_of(cfg: Config) -> list[tuple[bytes, set[str]]]:
     return [(t.resolve().encode(), set(t.sources)) for t in cfg.tocsin.auth.tokens]
 
 
-async def connect_redis(cfg: Config) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
-    embedded = None
-    url = cfg.tocsin.redis.url
-    if not url:
-        embedded = EmbeddedRedis(Path(cfg.tocsin.data_dir) / "redis", persist=True, fsync=cfg.tocsin.redis.fsync)
-        url = embedded.start()  # main thread: the server's lifetime is tied to the starting thread
-        log.info("embedded_redis_started", dir=str(embedded.data_dir))
-    client = open_redis(url, max_connections=64, timeout=5)  # a blocking pool (see service.store.open_redis)
-    return client, embedded
-
-
 def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = None, cfg: Config | None = None,
                receiver_factory: ReceiverFactory = default_receiver_factory, background: bool = True) -> web.Application:
     """The service. `background=False` leaves out the timer/delivery loops, for tests that drive
@@ -114,7 +100,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
         for w in cfg.warnings:
             log.warning("config_warning", detail=w)
         tasks = [asyncio.create_task(engine.scheduler.run(), name="scheduler"),
-                 asyncio.create_task(_deliver(engine, started), name="outbox"),
+                 asyncio.create_task(run_delivery(engine, started), name="outbox"),
                  asyncio.create_task(_sweeper(engine), name="sweeper"),
                  asyncio.create_task(engine.run_timers(), name="timers")] if background else []
         if background and cfg.tocsin.detect:  # Tocsin's own detectors, when tocsin.detect.serve is true
@@ -163,7 +149,7 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
 
     add_incident_routes(app, cfg.tocsin.slack or {}, cfg.tocsin.pagerduty or {}, clock)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    from service.ui import add_ui
+    from service.http.ui.routes import add_ui
 
     add_ui(app)  # the web UI under /ui/
     return app
@@ -171,20 +157,6 @@ def create_app(config_path: str | os.PathLike[str], *, clock: Clock | None = Non
 
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(document())
-
-
-async def _deliver(engine: Engine, started: bool) -> None:
-    """The delivery loop, once the outbox exists in Redis (retrying with backoff while Redis is unreachable)."""
-    delay = 0.5
-    while not started:
-        await engine.clock.sleep(delay)
-        try:
-            await engine.start()
-            started = True
-            log.info("redis_available")
-        except (RedisError, OSError):
-            delay = min(delay * 2, 10.0)
-    await engine.outbox.run()
 
 
 def trim_heap() -> None:

@@ -197,6 +197,12 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
     r.add_get("/api/v1/summaries/feedback", summary_feedback)
     r.add_get("/api/v1/incidents/{id}", get_incident)
     r.add_post("/api/v1/incidents/{id}/{action}", post_action)
+    _add_slack_door(app, clock)
+    _add_pagerduty_door(app, clock)
+
+
+def _add_slack_door(app: web.Application, clock: Any) -> None:
+    """POST /api/v1/slack/actions: the buttons of Tocsin's Slack messages (signed; 404 without a signing secret)."""
 
     async def on_slack(a: SlackAction) -> None:
         engine = app[ENGINE]
@@ -229,7 +235,11 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
         return await holder["h"](request)
 
     app[SLACK_HANDLER] = holder
-    r.add_post("/api/v1/slack/actions", slack_actions)
+    app.router.add_post("/api/v1/slack/actions", slack_actions)
+
+
+def _add_pagerduty_door(app: web.Application, clock: Any) -> None:
+    """POST /api/v1/pagerduty/webhook: PagerDuty's V3 webhooks (signed; 404 without a webhook secret)."""
 
     async def on_pd(ev: PagerDutyEvent) -> None:
         engine = app[ENGINE]
@@ -260,7 +270,7 @@ def add_incident_routes(app: web.Application, slack_cfg: dict[str, Any], pd_cfg:
                                                              clock=clock)
         return await pd_holder["h"](request)
 
-    r.add_post("/api/v1/pagerduty/webhook", pd_webhook)
+    app.router.add_post("/api/v1/pagerduty/webhook", pd_webhook)
 
 
 SLACK_HANDLER: web.AppKey[dict[str, Any]] = web.AppKey("slack_handler", dict)

@@ -24,6 +24,8 @@ from typing import Any, Awaitable, Callable, Iterable
 from aiohttp import web
 
 from service.core.clock import parse_rfc3339
+from service.store.keys import Keys
+from service.store.once import Once
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,8 @@ class PagerDutyWebhookHandler:
         self.secrets = [s for s in secrets if s]
         if not self.secrets:
             raise ValueError("at least one PagerDuty webhook secret is required")
-        self.redis = redis
-        self.prefix = prefix
+        self.once = Once(redis)
+        self.keys = Keys(prefix)
         self.on_event = on_event
 
     def _outside_window(self, event: PagerDutyEvent) -> str | None:
@@ -110,9 +112,6 @@ class PagerDutyWebhookHandler:
         if not now - WINDOW_SECONDS <= event.occurred_at <= now + FUTURE_SKEW_SECONDS:
             return "event.occurred_at: outside the accepted window (a stale or replayed delivery)"
         return None
-
-    def _key(self, webhook_id: str) -> str:
-        return f"{self.prefix}:{{pdwebhook}}:{webhook_id}"
 
     async def __call__(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -137,14 +136,14 @@ class PagerDutyWebhookHandler:
         ev_id = body["event"].get("id")
         signed_id = ev_id if isinstance(ev_id, str) and 0 < len(ev_id) <= 200 else \
             "sha256-" + hashlib.sha256(raw).hexdigest()
-        key = self._key(signed_id)
-        if not await self.redis.set(key, "1", nx=True, ex=DEDUP_TTL_SECONDS):
+        key = self.keys.pagerduty_webhook(signed_id)
+        if not await self.once.claim(key, DEDUP_TTL_SECONDS):
             return web.Response(status=200, text="duplicate")
         try:
             await self.on_event(event)
         except Exception as e:  # noqa: BLE001 - PagerDuty retries; the next attempt must not look like a duplicate
             log.error("pagerduty webhook handler failed: %r", e)
-            await self.redis.delete(key)
+            await self.once.release(key)
             return web.Response(status=500, text="handler failed")
         return web.Response(status=200, text="ok")
 

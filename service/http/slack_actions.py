@@ -26,6 +26,8 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from service.core.clock import Clock
+from service.store.keys import Keys
+from service.store.once import Once
 
 from routing.receivers.render import ACTION_IDS
 
@@ -85,12 +87,12 @@ class RedisReplayGuard:
     """Remembers request signatures in Redis (SET NX with a TTL), so replicas share the memory."""
 
     def __init__(self, redis: Any, prefix: str, window: int = WINDOW_SECONDS * 2):
-        self.redis = redis
-        self.prefix = prefix
+        self.once = Once(redis)
+        self.keys = Keys(prefix)
         self.window = window
 
     async def first_time(self, key: str, now: float) -> bool:
-        return bool(await self.redis.set(f"{self.prefix}:{{slackreplay}}:{key}", "1", nx=True, ex=self.window))
+        return await self.once.claim(self.keys.slack_replay(key), self.window)
 
 
 def _obj(v: Any) -> dict[str, Any]:

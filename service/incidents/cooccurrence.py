@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from itertools import combinations
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from redis.asyncio import Redis
@@ -137,10 +137,23 @@ class CooccurrenceStore:
 
     async def lead_history(self, keys: Iterable[str], now: float) -> Callable[[str], float]:
         """Share of past incidents containing each key in which it fired first, as lookup(key)."""
+        async with self.redis.pipeline(transaction=False) as p:
+            ks = self.queue_lead_reads(p, keys)
+            raw = await p.execute() if ks else []
+        return self.lead_lookup(ks, raw, now)
+
+    def queue_lead_reads(self, pipe: Any, keys: Iterable[str]) -> list[str]:
+        """Queue on `pipe` the reads `lead_lookup` needs (two HMGETs, none without keys); returns the keys read."""
         ks = sorted({_clean(k) for k in keys})
+        if ks:
+            pipe.hmget(f"{self.base}:lead", ks)
+            pipe.hmget(f"{self.base}:n", ks)
+        return ks
+
+    def lead_lookup(self, ks: list[str], raw: list[Any], now: float) -> Callable[[str], float]:
+        """lead_history's lookup from the two replies queued by `queue_lead_reads(pipe, ...)` (`ks` its result)."""
         if not ks:
             return lambda k: 0.0
-        lead = self._decay(await self.redis.hmget(f"{self.base}:lead", ks), now)
-        n = self._decay(await self.redis.hmget(f"{self.base}:n", ks), now)
+        lead, n = self._decay(raw[0], now), self._decay(raw[1], now)
         share = {k: float(l / (x + 1.0)) for k, l, x in zip(ks, lead, n)}
         return lambda k: share.get(_clean(k), 0.0)

@@ -1,8 +1,9 @@
 """Escalation policies: ordered levels, each with a delay and targets, repeated a number of times, until
 someone acknowledges or resolves the incident (snooze pauses it).
 
-Timers are data in Redis, claimed atomically like group timers (per-shard sorted sets, a fencing token per
-claim), and a fired step commits its notifications to the outbox and the next step in one script. With several
+Timers are data in Redis (service/store/escalations.py), claimed atomically like group timers (per-shard sorted
+sets, a fencing token per claim), and a fired step commits its notifications to the outbox and the next step in
+one script. With several
 replicas each step fires exactly once; after a restart no step is lost (a claim whose holder died is retried
 after its lease) or repeated (the fencing token stops a late commit).
 
@@ -34,7 +35,8 @@ from redis.asyncio import Redis
 from routing.durations import parse_duration
 from service.core.clock import Clock
 from service.core.models import Alert, Notification
-from service.store.keys import Keys, Scripts, ms, queue_script
+from service.store.escalations import EscalationStore
+from service.store.keys import Keys, Scripts
 
 log = structlog.get_logger("tocsin.escalation")
 
@@ -127,9 +129,7 @@ class Escalator:
                  integrations: Callable[[str], list[Any]], incident: IncidentLookup, external_url: str = "",
                  lease: float = 30.0, replica_id: str | None = None,
                  on_schedule: Callable[[float], None] | None = None):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+        self.store = EscalationStore(redis, keys, scripts, TTL)
         self.clock = clock
         self.cfg = cfg
         self.integrations = integrations
@@ -145,45 +145,34 @@ class Escalator:
         if policy is None:
             log.warning("escalation_policy_unknown", policy=policy_name)
             return False
-        eid = escalation_id(incident_id, policy_name)
-        shard = self.keys.shard_of(eid)
         due = now + policy.levels[0].delay
-        started = await self.scripts.start_escalation(
-            keys=[self.keys.esc(eid), self.keys.esc_due(shard)],
-            args=[eid, incident_id, policy_name, ms(due), TTL, route_id])
-        if int(started):
+        started = await self.store.start(escalation_id(incident_id, policy_name), incident_id, policy_name, route_id,
+                                         due)
+        if started:
             self.on_schedule(due)
-        return bool(int(started))
+        return started
 
     async def next_due(self) -> float | None:
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.zrange(self.keys.esc_due(shard), 0, 0, withscores=True)
-        times = [float(r[0][1]) / 1000 for r in await pipe.execute() if r]
-        return min(times) if times else None
+        return await self.store.next_due()
 
     async def run_due(self) -> int:
         now = self.clock.now()
-        pipe = self.redis.pipeline(transaction=False)
-        tok = f"{self.replica_id}.{next(self._counter)}"
-        for shard in range(self.keys.shards):
-            queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.esc_due(shard), self.keys.esc_claims(shard)],
-                         args=[ms(now), ms(self.lease), 64, tok])
         fired = 0
-        for res in await pipe.execute():
-            items = res[:-1]
-            for i in range(0, len(items), 3):
-                eid = items[i].decode() if isinstance(items[i], bytes) else items[i]
-                token = items[i + 1].decode() if isinstance(items[i + 1], bytes) else items[i + 1]
-                try:
-                    fired += await self._fire(eid, token, now)
-                except Exception as e:  # one broken escalation must not stop the others; retried after the lease
-                    log.error("escalation_failed", escalation=eid, error=repr(e))
+        for eid, token in await self.store.claim_due(now, self.lease, f"{self.replica_id}.{next(self._counter)}"):
+            try:
+                fired += await self._fire(eid, token, now)
+            except Exception as e:  # one broken escalation must not stop the others; retried after the lease
+                log.error("escalation_failed", escalation=eid, error=repr(e))
         return fired
 
+    async def state(self, incident_id: str, policy_name: str) -> tuple[dict[str, str], float | None]:
+        """An escalation's stored fields ({} if it never started) and when its next step is due (read only)."""
+        eid = escalation_id(incident_id, policy_name)
+        h = await self.store.read(eid)
+        return h, (await self.store.due_at(eid) if h else None)
+
     async def _fire(self, eid: str, token: str, now: float) -> int:
-        raw = await self.redis.hgetall(self.keys.esc(eid))
-        h = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
+        h = await self.store.read(eid)
         policy = self.cfg.policies.get(h.get("policy", ""))
         step = int(h.get("step", 0))
         snap = await self.incident(h["incident"]) if h.get("incident") else None
@@ -203,14 +192,8 @@ class Escalator:
                 for integ in self.integrations(name):
                     notes.append(self._notification(eid, integ, Target(receiver=name), snap, step - 1, policy, now,
                                                     closing=True))
-        shard = self.keys.shard_of(eid)
-        args: list[Any] = [eid, token, ms(d.next_due) if d.next_due is not None else -1, d.next_step, TTL, len(notes)]
-        for n in notes:
-            args += [n.integration, n.receiver, n.to_json()]
-        ok = await self.scripts.commit_escalation(
-            keys=[self.keys.esc(eid), self.keys.esc_due(shard), self.keys.esc_claims(shard), self.keys.outbox(shard),
-                  self.keys.seq(eid)], args=args)
-        if not int(ok):
+        if not await self.store.commit(eid, token, d.next_due, d.next_step,
+                                       [(n.integration, n.receiver, n.to_json()) for n in notes]):
             return 0
         if notes:
             log.info("escalation_fired", incident=h.get("incident"), policy=h.get("policy"), level=step % len(policy.levels) + 1 if policy else None)

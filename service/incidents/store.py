@@ -45,6 +45,7 @@ TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
 MAX_RETRIES = 100
 OPEN_STATES = ("triggered", "acknowledged", "snoozed")
+LIST_BATCH = 100  # incidents read per pipeline when list() filters by state or severity
 
 
 class IncidentNotFound(KeyError):
@@ -193,6 +194,12 @@ def _decayed(raw: bytes | str | None, now: float) -> float:
     return float(c) * 0.5 ** (max(0.0, now - float(t)) / FEEDBACK_HALF_LIFE)
 
 
+def _verdict_fields(members: list[dict[str, Any]]) -> list[str]:
+    """The verdict counters that concern these members: their alert types ("t:") and their series ("s:")."""
+    return [f"t:{key}" for key in sorted({m["key"] for m in members})[:100]] + \
+        [f"s:{fp}" for fp in sorted({m["fingerprint"] for m in members})[:100]]
+
+
 INTERNAL_MEMBER_KEYS = ("metric", "key", "features", "detector_info", "state_changes", "history")
 ACTIVITY_HORIZON = 3600.0  # activations older than this no longer pair with new ones
 SEP = "\x1f"
@@ -225,6 +232,9 @@ def _add_rep(reps: list[dict[str, Any]], f: AlertFeatures, limit: int) -> list[d
         head = limit // 2
         reps = reps[:head] + reps[-(limit - head):]
     return reps
+
+
+_Row = tuple[str, dict[str, Any], list[dict[str, Any]], list[Any]]  # id, metadata, members, raw timeline
 
 
 class IncidentStore:
@@ -652,23 +662,6 @@ class IncidentStore:
         pipe.hincrbyfloat(k.cmodel, "verdicts", 1.0)
         await pipe.execute()
 
-    async def _verdicts(self, k: _Keys, members: list[dict[str, Any]],
-                        now: float) -> tuple[dict[str, dict[str, float]], ConfidenceModel]:
-        """(people's decayed verdicts on these members' series and alert types, the installation's model)."""
-        fields = [f"t:{key}" for key in sorted({m["key"] for m in members})[:100]] + \
-            [f"s:{fp}" for fp in sorted({m["fingerprint"] for m in members})[:100]]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(k.fb, [f"{f}|{kind}" for f in fields for kind in ("acted", "noise")] or ["-"])
-        pipe.hgetall(k.cmodel)
-        raw, offsets = await pipe.execute()
-        fb: dict[str, dict[str, float]] = {}
-        for i, f in enumerate(fields):
-            acted, noise = _decayed(raw[2 * i], now), _decayed(raw[2 * i + 1], now)
-            if acted or noise:
-                fb[f] = {"acted": acted, "noise": noise}
-        offsets = {_s(a): float(b) for a, b in offsets.items() if _s(a) != "verdicts"}
-        return fb, ConfidenceModel.load().adjusted(offsets)
-
     # ----------------------------------------------------------------------------------- human actions
 
     async def ack(self, iid: str, who: str) -> None:
@@ -916,24 +909,75 @@ class IncidentStore:
 
     async def get(self, iid: str) -> dict[str, Any]:
         """The incident snapshot (see the shared incident schema)."""
-        domain = await self._domain_of(iid)
+        snap = (await self._snapshots(await self._domain_of(iid), [iid]))[0]
+        if snap is None:
+            raise IncidentNotFound(iid)
+        return snap
+
+    async def _snapshots(self, domain: str, ids: list[str]) -> list[dict[str, Any] | None]:
+        """The snapshots of incidents `ids` of one domain (None for one that is gone), in two round trips
+        whatever their number: one pipeline of their records, one of the learned feedback and lead history
+        their members' keys need."""
+        rows = await self._read_rows(domain, ids)
+        built = iter(await self._build(domain, [r for r in rows if r is not None]))
+        return [None if r is None else next(built) for r in rows]
+
+    async def _read_rows(self, domain: str, ids: list[str]) -> list[_Row | None]:
+        """(id, metadata, members by onset, raw timeline) of each incident, None for one that is gone: one
+        pipeline."""
         k = self.keys(domain)
         async with self.redis.pipeline(transaction=False) as p:
-            p.get(k.meta(iid))
-            p.hvals(k.members(iid))
-            p.lrange(k.timeline(iid), 0, -1)
-            raw_meta, raw_members, raw_tl = await p.execute()
-        if not raw_meta:
-            raise IncidentNotFound(iid)
-        meta = json.loads(raw_meta)
-        members = sorted((json.loads(m) for m in raw_members), key=lambda m: (m["starts_at"], m["fingerprint"]))
+            for iid in ids:
+                p.get(k.meta(iid))
+                p.hvals(k.members(iid))
+                p.lrange(k.timeline(iid), 0, -1)
+            raw = await p.execute()
+        rows: list[_Row | None] = []
+        for i, iid in enumerate(ids):
+            raw_meta, raw_members, raw_tl = raw[3 * i:3 * i + 3]
+            if not raw_meta:
+                rows.append(None)
+                continue
+            members = sorted((json.loads(m) for m in raw_members), key=lambda m: (m["starts_at"], m["fingerprint"]))
+            rows.append((iid, json.loads(raw_meta), members, raw_tl))
+        return rows
+
+    async def _build(self, domain: str, rows: list[_Row]) -> list[dict[str, Any]]:
+        """The snapshots of these rows, with the installation's confidence model, people's verdicts on their
+        members' series and alert types, and the lead history of their keys read in one pipeline."""
+        k = self.keys(domain)
+        keys_of = {r[0]: sorted({m["key"] for m in r[2]}) for r in rows}
+        fields_of = {r[0]: _verdict_fields(r[2]) for r in rows}
+        wanted = sorted({f for fs in fields_of.values() for f in fs})
+        cooc = self.cooc(domain)
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hgetall(k.cmodel)
+            if wanted:
+                p.hmget(k.fb, [f"{f}|{kind}" for f in wanted for kind in ("acted", "noise")])
+            lead_keys = cooc.queue_lead_reads(p, {key for ks in keys_of.values() for key in ks})
+            learned = await p.execute()
         now = self.clock.now()
+        offsets, learned = learned[0], learned[1:]
+        model = ConfidenceModel.load().adjusted({_s(a): float(b) for a, b in offsets.items() if _s(a) != "verdicts"})
+        fb_all: dict[str, dict[str, float]] = {}
+        if wanted:
+            for i, f in enumerate(wanted):
+                acted, noise = _decayed(learned[0][2 * i], now), _decayed(learned[0][2 * i + 1], now)
+                if acted or noise:
+                    fb_all[f] = {"acted": acted, "noise": noise}
+            learned = learned[1:]
+        lead = cooc.lead_lookup(lead_keys, learned, now)
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            fb = {f: fb_all[f] for f in fields_of[r[0]] if f in fb_all}
+            out.append(self._snapshot(*r, fb, model, lead if keys_of[r[0]] else None, now))
+        return out
+
+    def _snapshot(self, iid: str, meta: dict[str, Any], members: list[dict[str, Any]], raw_tl: list[Any],
+                  fb: dict[str, dict[str, float]], model: ConfidenceModel, lead: Any, now: float) -> dict[str, Any]:
         cfg = self.cfg
-        keys = sorted({m["key"] for m in members})
-        fb, model = await self._verdicts(k, members, now)
         sev, sev_f = severity(members, cfg, now) if members else ("info", [])
         conf, conf_f, flapping = confidence(members, cfg, now, fb, model) if members else (0.0, [], False)
-        lead = await self.cooc(domain).lead_history(keys, now) if keys else None
         roots = rank(members, cfg, lead)
         title = self._title(roots, members)
         out_members = [{k2: v for k2, v in m.items() if k2 not in INTERNAL_MEMBER_KEYS} for m in members]
@@ -978,27 +1022,45 @@ class IncidentStore:
         return (head + (f" + {rest} related alert{'s' if rest > 1 else ''}" if rest else ""))[:200]
 
     async def list(self, state: str | None = None, severity: str | None = None, since: float | None = None,
-                   until: float | None = None, domain: str = "default", limit: int = 100) -> list[dict[str, Any]]:
-        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity."""
+                   until: float | None = None, domain: str = "default", limit: int = 100,
+                   service: str | None = None) -> list[dict[str, Any]]:
+        """Snapshots of incidents opened within [since, until], newest first, filtered by state/severity (and by
+        `service`: only incidents with an alert of that service).
+
+        A constant number of round trips for a page: the ids of just as many as are still wanted, then their
+        records (one pipeline) and the learned data their snapshots need (one more); with a filter, LIST_BATCH at
+        a time until the page is full. The state and service filters are applied to the records, before any
+        snapshot is computed."""
         k = self.keys(domain)
-        ids = await self.redis.zrevrangebyscore(k.all, "+inf" if until is None else until,
-                                                "-inf" if since is None else since)
+        hi, lo = "+inf" if until is None else until, "-inf" if since is None else since
         out: list[dict[str, Any]] = []
-        for raw in ids:
-            iid = _s(raw)
-            try:
-                snap = await self.get(iid)
-            except IncidentNotFound:
-                await self.redis.zrem(k.all, iid)  # expired after retention
-                continue
-            if state and snap["state"] != state:
-                continue
-            if severity and snap["severity"] != severity:
-                continue
-            out.append(snap)
-            if len(out) >= limit:
+        gone: list[str] = []
+        pos = 0
+        while len(out) < limit:
+            want = limit - len(out)
+            n = max(want, LIST_BATCH) if state or severity or service else want
+            batch = [_s(raw) for raw in await self.redis.zrevrangebyscore(k.all, hi, lo, start=pos, num=n)]
+            pos += n
+            rows = await self._read_rows(domain, batch)
+            gone += [iid for iid, r in zip(batch, rows) if r is None]  # expired after retention
+            kept = [r for r in rows if r is not None and (not state or r[1]["state"] == state)
+                    and (not service or any(member_service(m) == service for m in r[2]))]
+            out += [snap for snap in await self._build(domain, kept) if not severity or snap["severity"] == severity]
+            if len(batch) < n:
                 break
-        return out
+        if gone:
+            await self.redis.zrem(k.all, *gone)
+        return out[:limit]
+
+    async def count_without_incident(self, by_domain: dict[str, list[str]]) -> int:
+        """How many of these alert fingerprints (by correlation domain) belong to no incident: one pipeline."""
+        by_domain = {d: fps for d, fps in by_domain.items() if fps}
+        if not by_domain:
+            return 0
+        async with self.redis.pipeline(transaction=False) as p:
+            for domain, fps in by_domain.items():
+                p.hmget(self.keys(domain).fp, fps)
+            return sum(1 for res in await p.execute() for x in res if x is None)
 
     async def incident_of(self, alert: Alert) -> str | None:
         """The incident an alert currently belongs to (None if none)."""

@@ -19,6 +19,12 @@ one Redis Cluster slot):
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
+  P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
+  P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
+  P:{slackreplay}:<sig>    string  a signed Slack request already handled (service/store/once.py)
+  P:{pdwebhook}:<event>    string  a PagerDuty webhook event already handled
+  P:{summaries}:cache:<d>  string  an LLM summary by evidence digest; P:{summaries}:budget:<hour> its call budget
+  P:{feedback}:votes:<id>  hash    who -> 1|0 on an incident's summary; P:{feedback}:totals  hash helpful, total
 
 No code path uses KEYS or a multi-key command across hash tags (tests/test_cluster_slots.py runs the pipeline on a
 real 3-master cluster to prove it).
@@ -40,6 +46,9 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
+
+from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
+from service.store.silences import SilenceStore
 
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
@@ -117,6 +126,37 @@ class Keys:
     def silences_version(self) -> str:
         return f"{self.prefix}:{{sil}}:version"
 
+    def silence_storage(self, redis: Redis) -> SilenceStore:
+        """The silences' Redis storage under these keys (service/store/silences.py), for routing.silences."""
+        return SilenceStore(redis, self)
+
+    # the web UI (single-key commands: no hash tag needed)
+    def ui_session(self, sid_hash: str) -> str:
+        return f"{self.prefix}:ui:session:{sid_hash}"
+
+    def ui_login_failures(self, addr_hash: str) -> str:
+        return f"{self.prefix}:ui:login-failures:{addr_hash}"
+
+    # the signed doors' replay memory (single keys)
+    def slack_replay(self, signature_key: str) -> str:
+        return f"{self.prefix}:{{slackreplay}}:{signature_key}"
+
+    def pagerduty_webhook(self, event_id: str) -> str:
+        return f"{self.prefix}:{{pdwebhook}}:{event_id}"
+
+    # summaries (service/store/summaries.py)
+    def summary_cache(self, digest: str) -> str:
+        return f"{self.prefix}:{{summaries}}:cache:{digest}"
+
+    def summary_budget(self, hour: int) -> str:
+        return f"{self.prefix}:{{summaries}}:budget:{hour}"
+
+    def summary_votes(self, incident_id: str) -> str:
+        return f"{self.prefix}:{{feedback}}:votes:{incident_id}"
+
+    def summary_vote_totals(self) -> str:
+        return f"{self.prefix}:{{feedback}}:totals"
+
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
         return f"{self.prefix}:{{dedup}}:{namespace}:{ident}"
@@ -145,10 +185,6 @@ class Scripts:
     def __init__(self, redis: Redis):
         for name in self.NAMES:
             setattr(self, name, redis.register_script((LUA_DIR / f"{name}.lua").read_text()))
-
-
-def ms(t: float) -> int:
-    return int(round(t * 1000))
 
 
 def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:

@@ -11,11 +11,7 @@
   A summary is text; nothing in it is ever interpreted as an action.
 - `record_feedback(incident_id, helpful, who)` / `feedback(incident_id)` / `helpful_share()`.
 
-Redis keys (all under one hash tag per concern):
-  {prefix}:{summaries}:cache:<digest>      the LLM summary JSON, TTL `cache_ttl`
-  {prefix}:{summaries}:budget:<hour>       LLM calls started in that event-time hour, TTL 2h
-  {prefix}:{feedback}:votes:<incident_id>  hash who -> 1|0
-  {prefix}:{feedback}:totals               hash helpful, total
+The cache, the budget and the votes are kept in Redis by service/store/summaries.py.
 """
 from __future__ import annotations
 
@@ -26,6 +22,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service.core.clock import Clock
+from service.store.summaries import SummaryStore
 
 from service.summaries.claude import ClaudeSummarizer, LLMUnavailable
 from service.summaries.evidence import EvidencePack, build_evidence
@@ -48,29 +45,6 @@ OUTCOME_NOTES = {
     "invalid_answer": "LLM answer was malformed",
     "ungrounded": "LLM answer was not grounded in the evidence",
 }
-
-# Take one unit of the hourly budget: INCR, set the expiry on the first use. Returns the count after this call.
-TAKE_BUDGET = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-
-# Record one person's vote on one incident's summary (a changed vote replaces the old one) and keep totals.
-RECORD_VOTE = """
-local new = tonumber(ARGV[2])
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], new)
-if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-if old then
-  redis.call('HINCRBY', KEYS[2], 'helpful', new - tonumber(old))
-else
-  redis.call('HINCRBY', KEYS[2], 'total', 1)
-  redis.call('HINCRBY', KEYS[2], 'helpful', new)
-end
-return redis.call('HMGET', KEYS[2], 'helpful', 'total')
-"""
-
 
 class SummaryService:
     def __init__(
@@ -97,8 +71,7 @@ class SummaryService:
             raise ValueError("summaries.deadline_seconds: must be >= 0")
         self.evidence = evidence_summarizer
         self.llm = llm
-        self.redis = redis
-        self.prefix = prefix
+        self.store = SummaryStore(redis, prefix)
         self.clock = clock
         self.budget_per_hour = budget_per_hour
         self.deadline_seconds = deadline_seconds
@@ -109,21 +82,6 @@ class SummaryService:
         self._sem = asyncio.Semaphore(max_concurrency)
         self._inflight: dict[str, asyncio.Task[Summary]] = {}  # digest -> task: one call per evidence at a time
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._take_budget = redis.register_script(TAKE_BUDGET)
-        self._record_vote = redis.register_script(RECORD_VOTE)
-
-    # -- keys -------------------------------------------------------------------------------------------
-    def _cache_key(self, digest: str) -> str:
-        return f"{self.prefix}:{{summaries}}:cache:{digest}"
-
-    def _budget_key(self, hour: int) -> str:
-        return f"{self.prefix}:{{summaries}}:budget:{hour}"
-
-    def _votes_key(self, incident_id: str) -> str:
-        return f"{self.prefix}:{{feedback}}:votes:{incident_id}"
-
-    def _totals_key(self) -> str:
-        return f"{self.prefix}:{{feedback}}:totals"
 
     # -- summaries --------------------------------------------------------------------------------------
     def evidence_summary(self, pack: EvidencePack, note: str = "") -> Summary:
@@ -131,7 +89,7 @@ class SummaryService:
         return sanitize_summary(s.model_copy(update={"note": note}), self.link_allowlist)
 
     async def cached(self, pack: EvidencePack) -> Summary | None:
-        raw = await self.redis.get(self._cache_key(pack.digest()))
+        raw = await self.store.cached(pack.digest())
         if raw is None:
             return None
         try:
@@ -177,7 +135,7 @@ class SummaryService:
             self.metrics.summaries.labels("claude", "cache").inc()
             return hit
         hour = int(self.clock.now() // 3600)
-        used = int(await self._take_budget(keys=[self._budget_key(hour)], args=[2 * 3600]))
+        used = await self.store.take_budget(hour)
         if used > self.budget_per_hour:
             self.metrics.summaries.labels("evidence", "budget").inc()
             log.info("summary_budget_exhausted", incident=pack.incident_id, hour=hour, budget=self.budget_per_hour)
@@ -191,7 +149,7 @@ class SummaryService:
             note = OUTCOME_NOTES.get(err.outcome, "LLM unavailable") + "; evidence summary shown"
             return self.evidence_summary(pack, note)
         summary = sanitize_summary(summary, self.link_allowlist)
-        await self.redis.set(self._cache_key(pack.digest()), summary.model_dump_json(), ex=self.cache_ttl)
+        await self.store.cache(pack.digest(), summary.model_dump_json(), self.cache_ttl)
         self.metrics.summaries.labels("claude", "llm").inc()
         return summary
 
@@ -229,28 +187,24 @@ class SummaryService:
             raise ValueError("feedback.who: required, a string of 1..200 characters")
         if not isinstance(helpful, bool):
             raise ValueError("feedback.helpful: must be true or false")
-        helpful_n, total = await self._record_vote(
-            keys=[self._votes_key(incident_id), self._totals_key()],
-            args=[who, 1 if helpful else 0, self.feedback_ttl],
-        )
+        helpful_n, total = await self.store.record_vote(incident_id, who, helpful, self.feedback_ttl)
         self.metrics.feedback.labels("true" if helpful else "false").inc()
-        share = int(helpful_n) / int(total) if total and int(total) else None
+        share = helpful_n / total if total else None
         if share is not None:
             self.metrics.helpful_share.set(share)
         return share
 
     async def feedback(self, incident_id: str) -> dict[str, Any]:
         """The votes on one incident's summary: {"helpful": n, "not_helpful": n, "votes": {who: bool}}."""
-        raw = await self.redis.hgetall(self._votes_key(incident_id))
-        votes = {k.decode() if isinstance(k, bytes) else k: (v in (b"1", "1")) for k, v in raw.items()}
+        votes = await self.store.votes(incident_id)
         n = sum(votes.values())
         return {"helpful": n, "not_helpful": len(votes) - n, "votes": votes}
 
     async def helpful_share(self) -> float | None:
         """Share of all summary votes that said helpful, or None before any vote; also sets the gauge."""
-        helpful_n, total = await self.redis.hmget(self._totals_key(), ["helpful", "total"])
-        if not total or int(total) == 0:
+        helpful_n, total = await self.store.totals()
+        if not total:
             return None
-        share = int(helpful_n or 0) / int(total)
+        share = helpful_n / total
         self.metrics.helpful_share.set(share)
         return share

@@ -26,6 +26,25 @@ from tests.fakes import LocalServer
 SEVERITIES = {"critical", "error", "warning", "info"}
 
 
+def payload_problems(p: Any) -> list[str]:
+    """What PagerDuty's Events API v2 says about a trigger's `payload`."""
+    if not isinstance(p, dict):
+        return ["'payload' is missing"]
+    errors = []
+    s = p.get("summary")
+    if not isinstance(s, str) or not s.strip():
+        errors.append("'payload.summary' is missing or blank")
+    elif len(s) > 1024:
+        errors.append("'payload.summary' is longer than 1024 characters")
+    if not isinstance(p.get("source"), str) or not p["source"].strip():
+        errors.append("'payload.source' is missing or blank")
+    if p.get("severity") not in SEVERITIES:
+        errors.append("'payload.severity' is missing or invalid")
+    if "custom_details" in p and not isinstance(p["custom_details"], (dict, str)):
+        errors.append("'payload.custom_details' is invalid")
+    return errors
+
+
 class FakePagerDuty(LocalServer):
     def __init__(self) -> None:
         super().__init__()
@@ -67,21 +86,7 @@ class FakePagerDuty(LocalServer):
         if action in ("acknowledge", "resolve") and not dk:
             errors.append("'dedup_key' is required for acknowledge and resolve")
         if action == "trigger":
-            p = body.get("payload")
-            if not isinstance(p, dict):
-                errors.append("'payload' is missing")
-            else:
-                s = p.get("summary")
-                if not isinstance(s, str) or not s.strip():
-                    errors.append("'payload.summary' is missing or blank")
-                elif len(s) > 1024:
-                    errors.append("'payload.summary' is longer than 1024 characters")
-                if not isinstance(p.get("source"), str) or not p["source"].strip():
-                    errors.append("'payload.source' is missing or blank")
-                if p.get("severity") not in SEVERITIES:
-                    errors.append("'payload.severity' is missing or invalid")
-                if "custom_details" in p and not isinstance(p["custom_details"], (dict, str)):
-                    errors.append("'payload.custom_details' is invalid")
+            errors += payload_problems(body.get("payload"))
         for i, link in enumerate(body.get("links") or []):
             if not isinstance(link, dict) or not isinstance(link.get("href"), str):
                 errors.append(f"'links[{i}].href' is missing")

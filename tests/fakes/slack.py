@@ -49,6 +49,42 @@ class Message:
     edits: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, oldest first
 
 
+def _element_problems(where: str, e: dict[str, Any]) -> list[str]:
+    """The limits of one interactive element (`where` its path)."""
+    problems = []
+    if e.get("type") == "button":
+        if not 1 <= len(e.get("text", {}).get("text", "")) <= 75:
+            problems.append(f"{where} button text 1..75 chars")
+        if len(e.get("value", "")) > 2000:
+            problems.append(f"{where} button value > 2000")
+    if e.get("type") == "static_select":
+        for o in e.get("options", []):
+            if len(o.get("value", "")) > 150 or len(o.get("text", {}).get("text", "")) > 75:
+                problems.append(f"{where} option too long")
+    if len(e.get("action_id", "")) > 255:
+        problems.append(f"{where} action_id > 255")
+    return problems
+
+
+def _block_problems(i: int, b: dict[str, Any]) -> list[str]:
+    """The limits of one block by its type."""
+    t = b["type"]
+    txt = b.get("text", {})
+    els = b.get("elements", [])
+    if t == "header" and (txt.get("type") != "plain_text" or not (1 <= len(txt.get("text", "")) <= 150)):
+        return [f"blocks[{i}] header text must be plain_text of 1..150 chars"]
+    if t == "section" and not (1 <= len(txt.get("text", "")) <= 3000):
+        return [f"blocks[{i}] section text must be 1..3000 chars"]
+    if t == "context" and not 1 <= len(els) <= 10:
+        return [f"blocks[{i}] context needs 1..10 elements"]
+    if t != "actions":
+        return []
+    problems = [] if 1 <= len(els) <= 25 else [f"blocks[{i}] actions needs 1..25 elements"]
+    for j, e in enumerate(els):
+        problems += _element_problems(f"blocks[{i}].elements[{j}]", e)
+    return problems
+
+
 def block_kit_problems(blocks: Any) -> list[str]:
     """The Block Kit limit violations Slack would reject with invalid_blocks."""
     problems: list[str] = []
@@ -68,35 +104,7 @@ def block_kit_problems(blocks: Any) -> list[str]:
             if bid in ids:
                 problems.append(f"blocks[{i}] duplicate block_id")
             ids.add(bid)
-        t = b["type"]
-        if t == "header":
-            txt = b.get("text", {})
-            if txt.get("type") != "plain_text" or not (1 <= len(txt.get("text", "")) <= 150):
-                problems.append(f"blocks[{i}] header text must be plain_text of 1..150 chars")
-        elif t == "section":
-            txt = b.get("text", {})
-            if not (1 <= len(txt.get("text", "")) <= 3000):
-                problems.append(f"blocks[{i}] section text must be 1..3000 chars")
-        elif t == "context":
-            els = b.get("elements", [])
-            if not 1 <= len(els) <= 10:
-                problems.append(f"blocks[{i}] context needs 1..10 elements")
-        elif t == "actions":
-            els = b.get("elements", [])
-            if not 1 <= len(els) <= 25:
-                problems.append(f"blocks[{i}] actions needs 1..25 elements")
-            for j, e in enumerate(els):
-                if e.get("type") == "button":
-                    if not 1 <= len(e.get("text", {}).get("text", "")) <= 75:
-                        problems.append(f"blocks[{i}].elements[{j}] button text 1..75 chars")
-                    if len(e.get("value", "")) > 2000:
-                        problems.append(f"blocks[{i}].elements[{j}] button value > 2000")
-                if e.get("type") == "static_select":
-                    for o in e.get("options", []):
-                        if len(o.get("value", "")) > 150 or len(o.get("text", {}).get("text", "")) > 75:
-                            problems.append(f"blocks[{i}].elements[{j}] option too long")
-                if len(e.get("action_id", "")) > 255:
-                    problems.append(f"blocks[{i}].elements[{j}] action_id > 255")
+        problems += _block_problems(i, b)
     return problems
 
 

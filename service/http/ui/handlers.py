@@ -22,16 +22,16 @@ from routing.silences import SilenceError
 from service.http import api as api_handlers
 from service.http.appkeys import ENGINE
 from service.core.errors import ConfigError
-from service.ui import auth, views
+from service.http.ui import auth, views
 
 log = structlog.get_logger("tocsin.ui")
 
-PAGE_SIZE = 25  # incidents per page (each is one IncidentStore.get: the page's cost is mostly these)
-FILTERED_SCAN = 1000  # incidents looked through when a service or text filter is set
-MERGE_CHOICES = 10  # the newest incidents offered by "Merge into" (each is one IncidentStore.get)
+PAGE_SIZE = 25  # incidents per page (read in two pipelines; computing their snapshots is most of the cost)
+FILTERED_SCAN = 1000  # incidents looked through when a text filter is set
+MERGE_CHOICES = 10  # the newest incidents offered by "Merge into"
 Page = Callable[[web.Request, auth.Session], Awaitable[web.StreamResponse]]
 
-_env = jinja2.Environment(loader=jinja2.PackageLoader("service.ui", "templates"), autoescape=True,
+_env = jinja2.Environment(loader=jinja2.PackageLoader("service.http.ui", "templates"), autoescape=True,
                           trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 _env.globals.update(fmt_time=views.fmt_time, fmt_iso=views.fmt_iso, fmt_age=views.fmt_age,
                     labels_text=views.labels_text, matchers_text=views.matchers_text,
@@ -153,10 +153,10 @@ def _filters(request: web.Request) -> dict[str, str]:
 
 async def _incident_rows(request: web.Request, f: dict[str, str]) -> list[dict[str, Any]]:
     engine = request.app[ENGINE]
-    narrow = bool(f["service"] or f["q"])
+    narrow = bool(f["q"])  # the store filters by service itself; free text is matched here, on the snapshots
     until = float(f["before"]) - 1e-6 if f["before"] else None  # older than the previous page's last one
     snaps = await engine.incidents.list(state=f["state"] or None, severity=f["severity"] or None, until=until,
-                                        limit=FILTERED_SCAN if narrow else PAGE_SIZE)
+                                        service=f["service"] or None, limit=FILTERED_SCAN if narrow else PAGE_SIZE)
     now = engine.clock.now()
     rows = [dict(views.incident_row(s, now), opened=s["opened_at"]) for s in snaps
             if views.matches_filters(s, f["service"], f["q"])]
@@ -164,28 +164,19 @@ async def _incident_rows(request: web.Request, f: dict[str, str]) -> list[dict[s
 
 
 async def _unassigned(engine: Any) -> int:
-    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`): what
-    `IncidentStore.incident_of` answers for each, asked with one HMGET per correlation domain of the store's
-    fingerprint index (`keys(domain).fp`), or alert by alert if the store has no such index."""
+    """Firing alerts that are in no incident (e.g. on routes with `tocsin: {correlate: false}`). Without
+    `correlation.domain_labels` every alert is in the default domain, so the firing fingerprints come from the
+    alert store's end-time index and no alert record is read; with them, each firing alert's labels name its
+    domain."""
     inc = engine.incidents
     now = engine.clock.now()
-    firing = [a for a in await engine.dispatcher.store.all() if not a.resolved_at(now)]
-    if not firing:
-        return 0
-    try:
-        by_domain: dict[str, list[str]] = {}
-        for a in firing:
+    if not inc.cfg.domain_labels:
+        return await inc.count_without_incident({"default": await engine.dispatcher.store.firing_fingerprints(now)})
+    by_domain: dict[str, list[str]] = {}
+    for a in await engine.dispatcher.store.all():
+        if not a.resolved_at(now):
             by_domain.setdefault(inc.domain(a.labels), []).append(a.fingerprint)
-        pipe = engine.redis.pipeline(transaction=False)
-        for domain, fps in by_domain.items():
-            pipe.hmget(inc.keys(domain).fp, fps)
-        return sum(1 for res in await pipe.execute() for x in res if x is None)
-    except AttributeError:  # a store without the index: the public method, alert by alert
-        n = 0
-        for i in range(0, len(firing), 200):
-            ids = await asyncio.gather(*(inc.incident_of(a) for a in firing[i:i + 200]))
-            n += sum(1 for x in ids if x is None)
-        return n
+    return await inc.count_without_incident(by_domain)
 
 
 async def index(request: web.Request, sess: auth.Session) -> web.StreamResponse:
@@ -226,22 +217,15 @@ async def _groups(request: web.Request, sess: auth.Session) -> web.StreamRespons
 
 
 async def _escalations(engine: Any, snap: dict[str, Any]) -> list[views.Escalation]:
-    """The incident's escalations, read from their Redis state (read only)."""
+    """The incident's escalations, read from their stored state (read only)."""
     esc = engine.escalator
     if esc is None:
         return []
-    from service.incidents.escalation import escalation_id
-
     out = []
     for name, policy in esc.cfg.policies.items():
-        eid = escalation_id(snap["id"], name)
-        raw = await engine.redis.hgetall(engine.keys.esc(eid))
-        if not raw:
-            continue
-        h = {k.decode(): v.decode() for k, v in raw.items()}
-        score = await engine.redis.zscore(engine.keys.esc_due(engine.keys.shard_of(eid)), eid)
-        out.append(views.escalation_from_state(name, policy, h, None if score is None else score / 1000,
-                                               snap["state"]))
+        h, due = await esc.state(snap["id"], name)
+        if h:
+            out.append(views.escalation_from_state(name, policy, h, due, snap["state"]))
     return out
 
 
@@ -494,11 +478,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     if not auth.same_origin(request):
         return web.Response(status=403, text="cross-origin request refused\n")
-    sid = request.cookies.get(auth.COOKIE, "")
-    engine = request.app[ENGINE]
-    raw = await engine.redis.get(auth._key(request, sid)) if sid and len(sid) <= 100 else None
+    stored = await auth.stored(request)
     form = await request.post()
-    old = auth.Session(sid, json.loads(raw)["csrf"], "", "", False) if raw else None
+    old = auth.Session(stored.sid, stored.csrf, "", "", False) if stored else None
     if old is None or not auth.csrf_ok(old, form.get("csrf")):
         return web.Response(status=403, text="missing or invalid CSRF token: reload the login page\n")
     name = str(form.get("name", "")).strip()[:100]

@@ -2,9 +2,10 @@
 
 - The login form takes a token that would open the API (`tocsin.auth.tokens` with source `api` or `all`;
   compared in constant time against every token). A valid one starts a session: a random id in an HttpOnly,
-  SameSite=Strict cookie scoped to /ui; Redis holds, under the SHA-256 of that id and with a TTL, the session's
-  CSRF token, the name actions are recorded under, and the SHA-256 of the token (never the token). Every request
-  checks that the token still exists, so removing it from the configuration and reloading ends its sessions.
+  SameSite=Strict cookie scoped to /ui; Redis holds (service/store/sessions.py), under the SHA-256 of that id
+  and with a TTL, the session's CSRF token, the name actions are recorded under, and the SHA-256 of the token
+  (never the token). Every request checks that the token still exists, so removing it from the configuration
+  and reloading ends its sessions.
 - Without configured tokens (open mode) every visitor gets an anonymous session on the first page, so that
   actions still carry a CSRF token.
 - Every state-changing request must come from the same origin (Origin, else Referer, equal to this server or
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from service.http.appkeys import ENGINE, TOKENS
+from service.store.sessions import SessionStore
 
 COOKIE = "tocsin_ui"
 LOGIN_FAILURES = 20  # wrong tokens per client address and window before logins are refused (429)
@@ -47,8 +49,9 @@ def _digest(s: str | bytes) -> str:
     return hashlib.sha256(s.encode() if isinstance(s, str) else s).hexdigest()
 
 
-def _key(request: web.Request, sid: str) -> str:
-    return f"{request.app[ENGINE].keys.prefix}:ui:session:{_digest(sid)}"
+def _store(request: web.Request) -> SessionStore:
+    engine = request.app[ENGINE]
+    return SessionStore(engine.redis, engine.keys)
 
 
 def auth_required(request: web.Request) -> bool:
@@ -84,32 +87,33 @@ def token_secret(request: web.Request, token_hash: str) -> bytes | None:
     return None
 
 
-def _failures_key(request: web.Request) -> str:
-    return f"{request.app[ENGINE].keys.prefix}:ui:login-failures:{_digest(request.remote or '?')}"
-
-
 async def login_blocked(request: web.Request) -> bool:
     """Too many wrong tokens from this address lately (guessing tokens is slowed to 20 per 5 minutes)."""
-    n = await request.app[ENGINE].redis.get(_failures_key(request))
-    return n is not None and int(n) >= LOGIN_FAILURES
+    return await _store(request).failures(_digest(request.remote or "?")) >= LOGIN_FAILURES
 
 
 async def login_failed(request: web.Request) -> None:
-    pipe = request.app[ENGINE].redis.pipeline(transaction=True)
-    pipe.incr(_failures_key(request))
-    pipe.expire(_failures_key(request), LOGIN_WINDOW)
-    await pipe.execute()
+    await _store(request).count_failure(_digest(request.remote or "?"), LOGIN_WINDOW)
 
 
-async def load(request: web.Request) -> Session | None:
+async def stored(request: web.Request) -> Session | None:
+    """The session the request's cookie names, as stored (whether or not it still admits its holder)."""
     sid = request.cookies.get(COOKIE)
     if not sid or len(sid) > 100:
         return None
-    raw = await request.app[ENGINE].redis.get(_key(request, sid))
+    raw = await _store(request).get(_digest(sid))
     if not raw:
         return None
     d = json.loads(raw)
-    s = Session(sid, d["csrf"], d["user"], d.get("token_hash", ""), bool(d.get("auth")))
+    return Session(sid, d["csrf"], d["user"], d.get("token_hash", ""), bool(d.get("auth")))
+
+
+async def load(request: web.Request) -> Session | None:
+    """The request's session, if it admits its holder: in open mode any; else an authenticated one whose token is
+    still configured."""
+    s = await stored(request)
+    if s is None:
+        return None
     if auth_required(request):
         if not s.authenticated or token_secret(request, s.token_hash) is None:
             return None  # an anonymous session from open mode, or a token removed by a reload
@@ -118,17 +122,17 @@ async def load(request: web.Request) -> Session | None:
 
 async def create(request: web.Request, user: str, token_hash: str = "", old: Session | None = None) -> Session:
     """A new session (a new id: logging in never keeps the id a visitor had before)."""
-    redis = request.app[ENGINE].redis
+    store = _store(request)
     if old is not None:
-        await redis.delete(_key(request, old.sid))
+        await store.delete(_digest(old.sid))
     s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, token_hash, bool(token_hash), new=True)
     body = json.dumps({"csrf": s.csrf, "user": user, "token_hash": token_hash, "auth": s.authenticated})
-    await redis.set(_key(request, s.sid), body, ex=SESSION_TTL if token_hash else ANON_TTL)
+    await store.put(_digest(s.sid), body, SESSION_TTL if token_hash else ANON_TTL)
     return s
 
 
 async def destroy(request: web.Request, s: Session) -> None:
-    await request.app[ENGINE].redis.delete(_key(request, s.sid))
+    await _store(request).delete(_digest(s.sid))
 
 
 def set_cookie(request: web.Request, resp: web.StreamResponse, s: Session) -> None:

@@ -2,17 +2,17 @@
 incident's detail with its timeline chart and actions, alerts, silences, and replay.
 
 Server-rendered HTML (Jinja2, autoescaped) with one small script for live refresh and the silence preview; CSS
-and JS ship in the package (service/ui/static), no build step, nothing from the internet. Every /ui response
+and JS ship in the package (service/http/ui/static), no build step, nothing from the internet. Every /ui response
 carries a strict Content-Security-Policy (no inline script or style) and the usual hardening headers.
-`add_ui(app)` is the one call service/app.py makes."""
+`add_ui(app)` is the one call service/http/app.py makes."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from aiohttp import web
 
-from service.ui import handlers as h
-from service.ui.replay_view import replay_page, replay_run
+from service.http.ui import handlers as h
+from service.http.ui.replay_view import replay_page, replay_run
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "

@@ -20,9 +20,9 @@ from service.config.sections import Config, parse_config
 from service.core.errors import ConfigErrors
 from service.core.models import Notification
 from service.pipeline.replay import ReplayInputError, replay
-from service.ui import auth
-from service.ui.handlers import FORM, UIError, render
-from service.ui.views import fmt_time
+from service.http.ui import auth
+from service.http.ui.handlers import FORM, UIError, render
+from service.http.ui.views import fmt_time
 
 log = structlog.get_logger("tocsin.ui.replay")
 

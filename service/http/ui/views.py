@@ -1,6 +1,6 @@
 """What the web pages show, computed from what the API returns. Pure functions, no I/O.
 
-The handlers (service/ui/handlers.py) fetch incident snapshots, alerts and silences through the same code as
+The handlers (service/http/ui/handlers.py) fetch incident snapshots, alerts and silences through the same code as
 the HTTP API and hand them here: rows of the incident list and their filters, the alert groups shown when
 correlation is off (Alertmanager's own grouping: route, receiver and group_by labels), the timeline chart of an
 incident (one row per alert series, bars from onset to resolution, the root cause marked, acknowledgements and
