@@ -173,3 +173,43 @@ async def test_replay_jumps_from_event_to_event_and_forgets_resolved_alerts_in_e
     api = [r["status"] for r in printed if r["group_key"] == '{}:{service="api"}']
     assert api == ["firing", "resolved"]  # after group_wait, then the resolve; nothing more in the month
     assert any(r["group_key"] == '{}:{service="db"}' for r in printed)
+
+
+HOLD_CONFIG = """
+route:
+  receiver: pager
+  group_by: [entity]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+receivers:
+  - name: pager
+    webhook_configs: [{url: "http://127.0.0.1:9/pager", send_resolved: true}]
+tocsin:
+  correlation: {enabled: true, min_confidence: %s}
+"""
+
+
+def _episode(entity: str, metric: str, start: float, end: float, score: float) -> list[dict]:
+    labels = {"alertname": "MetricAnomaly", "entity": entity, "metric": metric}
+    ann = {"score": f"{score}"}
+    return [{"labels": labels, "annotations": ann, "startsAt": to_rfc3339(start), "at": to_rfc3339(start)},
+            {"labels": labels, "annotations": ann, "startsAt": to_rfc3339(start), "endsAt": to_rfc3339(end),
+             "at": to_rfc3339(end)}]
+
+
+async def test_the_confidence_hold_pages_what_is_likely_real_and_holds_a_blip(redis_url):
+    """With a hold, a one-sample blip of one metric that resolves within a minute is never paged, while an
+    incident that persists on several metrics with large deviations is; without the hold both page."""
+    blip = _episode("host-a", "m1", T0, T0 + 60, 4.2)
+    real = [e for i, m in enumerate(("m1", "m2", "m3", "m4"))
+            for e in _episode("host-b", m, T0 + 3600 + 10 * i, T0 + 3600 + 7200, 40.0)]
+    lines = sorted(blip + real, key=lambda d: parse_rfc3339(d["at"]))
+    paged_by_threshold = {}
+    for floor in ("0", "0.6"):
+        out: list[dict] = []
+        await replay(parse_config(HOLD_CONFIG % floor), [json.dumps(x) for x in lines],
+                     lambda n: out.append(notification_record(n)), redis_url=redis_url)
+        paged_by_threshold[floor] = {a["labels"]["entity"] for r in out if r["status"] == "firing" for a in r["alerts"]}
+    assert paged_by_threshold["0"] == {"host-a", "host-b"}
+    assert paged_by_threshold["0.6"] == {"host-b"}
