@@ -3,9 +3,9 @@
 A candidate is one (metric, entity, service) among the incident's members. First the entities are ranked
 (ENTITY_WEIGHTS: the entity's largest deviation, its breadth, its onset, its place in a declared call graph);
 within an entity, the candidates by their own evidence, each scored 0..1 and weighted:
-- largest_deviation: the detector score, or how far the value is from the expected band (0.45);
-- earliest_onset: causes fire before their effects, per sample of the source's cadence (0.3);
-- persistence: how many samples it has been anomalous (0.2); breadth of its entity (0.1);
+- largest_deviation: the detector score, or how far the value is from the expected band (0.6);
+- earliest_onset: causes fire before their effects, per sample of the source's cadence (0.2);
+- persistence: how many samples it has been anomalous (0.1); breadth of its entity (0.1);
 - topology: in the declared call graph, a fault travels from a dependency up to its callers, so the
   anomalous service that calls no other anomalous service, and that most anomalous services call,
   is the first suspect (0.35);
@@ -22,7 +22,7 @@ from typing import Any, Callable
 from service.incidents.correlation import CorrelationConfig, topology_of
 from service.incidents.scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
 
-WEIGHTS = {"earliest_onset": 0.3, "largest_deviation": 0.45, "persistence": 0.2, "breadth": 0.1,
+WEIGHTS = {"earliest_onset": 0.2, "largest_deviation": 0.6, "persistence": 0.1, "breadth": 0.1,
            "topology": 0.35, "cooccurrence": 0.1}
 import math  # noqa: E402
 
