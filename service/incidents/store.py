@@ -390,7 +390,9 @@ class IncidentStore:
             ("hgetall", (k.open,)), ("hget", (k.cad, f.entity)), ("get", (k.t0,)),
             ("hget", (k.hist, alert.fingerprint)), ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
         ver, existing, episodes = int(ver or 0), _s(existing), _num(episodes)
-        views = {_s(i): json.loads(v) for i, v in views_raw.items()}
+        # In id order: a hash's field order is Redis's (random per server start), and ties between candidates go
+        # to the first one, so the order must not depend on it (replay gives the same notifications every run).
+        views = {_s(i): json.loads(v) for i, v in sorted(views_raw.items())}
 
         if existing and existing in views:
             refire = firing and _s(known) == f"{existing}|resolved"
@@ -666,7 +668,8 @@ class IncidentStore:
             ents.update(meta.get("entities") or {})
             meta["entities"] = ents
             meta["last_onset"] = max(_num(meta.get("last_onset")), _num(other.get("last_onset")))
-            reps = [m["features"] for m in sorted({**mine, **theirs}.values(), key=lambda m: m["starts_at"])]
+            reps = [m["features"] for m in sorted({**mine, **theirs}.values(),
+                                                  key=lambda m: (m["starts_at"], m["fingerprint"]))]
             reps = [r.to_dict() for r in representatives([AlertFeatures.from_dict(r) for r in reps],
                                                          self.cfg.max_compare_members)]
             pipe.multi()
@@ -830,7 +833,8 @@ class IncidentStore:
             view = json.loads(await pipe.hget(k.open, iid) or b"null")
             writes.append((iid, new, events, view))
             if new["state"] == "resolved" and meta["state"] != "resolved":
-                ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
+                ms = sorted((json.loads(x) for x in await pipe.hvals(k.members(iid))),
+                            key=lambda m: (m["starts_at"], m["fingerprint"]))  # not in Redis's hash order
                 first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
                 learn.append(([m["key"] for m in ms], first))
         return writes, retire, learn
