@@ -216,6 +216,9 @@ class IncidentStore:
         self.cfg = cfg or CorrelationConfig(enabled=True)
         self.external_url = external_url.rstrip("/")
         self._cooc: dict[str, CooccurrenceStore] = {}
+        # True only where this process is the domain's one writer (replay's private key prefix): assignments then
+        # need no WATCH (nothing else can change the domain between their reads and their transaction).
+        self.single_writer = False
         self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
@@ -290,12 +293,14 @@ class IncidentStore:
 
     # ----------------------------------------------------------------------------------- assign
 
-    async def assign(self, alert: Alert, cfg: CorrelationConfig | None = None) -> tuple[str, Decision, bool]:
+    async def assign(self, alert: Alert, cfg: CorrelationConfig | None = None,
+                     known: str | None = None) -> tuple[str, Decision, bool]:
         """Put `alert` into an incident (join or create) atomically. Returns (id, decision, created).
 
         A re-sent alert that is already a member with the same status changes nothing (fast path). A member
         that fires again joins its old incident only within that incident's rolling window; otherwise it
-        starts (or joins) another one, and `decision.moved_from` names the incident it left."""
+        starts (or joins) another one, and `decision.moved_from` names the incident it left. `known`: the
+        alert's base:fs entry when the caller has just read it."""
         cfg = cfg or self.cfg
         now = self.clock.now()
         f = AlertFeatures.from_alert(alert, cfg.labels, cfg.entity_labels)
@@ -304,18 +309,28 @@ class IncidentStore:
         firing = not alert.resolved_at(now)
 
         # Fast path: Prometheus re-sends every firing alert each minute.
-        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        if known is None:
+            known = _s(await self.redis.hget(k.fs, alert.fingerprint))
         if known:
             iid, _, status = known.rpartition("|")
             if (status == "firing") == firing:
                 return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False
+        # A firing member resolves: only its incident changes (no candidates to read), unless the read finds
+        # it is no longer that open incident's member; then the full path decides.
+        resolving = known.rpartition("|")[0] if known and not firing else None
 
         cooc = None
         for _ in range(MAX_RETRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(k.ver)
-                    result = await self._assign_tx(pipe, k, domain, alert, f, firing, cfg, cooc, now)
+                    if not self.single_writer:
+                        await pipe.watch(k.ver)
+                    result = None
+                    if resolving:
+                        result = await self._update_member(pipe, k, resolving, alert, f, firing, cfg, now,
+                                                           check_member=True)
+                    if result is None or result == "not a member":
+                        result = await self._assign_tx(pipe, k, domain, alert, f, firing, cfg, cooc, now)
                     if result is None:
                         continue
                     iid, decision, created, learn = result
@@ -478,10 +493,15 @@ class IncidentStore:
         return iid, decision, created, False
 
     async def _update_member(self, pipe: Any, k: _Keys, iid: str, alert: Alert, f: AlertFeatures, firing: bool,
-                             cfg: CorrelationConfig, now: float) -> tuple[str, Decision, bool, bool] | None:
-        meta_raw, raw, cad_raw, view_raw = await self._read(
+                             cfg: CorrelationConfig, now: float, check_member: bool = False) -> Any:
+        """Record a known member's new status (nothing to decide). With `check_member` (`iid` came from base:fs,
+        unread under this transaction): "not a member" unless base:fp still maps the alert to `iid` and `iid` is
+        open, as `_assign_tx` requires before it takes this path; nothing is queued then."""
+        meta_raw, raw, cad_raw, view_raw, fp_iid = await self._read(
             ("get", (k.meta(iid),)), ("hget", (k.members(iid), alert.fingerprint)), ("hget", (k.cad, f.entity)),
-            ("hget", (k.open, iid)))
+            ("hget", (k.open, iid)), ("hget", (k.fp, alert.fingerprint)))
+        if check_member and (_s(fp_iid) != iid or view_raw is None):
+            return "not a member"
         if meta_raw is None or raw is None:
             return None
         meta = json.loads(meta_raw)
@@ -546,7 +566,7 @@ class IncidentStore:
             return None
         if known.endswith("|resolved"):
             return known.rpartition("|")[0]
-        iid, _, _ = await self.assign(alert)
+        iid, _, _ = await self.assign(alert, known=known)
         return iid
 
     async def firing_members(self, iid: str, fps: list[str]) -> list[str]:

@@ -93,6 +93,9 @@ class Engine:
         # A lower bound of the next timer of any kind, kept from this process's own scheduling (replay uses it
         # to skip asking Redis); every path that schedules calls _scheduled.
         self.due_hint = float("-inf")
+        # True only where this process is the one writer of its key prefix (replay): it may then skip reads of
+        # what only it writes. serve is never a single writer (replicas share the state).
+        self.single_writer = False
         self.dispatcher = Dispatcher(redis, self.keys, self.scripts, cfg, clock, self.silences,
                                      on_schedule=self._scheduled, metrics=self.metrics)
         self.scheduler = Scheduler(redis, self.keys, self.scripts, self.dispatcher, clock,
@@ -212,7 +215,9 @@ class Engine:
         n, _ = await self.scheduler.run_due()
         if self.escalator is not None:
             n += await self.escalator.run_due()
-        await self.outbox.drain()
+        if not self.single_writer or self.outbox.woken or self.escalator is not None:
+            # A single writer (replay) knows when it enqueued something: every enqueue of its own wakes the outbox.
+            await self.outbox.drain()
         n += await self._run_digests()
         self.due_hint = float("-inf")  # unknown again until the next exact look
         return n

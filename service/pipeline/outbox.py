@@ -68,6 +68,8 @@ class Outbox:
         self._queues: dict[tuple[str, str], list[Entry]] = defaultdict(list)
         self._seen: set[tuple[int, str]] = set()
         self._woken = True  # until the first drain: our own pending entries may be waiting
+        self._maybe_pending = True  # entries of ours read but not marked may exist (until a drain reads them)
+        self._read_full = False  # the last _read got a full batch from some shard (there may be more)
 
     async def ensure_groups(self) -> None:
         for shard in range(self.keys.shards):
@@ -104,8 +106,10 @@ class Outbox:
         for shard in range(self.keys.shards):
             pipe.xreadgroup(CONSUMER_GROUP, self.consumer, {self.keys.outbox(shard): start}, count=256)
         out: list[Entry] = []
+        self._read_full = False
         for shard, res in enumerate(await pipe.execute()):
             for _stream, entries in res or []:
+                self._read_full |= len(entries) >= 256
                 for eid, fields in entries:
                     if fields:  # deleted entries come back with no fields
                         out.append(self._parse(shard, eid, fields))
@@ -125,6 +129,7 @@ class Outbox:
         return out
 
     def _dispatch(self, entries: list[Entry]) -> None:
+        self._maybe_pending = True  # lanes run on their own: a drain reads our pending entries again
         for e in entries:
             if (e.shard, e.id) in self._seen:  # entry ids are per stream: the same id can exist in two shards
                 continue
@@ -261,13 +266,20 @@ class Outbox:
         self._woken = False
         while True:
             try:
-                entries = await self._read("0") + await self._read(">")
+                # Our own pending entries only when some may be left (a failed delivery, a lane, a restart).
+                mine, full = [], False
+                if self._maybe_pending:
+                    mine, full = await self._read("0"), self._read_full
+                self._maybe_pending = False
+                new = await self._read(">")
+                full |= self._read_full
             except ResponseError as e:
+                self._maybe_pending = True
                 if "NOGROUP" not in str(e):
                     raise
                 await self.ensure_groups()  # Redis restarted empty
                 continue
-            fresh = [e for e in entries if (e.shard, e.id) not in self._seen]
+            fresh = [e for e in mine + new if (e.shard, e.id) not in self._seen]
             n += len(fresh)
             lanes = [t for t in self._lanes.values() if not t.done()]
             if not lanes and not fresh:
@@ -276,6 +288,8 @@ class Outbox:
                 await self._deliver_in_order(fresh)
             if lanes:
                 await asyncio.gather(*lanes, return_exceptions=True)
+            elif not self._maybe_pending and not full:
+                return n  # everything read was delivered and marked, and no shard had more than one read's worth
 
     async def _deliver_in_order(self, entries: list[Entry]) -> None:
         """Deliver `entries` in order with a constant number of round trips: one read of every lane's delivered
@@ -329,6 +343,11 @@ class Outbox:
                 self._count("sent", e, "")
             if queued:
                 await marks.execute()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # Redis hiccup: what is not marked stays pending; the next read retries it
+            self._maybe_pending = True
+            log.error("delivery_error", entries=len(entries), error=repr(err))
         finally:
             for e in entries:
                 self._seen.discard((e.shard, e.id))
@@ -339,6 +358,7 @@ class Outbox:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # Redis hiccup, receiver bug: leave it pending; autoclaim retries it
+            self._maybe_pending = True
             log.error("delivery_error", integration=e.integration, notification=e.notification.id, error=repr(err))
 
     async def run(self, poll: float = 0.2) -> None:

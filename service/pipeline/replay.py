@@ -104,6 +104,10 @@ class Simulation:
         self.sink: list[Notification] = []
         self.clock = ManualClock(0.0)
         self.engine = Engine(cfg, client, self.clock, consumer="replay", receiver_factory=recording_factory(self.sink))
+        # A private key prefix: this process is its only writer (skips WATCHes and reads of what it knows).
+        self.engine.single_writer = True
+        if self.engine.incidents is not None:
+            self.engine.incidents.single_writer = True
         self.stats = {"lines": 0, "alerts": 0, "notifications": 0, "steps": 0, "swept": 0}
         self.emitted = 0
         self.retention = retention_seconds(cfg)
