@@ -219,6 +219,7 @@ class IncidentStore:
         # True only where this process is the domain's one writer (replay's private key prefix): assignments then
         # need no WATCH (nothing else can change the domain between their reads and their transaction).
         self.single_writer = False
+        self._known_domains: list[str] | None = None  # a single writer's domains (known_domains)
         self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
@@ -252,6 +253,19 @@ class IncidentStore:
         """Every correlation domain that has had an incident ("default" always)."""
         extra = await self.redis.smembers(self._domains)
         return ["default"] + sorted({_s(d) for d in extra} - {"default"})
+
+    async def known_domains(self) -> list[str]:
+        """domains(), read once and then kept up to date from this process's own writes: only for a single
+        writer (every domain it has is one it created)."""
+        if not self.single_writer:
+            return await self.domains()
+        if self._known_domains is None:
+            self._known_domains = await self.domains()
+        return self._known_domains
+
+    def _known(self, domain: str) -> None:
+        if self._known_domains is not None and domain not in self._known_domains:
+            self._known_domains = ["default"] + sorted(set(self._known_domains) - {"default"} | {domain})
 
     async def _domain_of(self, iid: str) -> str:
         """An incident's correlation domain (never changes, so it is remembered)."""
@@ -308,8 +322,9 @@ class IncidentStore:
         k = self.keys(domain)
         firing = not alert.resolved_at(now)
 
-        # Fast path: Prometheus re-sends every firing alert each minute.
-        if known is None:
+        # Fast path: Prometheus re-sends every firing alert each minute. (A single writer reads base:fs with the
+        # rest, in _assign_tx's one read: it needs no WATCH before it.)
+        if known is None and not self.single_writer:
             known = _s(await self.redis.hget(k.fs, alert.fingerprint))
         if known:
             iid, _, status = known.rpartition("|")
@@ -340,6 +355,7 @@ class IncidentStore:
             if created and domain != "default":
                 await self.redis.hset(self._domain_index, iid, domain)
                 await self.redis.sadd(self._domains, domain)
+                self._known(domain)
             for other in decision.absorb:
                 try:
                     await self.merge(iid, other, "tocsin (alert storm)", feedback=False)
@@ -405,6 +421,11 @@ class IncidentStore:
             ("hgetall", (k.open,)), ("hget", (k.cad, f.entity)), ("get", (k.t0,)),
             ("hget", (k.hist, alert.fingerprint)), ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
         ver, existing, episodes = int(ver or 0), _s(existing), _num(episodes)
+        if self.single_writer and known:  # assign's fast path, from this read
+            iid, _, status = _s(known).rpartition("|")
+            if (status == "firing") == firing:
+                pipe.multi()
+                return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False, False
         # In id order: a hash's field order is Redis's (random per server start), and ties between candidates go
         # to the first one, so the order must not depend on it (replay gives the same notifications every run).
         views = {_s(i): json.loads(v) for i, v in sorted(views_raw.items())}
@@ -775,6 +796,7 @@ class IncidentStore:
         if domain != "default":
             await self.redis.hset(self._domain_index, new_id, domain)
             await self.redis.sadd(self._domains, domain)
+            self._known(domain)
         await self.cooc(domain).feedback(keys_moved, keys_left, False, self.clock.now())
         return new_id
 
