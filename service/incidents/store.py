@@ -28,18 +28,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service.core.clock import Clock
-from service.incidents.cooccurrence import CooccurrenceStore
 from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide, representatives, windows
 from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
 from service.incidents.rootcause import rank
 from service.incidents.scoring import confidence, member_entity, member_metric, member_service, severity
+
+if TYPE_CHECKING:  # numpy, for the learned co-occurrence, only once an incident store runs (not to check a config)
+    from service.incidents.cooccurrence import CooccurrenceStore
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
@@ -220,6 +222,8 @@ class IncidentStore:
         # need no WATCH (nothing else can change the domain between their reads and their transaction).
         self.single_writer = False
         self._known_domains: list[str] | None = None  # a single writer's domains (known_domains)
+        self._views_parsed: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self._fb_written = False  # this process counted feedback (base:fb)
         self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
@@ -237,6 +241,8 @@ class IncidentStore:
     def cooc(self, domain: str, cfg: CorrelationConfig | None = None) -> CooccurrenceStore:
         c = self._cooc.get(domain)
         if c is None:
+            from service.incidents.cooccurrence import CooccurrenceStore
+
             c = self._cooc[domain] = CooccurrenceStore(self.redis, self.prefix,
                                                        (cfg or self.cfg).cooccurrence_half_life, domain)
         return c
@@ -281,6 +287,18 @@ class IncidentStore:
         day = datetime.fromtimestamp(onset, tz=timezone.utc).strftime("%Y%m%d")
         h = hashlib.sha1(f"{domain}|{fp}|{onset}|{ver}".encode()).hexdigest()[:6]
         return f"inc-{day}-{h}"
+
+    def _parse_view(self, iid: str, raw: bytes) -> dict[str, Any]:
+        """A base:open view, parsed (memoized per incident while its bytes stay the same: every assignment reads
+        every open view, and most have not changed since the last one; the parsed views are only read)."""
+        got = self._views_parsed.get(iid)
+        if got is not None and got[0] == raw:
+            return got[1]
+        if len(self._views_parsed) >= 4096:
+            self._views_parsed.clear()
+        v = json.loads(raw)
+        self._views_parsed[iid] = (raw, v)
+        return v
 
     @staticmethod
     def _view(meta: dict[str, Any], reps: list[dict[str, Any]]) -> str:
@@ -352,6 +370,10 @@ class IncidentStore:
                     await pipe.execute()
                 except WatchError:
                     continue
+            if created:  # what _domain_of would read (it never changes)
+                if len(self._domain_cache) > 50_000:
+                    self._domain_cache.clear()
+                self._domain_cache[iid] = domain
             if created and domain != "default":
                 await self.redis.hset(self._domain_index, iid, domain)
                 await self.redis.sadd(self._domains, domain)
@@ -428,7 +450,7 @@ class IncidentStore:
                 return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False, False
         # In id order: a hash's field order is Redis's (random per server start), and ties between candidates go
         # to the first one, so the order must not depend on it (replay gives the same notifications every run).
-        views = {_s(i): json.loads(v) for i, v in sorted(views_raw.items())}
+        views = {_s(i): self._parse_view(_s(i), v) for i, v in sorted(views_raw.items())}
 
         if existing and existing in views:
             refire = firing and _s(known) == f"{existing}|resolved"
@@ -639,6 +661,7 @@ class IncidentStore:
         """Count `kind` (acted | noise) for every member key of the incident."""
         domain = await self._domain_of(iid)
         k = self.keys(domain)
+        self._fb_written = True
         keys = {json.loads(v).get("key") for v in (await self.redis.hvals(k.members(iid)))} - {None}
         pipe = self.redis.pipeline(transaction=False)
         for key in sorted(keys)[:100]:
@@ -816,17 +839,16 @@ class IncidentStore:
         k = self.keys(domain)
         changed: list[str] = []
         learn: list[tuple[list[str], str | None]] = []
-        first = await self.redis.zrange(k.due, 0, 0, withscores=True)
-        if not first or float(first[0][1]) > now:
-            return []  # nothing is due: one read, no transaction
+        if not self.single_writer:  # (a single writer needs no WATCH: its one read below is the check)
+            first = await self.redis.zrange(k.due, 0, 0, withscores=True)
+            if not first or float(first[0][1]) > now:
+                return []  # nothing is due: one read, no transaction
         for _ in range(MAX_RETRIES):
             changed, learn = [], []
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(k.ver)
-                    due = [_s(i) for i in await pipe.zrangebyscore(k.due, "-inf", now)]
+                    due = await self._due_ids(pipe, k, now)
                     if not due:
-                        await pipe.unwatch()
                         return []
                     writes, retire, learn = await self._due_work(pipe, k, due, now)
                     pipe.multi()
@@ -858,24 +880,48 @@ class IncidentStore:
         await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
 
+    async def _due_ids(self, pipe: Any, k: _Keys, now: float) -> list[str]:
+        """The incidents due at `now`, read under the domain's WATCH (unwatched again when there are none); a
+        single writer reads them without one."""
+        if self.single_writer:
+            return [_s(i) for i in await self.redis.zrangebyscore(k.due, "-inf", now)]
+        await pipe.watch(k.ver)
+        due = [_s(i) for i in await pipe.zrangebyscore(k.due, "-inf", now)]
+        if not due:
+            await pipe.unwatch()
+        return due
+
     async def _due_work(self, pipe: Any, k: _Keys, due: list[str], now: float) -> tuple[list[Any], list[Any], list[Any]]:
-        """Read the due incidents and decide (lifecycle.advance): (writes, retirements, closed incidents to learn)."""
+        """Read the due incidents and decide (lifecycle.advance): (writes, retirements, closed incidents to learn).
+        Two round trips for all of them (metas and views; then the members of those that retire or resolve),
+        through _read: safe under the caller's WATCH."""
         writes: list[tuple[str, dict[str, Any], list[tuple[str, str]], dict[str, Any]]] = []
         retire: list[tuple[str, list[str]]] = []
         learn: list[tuple[list[str], str | None]] = []
-        for iid in due:
-            meta = await self._read_meta(pipe, k, iid)
+        got = await self._read(*[("get", (k.meta(iid),)) for iid in due], *[("hget", (k.open, iid)) for iid in due])
+        decided: list[tuple[str, Any, Any, Any]] = []  # (iid, meta, advance(...) or None, view raw)
+        more: list[tuple[str, tuple[Any, ...]]] = []
+        for iid, raw, view_raw in zip(due, got[:len(due)], got[len(due):]):
+            meta = json.loads(raw) if raw else None
+            adv = advance(meta, now, self.cfg) if meta is not None else None
+            decided.append((iid, meta, adv, view_raw))
+            if adv is not None and adv[2]:
+                more.append(("hkeys", (k.members(iid),)))
+            elif adv is not None and adv[0]["state"] == "resolved" and meta["state"] != "resolved":
+                more.append(("hvals", (k.members(iid),)))
+        extra = iter(await self._read(*more) if more else [])
+        for iid, meta, adv, view_raw in decided:
             if meta is None:
                 retire.append((iid, []))
                 continue
-            new, events, gone = advance(meta, now, self.cfg)
+            new, events, gone = adv
             if gone:
-                retire.append((iid, [_s(x) for x in await pipe.hkeys(k.members(iid))]))
+                retire.append((iid, [_s(x) for x in next(extra)]))
                 continue
-            view = json.loads(await pipe.hget(k.open, iid) or b"null")
+            view = json.loads(view_raw or b"null")
             writes.append((iid, new, events, view))
             if new["state"] == "resolved" and meta["state"] != "resolved":
-                ms = sorted((json.loads(x) for x in await pipe.hvals(k.members(iid))),
+                ms = sorted((json.loads(x) for x in next(extra)),
                             key=lambda m: (m["starts_at"], m["fingerprint"]))  # not in Redis's hash order
                 first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
                 learn.append(([m["key"] for m in ms], first))
@@ -884,12 +930,16 @@ class IncidentStore:
     async def _forget_members(self, k: _Keys, retired: list[tuple[str, list[str]]]) -> None:
         """Drop the fingerprint -> incident mapping of retired incidents' members (compare-and-delete: a member
         that moved on to a newer incident keeps its new mapping)."""
-        for iid, fps in retired:
-            current = await self.redis.hmget(k.fp, fps)
+        if not retired:
+            return
+        currents = await self._read(*[("hmget", (k.fp, fps)) for _iid, fps in retired])
+        pipe = self.redis.pipeline(transaction=False)
+        for (iid, fps), current in zip(retired, currents):
             stale = [fp for fp, cur in zip(fps, current) if _s(cur) == iid]
             if stale:
-                await self.redis.hdel(k.fp, *stale)
-                await self.redis.hdel(k.fs, *stale)
+                pipe.hdel(k.fp, *stale)
+                pipe.hdel(k.fs, *stale)
+        await pipe.execute()
 
     # ----------------------------------------------------------------------------------- reading
 
@@ -910,7 +960,7 @@ class IncidentStore:
         cfg = self.cfg
         keys = sorted({m["key"] for m in members})
         fb: dict[str, dict[str, float]] = {}
-        if keys:
+        if keys and (self._fb_written or not self.single_writer):  # a single writer that gave no feedback has none
             wanted = keys[:200]
             raw = await self.redis.hmget(k.fb, [f"{key}|{kind}" for key in wanted for kind in ("acted", "noise")])
             for i, key in enumerate(wanted):
