@@ -224,6 +224,7 @@ class IncidentStore:
         self._known_domains: list[str] | None = None  # a single writer's domains (known_domains)
         self._views_parsed: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self._fb_written = False  # this process counted feedback (base:fb)
+        self._fs_local: dict[tuple[str, str], str] = {}  # a single writer's base:fs, (base, fp) -> value
         self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
@@ -268,6 +269,19 @@ class IncidentStore:
         if self._known_domains is None:
             self._known_domains = await self.domains()
         return self._known_domains
+
+    async def _fs_get(self, k: _Keys, fp: str) -> str | None:
+        """An alert's base:fs entry ("<incident id>|<status>"); a single writer knows its own."""
+        if self.single_writer:
+            return self._fs_local.get((k.base, fp))
+        return _s(await self.redis.hget(k.fs, fp))
+
+    def _fs_put(self, pipe: Any, k: _Keys, fp: str, value: str) -> None:
+        """Queue a base:fs write (a single writer also keeps it: its transactions have no WATCH to fail, and a
+        failing one ends the replay)."""
+        pipe.hset(k.fs, fp, value)
+        if self.single_writer:
+            self._fs_local[(k.base, fp)] = value
 
     def _known(self, domain: str) -> None:
         if self._known_domains is not None and domain not in self._known_domains:
@@ -342,8 +356,8 @@ class IncidentStore:
 
         # Fast path: Prometheus re-sends every firing alert each minute. (A single writer reads base:fs with the
         # rest, in _assign_tx's one read: it needs no WATCH before it.)
-        if known is None and not self.single_writer:
-            known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        if known is None:
+            known = await self._fs_get(k, alert.fingerprint)
         if known:
             iid, _, status = known.rpartition("|")
             if (status == "firing") == firing:
@@ -530,7 +544,7 @@ class IncidentStore:
         pipe.setnx(k.t0, repr(f.onset))
         pipe.hset(k.members(iid), alert.fingerprint, _j(member))
         pipe.hset(k.fp, alert.fingerprint, iid)
-        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{member['status']}")
+        self._fs_put(pipe, k, alert.fingerprint, f"{iid}|{member['status']}")
         pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
         pipe.incr(k.ver)
         return iid, decision, created, False
@@ -584,7 +598,7 @@ class IncidentStore:
         view = json.loads(view_raw or b"{}")
         pipe.multi()
         pipe.hset(k.members(iid), alert.fingerprint, _j(m))
-        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{m['status']}")
+        self._fs_put(pipe, k, alert.fingerprint, f"{iid}|{m['status']}")
         pipe.set(k.meta(iid), _j(meta))
         pipe.hset(k.open, iid, self._view(meta, view.get("reps", [])))
         self._schedule(pipe, k, meta, cfg)
@@ -604,7 +618,7 @@ class IncidentStore:
         if not alert.resolved_at(now):
             alert = Alert(**{**alert.__dict__, "ends_at": now})
         k = self.keys(self.domain(alert.labels))
-        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        known = await self._fs_get(k, alert.fingerprint)
         if not known:
             return None
         if known.endswith("|resolved"):
@@ -617,7 +631,7 @@ class IncidentStore:
         if not fps:
             return []
         k = self.keys(await self._domain_of(iid))
-        got = await self.redis.hmget(k.fs, fps)
+        got = [self._fs_local.get((k.base, fp)) for fp in fps] if self.single_writer else await self.redis.hmget(k.fs, fps)
         return [fp for fp, v in zip(fps, got) if v is not None and _s(v) == f"{iid}|firing"]
 
     # ----------------------------------------------------------------------------------- generic mutation
@@ -740,7 +754,7 @@ class IncidentStore:
             for fp, m in theirs.items():
                 pipe.hset(k.members(iid), fp, _j(m))
                 pipe.hset(k.fp, fp, iid)
-                pipe.hset(k.fs, fp, f"{iid}|{m['status']}")
+                self._fs_put(pipe, k, fp, f"{iid}|{m['status']}")
             pipe.delete(k.members(other_id))
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(other_id), _j(other))
@@ -802,7 +816,7 @@ class IncidentStore:
                 pipe.hdel(k.members(iid), fp)
                 pipe.hset(k.members(new_id), fp, _j(m))
                 pipe.hset(k.fp, fp, new_id)
-                pipe.hset(k.fs, fp, f"{new_id}|{m['status']}")
+                self._fs_put(pipe, k, fp, f"{new_id}|{m['status']}")
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(new_id), _j(new))
             pipe.hset(k.open, iid, self._view(meta, reps(members)))
@@ -939,6 +953,8 @@ class IncidentStore:
             if stale:
                 pipe.hdel(k.fp, *stale)
                 pipe.hdel(k.fs, *stale)
+                for fp in stale:
+                    self._fs_local.pop((k.base, fp), None)
         await pipe.execute()
 
     # ----------------------------------------------------------------------------------- reading

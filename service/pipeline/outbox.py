@@ -70,6 +70,10 @@ class Outbox:
         self._woken = True  # until the first drain: our own pending entries may be waiting
         self._maybe_pending = True  # entries of ours read but not marked may exist (until a drain reads them)
         self._read_full = False  # the last _read got a full batch from some shard (there may be more)
+        # True only for the one writer of a private key prefix (replay): then it knows every lane's delivered
+        # sequence number and state from its own marks (lane -> (seq, state); None: not known, read it).
+        self.single_writer = False
+        self._lanes_known: dict[tuple[str, str], tuple[int, dict[str, Any] | None] | None] = {}
 
     async def ensure_groups(self) -> None:
         for shard in range(self.keys.shards):
@@ -299,13 +303,7 @@ class Outbox:
         for e in entries:
             self._seen.add((e.shard, e.id))
         try:
-            lanes = list(dict.fromkeys((e.gid, e.integration) for e in entries))
-            pipe = self.redis.pipeline(transaction=False)
-            for gid, integ in lanes:
-                pipe.hmget(self.keys.delivery_state(gid), f"{integ}:seq", f"{integ}:state")
-            known: dict[tuple[str, str], tuple[int, dict[str, Any] | None] | None] = {
-                lane: (int(seq or 0), json.loads(state) if state else None)
-                for lane, (seq, state) in zip(lanes, await pipe.execute())}
+            known = await self._lane_states(list(dict.fromkeys((e.gid, e.integration) for e in entries)))
             marks = self.redis.pipeline(transaction=False)
             queued = 0
             for e in entries:
@@ -343,14 +341,32 @@ class Outbox:
                 self._count("sent", e, "")
             if queued:
                 await marks.execute()
+            if self.single_writer:
+                self._lanes_known.update(known)  # None: it took _deliver, read it next time
         except asyncio.CancelledError:
             raise
         except Exception as err:  # Redis hiccup: what is not marked stays pending; the next read retries it
             self._maybe_pending = True
+            self._lanes_known.clear()
             log.error("delivery_error", entries=len(entries), error=repr(err))
         finally:
             for e in entries:
                 self._seen.discard((e.shard, e.id))
+
+    async def _lane_states(self, lanes: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """lane -> (delivered sequence number, state), in one round trip (none for a single writer, whose own
+        marks are the only ones: a lane it never delivered on is at 0)."""
+        known: dict[tuple[str, str], Any] = {}
+        if self.single_writer:
+            known = {lane: self._lanes_known.get(lane, (0, None)) for lane in lanes}
+            lanes = [lane for lane in lanes if known[lane] is None]
+        if lanes:
+            pipe = self.redis.pipeline(transaction=False)
+            for gid, integ in lanes:
+                pipe.hmget(self.keys.delivery_state(gid), f"{integ}:seq", f"{integ}:state")
+            known.update({lane: (int(seq or 0), json.loads(state) if state else None)
+                          for lane, (seq, state) in zip(lanes, await pipe.execute())})
+        return known
 
     async def _deliver_logged(self, e: Entry, failed: NotifyError | None = None) -> None:
         try:

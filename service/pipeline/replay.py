@@ -106,6 +106,7 @@ class Simulation:
         self.engine = Engine(cfg, client, self.clock, consumer="replay", receiver_factory=recording_factory(self.sink))
         # A private key prefix: this process is its only writer (skips WATCHes and reads of what it knows).
         self.engine.single_writer = True
+        self.engine.outbox.single_writer = True
         if self.engine.incidents is not None:
             self.engine.incidents.single_writer = True
         self.engine.dispatcher.fixed_silences = []  # nothing in a replay creates silences, and its prefix is new
