@@ -179,7 +179,7 @@ def _finish(out: list[dict[str, Any]], limit: int, entity_score: dict[str, float
     # Evidence kinds that exist for any candidate count for all (absent = 0), so a candidate is not
     # helped by lacking evidence others have.
     kinds = {e["kind"] for c in out for e in c["evidence"] if e["weight"] > 0 or e["kind"] != "cooccurrence"}
-    total_w = sum(WEIGHTS[k] for k in kinds)
+    total_w = sum(WEIGHTS[k] for k in sorted(kinds))  # a fixed order: the same sum in every process
     for c in out:
         ev, metric = c["evidence"], c["metric"]
         score = sum(WEIGHTS[e["kind"]] * e["weight"] for e in ev) / total_w

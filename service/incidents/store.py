@@ -28,18 +28,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service.core.clock import Clock
-from service.incidents.cooccurrence import CooccurrenceStore
 from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide, representatives, windows
 from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
 from service.incidents.rootcause import rank
 from service.incidents.scoring import ConfidenceModel, confidence, member_entity, member_metric, member_service, severity
+
+if TYPE_CHECKING:  # numpy, for the learned co-occurrence, only once an incident store runs (not to check a config)
+    from service.incidents.cooccurrence import CooccurrenceStore
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
@@ -248,6 +250,13 @@ class IncidentStore:
         self.cfg = cfg or CorrelationConfig(enabled=True)
         self.external_url = external_url.rstrip("/")
         self._cooc: dict[str, CooccurrenceStore] = {}
+        # True only where this process is the domain's one writer (replay's private key prefix): assignments then
+        # need no WATCH (nothing else can change the domain between their reads and their transaction).
+        self.single_writer = False
+        self._known_domains: list[str] | None = None  # a single writer's domains (known_domains)
+        self._views_parsed: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self._fb_written = False  # this process counted feedback (base:fb)
+        self._fs_local: dict[tuple[str, str], str] = {}  # a single writer's base:fs, (base, fp) -> value
         self._domain_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------------- helpers
@@ -265,6 +274,8 @@ class IncidentStore:
     def cooc(self, domain: str, cfg: CorrelationConfig | None = None) -> CooccurrenceStore:
         c = self._cooc.get(domain)
         if c is None:
+            from service.incidents.cooccurrence import CooccurrenceStore
+
             c = self._cooc[domain] = CooccurrenceStore(self.redis, self.prefix,
                                                        (cfg or self.cfg).cooccurrence_half_life, domain)
         return c
@@ -282,6 +293,32 @@ class IncidentStore:
         extra = await self.redis.smembers(self._domains)
         return ["default"] + sorted({_s(d) for d in extra} - {"default"})
 
+    async def known_domains(self) -> list[str]:
+        """domains(), read once and then kept up to date from this process's own writes: only for a single
+        writer (every domain it has is one it created)."""
+        if not self.single_writer:
+            return await self.domains()
+        if self._known_domains is None:
+            self._known_domains = await self.domains()
+        return self._known_domains
+
+    async def _fs_get(self, k: _Keys, fp: str) -> str | None:
+        """An alert's base:fs entry ("<incident id>|<status>"); a single writer knows its own."""
+        if self.single_writer:
+            return self._fs_local.get((k.base, fp))
+        return _s(await self.redis.hget(k.fs, fp))
+
+    def _fs_put(self, pipe: Any, k: _Keys, fp: str, value: str) -> None:
+        """Queue a base:fs write (a single writer also keeps it: its transactions have no WATCH to fail, and a
+        failing one ends the replay)."""
+        pipe.hset(k.fs, fp, value)
+        if self.single_writer:
+            self._fs_local[(k.base, fp)] = value
+
+    def _known(self, domain: str) -> None:
+        if self._known_domains is not None and domain not in self._known_domains:
+            self._known_domains = ["default"] + sorted(set(self._known_domains) - {"default"} | {domain})
+
     async def _domain_of(self, iid: str) -> str:
         """An incident's correlation domain (never changes, so it is remembered)."""
         d = self._domain_cache.get(iid)
@@ -296,6 +333,18 @@ class IncidentStore:
         day = datetime.fromtimestamp(onset, tz=timezone.utc).strftime("%Y%m%d")
         h = hashlib.sha1(f"{domain}|{fp}|{onset}|{ver}".encode()).hexdigest()[:6]
         return f"inc-{day}-{h}"
+
+    def _parse_view(self, iid: str, raw: bytes) -> dict[str, Any]:
+        """A base:open view, parsed (memoized per incident while its bytes stay the same: every assignment reads
+        every open view, and most have not changed since the last one; the parsed views are only read)."""
+        got = self._views_parsed.get(iid)
+        if got is not None and got[0] == raw:
+            return got[1]
+        if len(self._views_parsed) >= 4096:
+            self._views_parsed.clear()
+        v = json.loads(raw)
+        self._views_parsed[iid] = (raw, v)
+        return v
 
     @staticmethod
     def _view(meta: dict[str, Any], reps: list[dict[str, Any]]) -> str:
@@ -322,12 +371,14 @@ class IncidentStore:
 
     # ----------------------------------------------------------------------------------- assign
 
-    async def assign(self, alert: Alert, cfg: CorrelationConfig | None = None) -> tuple[str, Decision, bool]:
+    async def assign(self, alert: Alert, cfg: CorrelationConfig | None = None,
+                     known: str | None = None) -> tuple[str, Decision, bool]:
         """Put `alert` into an incident (join or create) atomically. Returns (id, decision, created).
 
         A re-sent alert that is already a member with the same status changes nothing (fast path). A member
         that fires again joins its old incident only within that incident's rolling window; otherwise it
-        starts (or joins) another one, and `decision.moved_from` names the incident it left."""
+        starts (or joins) another one, and `decision.moved_from` names the incident it left. `known`: the
+        alert's base:fs entry when the caller has just read it."""
         cfg = cfg or self.cfg
         now = self.clock.now()
         f = AlertFeatures.from_alert(alert, cfg.labels, cfg.entity_labels)
@@ -335,28 +386,44 @@ class IncidentStore:
         k = self.keys(domain)
         firing = not alert.resolved_at(now)
 
-        # Fast path: Prometheus re-sends every firing alert each minute.
-        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        # Fast path: Prometheus re-sends every firing alert each minute. (A single writer reads base:fs with the
+        # rest, in _assign_tx's one read: it needs no WATCH before it.)
+        if known is None:
+            known = await self._fs_get(k, alert.fingerprint)
         if known:
             iid, _, status = known.rpartition("|")
             if (status == "firing") == firing:
                 return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False
+        # A firing member resolves: only its incident changes (no candidates to read), unless the read finds
+        # it is no longer that open incident's member; then the full path decides.
+        resolving = known.rpartition("|")[0] if known and not firing else None
 
         cooc = None
         for _ in range(MAX_RETRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(k.ver)
-                    result = await self._assign_tx(pipe, k, domain, alert, f, firing, cfg, cooc, now)
+                    if not self.single_writer:
+                        await pipe.watch(k.ver)
+                    result = None
+                    if resolving:
+                        result = await self._update_member(pipe, k, resolving, alert, f, firing, cfg, now,
+                                                           check_member=True)
+                    if result is None or result == "not a member":
+                        result = await self._assign_tx(pipe, k, domain, alert, f, firing, cfg, cooc, now)
                     if result is None:
                         continue
                     iid, decision, created, learn = result
                     await pipe.execute()
                 except WatchError:
                     continue
+            if created:  # what _domain_of would read (it never changes)
+                if len(self._domain_cache) > 50_000:
+                    self._domain_cache.clear()
+                self._domain_cache[iid] = domain
             if created and domain != "default":
                 await self.redis.hset(self._domain_index, iid, domain)
                 await self.redis.sadd(self._domains, domain)
+                self._known(domain)
             for other in decision.absorb:
                 try:
                     await self.merge(iid, other, "tocsin (alert storm)", feedback=False)
@@ -422,7 +489,14 @@ class IncidentStore:
             ("hgetall", (k.open,)), ("hget", (k.cad, f.entity)), ("get", (k.t0,)),
             ("hget", (k.hist, alert.fingerprint)), ("zrangebyscore", (k.act, f.onset - ACTIVITY_HORIZON, f.onset)))
         ver, existing, episodes = int(ver or 0), _s(existing), _num(episodes)
-        views = {_s(i): json.loads(v) for i, v in views_raw.items()}
+        if self.single_writer and known:  # assign's fast path, from this read
+            iid, _, status = _s(known).rpartition("|")
+            if (status == "firing") == firing:
+                pipe.multi()
+                return iid, Decision(iid, [], 1.0, detail="known member, unchanged"), False, False
+        # In id order: a hash's field order is Redis's (random per server start), and ties between candidates go
+        # to the first one, so the order must not depend on it (replay gives the same notifications every run).
+        views = {_s(i): self._parse_view(_s(i), v) for i, v in sorted(views_raw.items())}
 
         if existing and existing in views:
             refire = firing and _s(known) == f"{existing}|resolved"
@@ -502,16 +576,21 @@ class IncidentStore:
         pipe.setnx(k.t0, repr(f.onset))
         pipe.hset(k.members(iid), alert.fingerprint, _j(member))
         pipe.hset(k.fp, alert.fingerprint, iid)
-        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{member['status']}")
+        self._fs_put(pipe, k, alert.fingerprint, f"{iid}|{member['status']}")
         pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
         pipe.incr(k.ver)
         return iid, decision, created, False
 
     async def _update_member(self, pipe: Any, k: _Keys, iid: str, alert: Alert, f: AlertFeatures, firing: bool,
-                             cfg: CorrelationConfig, now: float) -> tuple[str, Decision, bool, bool] | None:
-        meta_raw, raw, cad_raw, view_raw = await self._read(
+                             cfg: CorrelationConfig, now: float, check_member: bool = False) -> Any:
+        """Record a known member's new status (nothing to decide). With `check_member` (`iid` came from base:fs,
+        unread under this transaction): "not a member" unless base:fp still maps the alert to `iid` and `iid` is
+        open, as `_assign_tx` requires before it takes this path; nothing is queued then."""
+        meta_raw, raw, cad_raw, view_raw, fp_iid = await self._read(
             ("get", (k.meta(iid),)), ("hget", (k.members(iid), alert.fingerprint)), ("hget", (k.cad, f.entity)),
-            ("hget", (k.open, iid)))
+            ("hget", (k.open, iid)), ("hget", (k.fp, alert.fingerprint)))
+        if check_member and (_s(fp_iid) != iid or view_raw is None):
+            return "not a member"
         if meta_raw is None or raw is None:
             return None
         meta = json.loads(meta_raw)
@@ -551,7 +630,7 @@ class IncidentStore:
         view = json.loads(view_raw or b"{}")
         pipe.multi()
         pipe.hset(k.members(iid), alert.fingerprint, _j(m))
-        pipe.hset(k.fs, alert.fingerprint, f"{iid}|{m['status']}")
+        self._fs_put(pipe, k, alert.fingerprint, f"{iid}|{m['status']}")
         pipe.set(k.meta(iid), _j(meta))
         pipe.hset(k.open, iid, self._view(meta, view.get("reps", [])))
         self._schedule(pipe, k, meta, cfg)
@@ -571,12 +650,12 @@ class IncidentStore:
         if not alert.resolved_at(now):
             alert = Alert(**{**alert.__dict__, "ends_at": now})
         k = self.keys(self.domain(alert.labels))
-        known = _s(await self.redis.hget(k.fs, alert.fingerprint))
+        known = await self._fs_get(k, alert.fingerprint)
         if not known:
             return None
         if known.endswith("|resolved"):
             return known.rpartition("|")[0]
-        iid, _, _ = await self.assign(alert)
+        iid, _, _ = await self.assign(alert, known=known)
         return iid
 
     async def firing_members(self, iid: str, fps: list[str]) -> list[str]:
@@ -584,7 +663,7 @@ class IncidentStore:
         if not fps:
             return []
         k = self.keys(await self._domain_of(iid))
-        got = await self.redis.hmget(k.fs, fps)
+        got = [self._fs_local.get((k.base, fp)) for fp in fps] if self.single_writer else await self.redis.hmget(k.fs, fps)
         return [fp for fp, v in zip(fps, got) if v is not None and _s(v) == f"{iid}|firing"]
 
     # ----------------------------------------------------------------------------------- generic mutation
@@ -631,6 +710,7 @@ class IncidentStore:
         `feedback_history` feature of later incidents."""
         domain = await self._domain_of(iid)
         k = self.keys(domain)
+        self._fb_written = True
         now = self.clock.now()
         snap = await self.get(iid)
         await self._learn_from_verdict(k, snap, kind == "acted")
@@ -726,14 +806,15 @@ class IncidentStore:
             ents.update(meta.get("entities") or {})
             meta["entities"] = ents
             meta["last_onset"] = max(_num(meta.get("last_onset")), _num(other.get("last_onset")))
-            reps = [m["features"] for m in sorted({**mine, **theirs}.values(), key=lambda m: (m["starts_at"], m["fingerprint"]))]
+            reps = [m["features"] for m in sorted({**mine, **theirs}.values(),
+                                                  key=lambda m: (m["starts_at"], m["fingerprint"]))]
             reps = [r.to_dict() for r in representatives([AlertFeatures.from_dict(r) for r in reps],
                                                          self.cfg.max_compare_members)]
             pipe.multi()
             for fp, m in theirs.items():
                 pipe.hset(k.members(iid), fp, _j(m))
                 pipe.hset(k.fp, fp, iid)
-                pipe.hset(k.fs, fp, f"{iid}|{m['status']}")
+                self._fs_put(pipe, k, fp, f"{iid}|{m['status']}")
             pipe.delete(k.members(other_id))
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(other_id), _j(other))
@@ -795,7 +876,7 @@ class IncidentStore:
                 pipe.hdel(k.members(iid), fp)
                 pipe.hset(k.members(new_id), fp, _j(m))
                 pipe.hset(k.fp, fp, new_id)
-                pipe.hset(k.fs, fp, f"{new_id}|{m['status']}")
+                self._fs_put(pipe, k, fp, f"{new_id}|{m['status']}")
             pipe.set(k.meta(iid), _j(meta))
             pipe.set(k.meta(new_id), _j(new))
             pipe.hset(k.open, iid, self._view(meta, reps(members)))
@@ -812,6 +893,7 @@ class IncidentStore:
         if domain != "default":
             await self.redis.hset(self._domain_index, new_id, domain)
             await self.redis.sadd(self._domains, domain)
+            self._known(domain)
         await self.cooc(domain).feedback(keys_moved, keys_left, False, self.clock.now())
         return new_id
 
@@ -831,17 +913,16 @@ class IncidentStore:
         k = self.keys(domain)
         changed: list[str] = []
         learn: list[tuple[list[str], str | None]] = []
-        first = await self.redis.zrange(k.due, 0, 0, withscores=True)
-        if not first or float(first[0][1]) > now:
-            return []  # nothing is due: one read, no transaction
+        if not self.single_writer:  # (a single writer needs no WATCH: its one read below is the check)
+            first = await self.redis.zrange(k.due, 0, 0, withscores=True)
+            if not first or float(first[0][1]) > now:
+                return []  # nothing is due: one read, no transaction
         for _ in range(MAX_RETRIES):
             changed, learn = [], []
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(k.ver)
-                    due = [_s(i) for i in await pipe.zrangebyscore(k.due, "-inf", now)]
+                    due = await self._due_ids(pipe, k, now)
                     if not due:
-                        await pipe.unwatch()
                         return []
                     writes, retire, learn = await self._due_work(pipe, k, due, now)
                     pipe.multi()
@@ -873,37 +954,68 @@ class IncidentStore:
         await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
 
+    async def _due_ids(self, pipe: Any, k: _Keys, now: float) -> list[str]:
+        """The incidents due at `now`, read under the domain's WATCH (unwatched again when there are none); a
+        single writer reads them without one."""
+        if self.single_writer:
+            return [_s(i) for i in await self.redis.zrangebyscore(k.due, "-inf", now)]
+        await pipe.watch(k.ver)
+        due = [_s(i) for i in await pipe.zrangebyscore(k.due, "-inf", now)]
+        if not due:
+            await pipe.unwatch()
+        return due
+
     async def _due_work(self, pipe: Any, k: _Keys, due: list[str], now: float) -> tuple[list[Any], list[Any], list[Any]]:
-        """Read the due incidents and decide (lifecycle.advance): (writes, retirements, closed incidents to learn)."""
+        """Read the due incidents and decide (lifecycle.advance): (writes, retirements, closed incidents to learn).
+        Two round trips for all of them (metas and views; then the members of those that retire or resolve),
+        through _read: safe under the caller's WATCH."""
         writes: list[tuple[str, dict[str, Any], list[tuple[str, str]], dict[str, Any]]] = []
         retire: list[tuple[str, list[str]]] = []
         learn: list[tuple[list[str], str | None]] = []
-        for iid in due:
-            meta = await self._read_meta(pipe, k, iid)
+        got = await self._read(*[("get", (k.meta(iid),)) for iid in due], *[("hget", (k.open, iid)) for iid in due])
+        decided: list[tuple[str, Any, Any, Any]] = []  # (iid, meta, advance(...) or None, view raw)
+        more: list[tuple[str, tuple[Any, ...]]] = []
+        for iid, raw, view_raw in zip(due, got[:len(due)], got[len(due):]):
+            meta = json.loads(raw) if raw else None
+            adv = advance(meta, now, self.cfg) if meta is not None else None
+            decided.append((iid, meta, adv, view_raw))
+            if adv is not None and adv[2]:
+                more.append(("hkeys", (k.members(iid),)))
+            elif adv is not None and adv[0]["state"] == "resolved" and meta["state"] != "resolved":
+                more.append(("hvals", (k.members(iid),)))
+        extra = iter(await self._read(*more) if more else [])
+        for iid, meta, adv, view_raw in decided:
             if meta is None:
                 retire.append((iid, []))
                 continue
-            new, events, gone = advance(meta, now, self.cfg)
+            new, events, gone = adv
             if gone:
-                retire.append((iid, [_s(x) for x in await pipe.hkeys(k.members(iid))]))
+                retire.append((iid, [_s(x) for x in next(extra)]))
                 continue
-            view = json.loads(await pipe.hget(k.open, iid) or b"null")
+            view = json.loads(view_raw or b"null")
             writes.append((iid, new, events, view))
             if new["state"] == "resolved" and meta["state"] != "resolved":
-                ms = [json.loads(x) for x in await pipe.hvals(k.members(iid))]
-                first = min(ms, key=lambda m: (m["starts_at"], m["key"]))["key"] if ms else None
+                ms = sorted((json.loads(x) for x in next(extra)),
+                            key=lambda m: (m["starts_at"], m["fingerprint"]))  # not in Redis's hash order
+                first = min(ms, key=lambda m: m["starts_at"])["key"] if ms else None
                 learn.append(([m["key"] for m in ms], first))
         return writes, retire, learn
 
     async def _forget_members(self, k: _Keys, retired: list[tuple[str, list[str]]]) -> None:
         """Drop the fingerprint -> incident mapping of retired incidents' members (compare-and-delete: a member
         that moved on to a newer incident keeps its new mapping)."""
-        for iid, fps in retired:
-            current = await self.redis.hmget(k.fp, fps)
+        if not retired:
+            return
+        currents = await self._read(*[("hmget", (k.fp, fps)) for _iid, fps in retired])
+        pipe = self.redis.pipeline(transaction=False)
+        for (iid, fps), current in zip(retired, currents):
             stale = [fp for fp, cur in zip(fps, current) if _s(cur) == iid]
             if stale:
-                await self.redis.hdel(k.fp, *stale)
-                await self.redis.hdel(k.fs, *stale)
+                pipe.hdel(k.fp, *stale)
+                pipe.hdel(k.fs, *stale)
+                for fp in stale:
+                    self._fs_local.pop((k.base, fp), None)
+        await pipe.execute()
 
     # ----------------------------------------------------------------------------------- reading
 

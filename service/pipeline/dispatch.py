@@ -10,6 +10,7 @@ This is Alertmanager's dispatcher and notification pipeline with the state in Re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import re
@@ -139,6 +140,9 @@ class Dispatcher:
         self.summaries: Any = None  # service.summaries.summarizer.SummaryService when set up
         self.background: set[Any] = set()
         self.before_commit: list[Any] = []  # async callbacks(plan) run after deciding, before committing
+        # The silences, when it is known that nothing can change them (replay: a private key prefix, and no
+        # silences in its input); None: read them (serve, where the API and other replicas change them).
+        self.fixed_silences: list[Any] | None = None
         self.set_config(cfg)
 
     def set_config(self, cfg: Config) -> None:
@@ -416,7 +420,10 @@ class Dispatcher:
     async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
         if ctx is not None:
             return ctx
-        return FlushContext(await self.silences.all(), frozenset(await self._inhibited(alerts, now)))
+        return FlushContext(await self._silences(), frozenset(await self._inhibited(alerts, now)))
+
+    async def _silences(self) -> list[Any]:
+        return self.fixed_silences if self.fixed_silences is not None else await self.silences.all()
 
     async def plan_flush(self, g: GroupState, now: float, ctx: FlushContext | None = None) -> FlushPlan:
         """Decide what a group flush at `now` notifies. Reads silences/inhibition (from `ctx` when given: a flush
@@ -561,7 +568,7 @@ class Dispatcher:
         for integ, e in plan.nflog.items():
             args += [integ, e.to_json()]
         for n in plan.notifications:
-            args += [n.integration, n.receiver, n.to_json()]
+            args += [n.integration, n.receiver, notification_json(n)]
         for fp, gen in plan.removals.items():
             args += [fp, gen]
         queue_script(pipe, self.scripts.commit_flush,
@@ -594,7 +601,7 @@ class Dispatcher:
             await pipe.execute()
         live = [g for g in groups.values() if g is not None]
         everyone = {fp: a for g in live for fp, a in g.alerts.items()}
-        ctx = FlushContext(silences=await self.silences.all(),
+        ctx = FlushContext(silences=await self._silences(),
                            inhibited=frozenset(await self._inhibited(list(everyone.values()), now)))
         plans: list[FlushPlan | None] = []
         pipe = self.redis.pipeline(transaction=False)
@@ -639,6 +646,21 @@ class FlushContext:
 
 def _s(b: Any) -> str:
     return b.decode() if isinstance(b, bytes) else b
+
+
+_ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
+_NOTIFICATION_FIELDS = tuple(f.name for f in dataclasses.fields(Notification))
+
+
+def notification_json(n: Notification) -> str:
+    """Notification.to_json, without the deep copy `dataclasses.asdict` makes of an incident snapshot (a few
+    thousand objects for a large incident) only to serialize it: the same fields, the same json.dumps, the same
+    document."""
+    if n.incident is None and all(a.detector is None for a in n.alerts):
+        return n.to_json()  # already the fast path
+    d = {f: getattr(n, f) for f in _NOTIFICATION_FIELDS}
+    d["alerts"] = [{f: getattr(a, f) for f in _ALERT_FIELDS} for a in n.alerts]
+    return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
 def incident_mark(snap: dict[str, Any]) -> str:

@@ -93,6 +93,11 @@ class Engine:
         # A lower bound of the next timer of any kind, kept from this process's own scheduling (replay uses it
         # to skip asking Redis); every path that schedules calls _scheduled.
         self.due_hint = float("-inf")
+        # True only where this process is the one writer of its key prefix (replay): it may then skip reads of
+        # what only it writes. serve is never a single writer (replicas share the state).
+        self.single_writer = False
+        self._schedules = 0  # calls of _scheduled (a group or escalation timer was set)
+        self._seen_dues: tuple[float, float, int] | None = None  # (groups, incidents, _schedules) at next_due
         self.dispatcher = Dispatcher(redis, self.keys, self.scripts, cfg, clock, self.silences,
                                      on_schedule=self._scheduled, metrics=self.metrics)
         self.scheduler = Scheduler(redis, self.keys, self.scripts, self.dispatcher, clock,
@@ -138,6 +143,7 @@ class Engine:
             self.outbox.wake()
 
     def _scheduled(self, t: float) -> None:
+        self._schedules += 1
         self.due_hint = min(self.due_hint, t)
         self.scheduler.wake(t)
 
@@ -202,17 +208,28 @@ class Engine:
         await self.outbox.ensure_groups()
 
     async def ingest(self, alerts: list[Alert]) -> None:
+        self._seen_dues = None  # incident lifecycles may change
         await self.dispatcher.ingest(alerts)
 
     async def step(self) -> int:
         """Advance everything due at the clock's now, then deliver what was decided (replay and tests)."""
         now = self.clock.now()
-        if self.incidents is not None:
+        # What _next_due_one_read just saw, when nothing was scheduled since: a timer source that is not due
+        # now needs no look (replay steps right after asking).
+        seen, self._seen_dues = self._seen_dues, None
+        if seen is not None and seen[2] != self._schedules:
+            seen = None
+        if self.incidents is not None and not (seen is not None and seen[1] > now):
             await self._tick_incidents(now)  # reads only incidents whose lifecycle time has come
-        n, _ = await self.scheduler.run_due()
+        if seen is not None and seen[0] > now and seen[2] == self._schedules:
+            n = 0
+        else:
+            n, _ = await self.scheduler.run_due()
         if self.escalator is not None:
             n += await self.escalator.run_due()
-        await self.outbox.drain()
+        if not self.single_writer or self.outbox.woken or self.escalator is not None:
+            # A single writer (replay) knows when it enqueued something: every enqueue of its own wakes the outbox.
+            await self.outbox.drain()
         n += await self._run_digests()
         self.due_hint = float("-inf")  # unknown again until the next exact look
         return n
@@ -229,12 +246,15 @@ class Engine:
 
     async def _tick_incidents(self, now: float) -> None:
         """Incident lifecycles (snooze ends, quiet resolution, retirement) in every correlation domain."""
-        for domain in await self.incidents.domains():
+        domains = await (self.incidents.known_domains() if self.single_writer else self.incidents.domains())
+        for domain in domains:
             for iid in await self.incidents.tick(now, domain=domain):
                 await self.dispatcher.touch_incident(iid)
 
     async def next_due(self) -> float | None:
         """The earliest timer of any kind (group flushes, escalation steps)."""
+        if self.escalator is None and not self._digests() and (self.incidents is None or self.single_writer):
+            return await self._next_due_one_read()
         times = [await self.scheduler.next_due()]
         if self.escalator is not None:
             times.append(await self.escalator.next_due())
@@ -244,6 +264,23 @@ class Engine:
             for domain in await self.incidents.domains():
                 times.append(await self.incidents.next_due(domain))
         times = [t for t in times if t is not None]
+        return min(times) if times else None
+
+    async def _next_due_one_read(self) -> float | None:
+        """next_due in one round trip: the group timers of every shard and the incident lifecycles of every
+        correlation domain (the domains a single writer created itself; see IncidentStore.known_domains)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrange(self.keys.due(shard), 0, 0, withscores=True)
+        domains = await self.incidents.known_domains() if self.incidents is not None else []
+        for domain in domains:
+            pipe.zrange(self.incidents.keys(domain).due, 0, 0, withscores=True)
+        res = await pipe.execute()
+        groups = [float(r[0][1]) / 1000 for r in res[:self.keys.shards] if r]
+        incidents = [float(r[0][1]) for r in res[self.keys.shards:] if r]
+        inf = float("inf")
+        self._seen_dues = (min(groups, default=inf), min(incidents, default=inf), self._schedules)
+        times = groups + incidents
         return min(times) if times else None
 
     async def run_timers(self, every: float = 1.0) -> None:

@@ -26,7 +26,7 @@ from routing.receivers.fields import GO_TEMPLATES
 
 from service.core.clock import Clock, wait_event
 from service.core.models import Notification
-from service.store.keys import CONSUMER_GROUP, Keys, Scripts
+from service.store.keys import CONSUMER_GROUP, Keys, Scripts, queue_script
 
 log = structlog.get_logger("tocsin.outbox")
 
@@ -67,9 +67,13 @@ class Outbox:
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._queues: dict[tuple[str, str], list[Entry]] = defaultdict(list)
         self._seen: set[tuple[int, str]] = set()
-        # Replay sets this: drain() delivers lane after lane in a fixed order instead of concurrently, so that a
-        # recorded stream gives the same notifications (and the same incident state) on every run.
-        self.sequential = False
+        self._woken = True  # until the first drain: our own pending entries may be waiting
+        self._maybe_pending = True  # entries of ours read but not marked may exist (until a drain reads them)
+        self._read_full = False  # the last _read got a full batch from some shard (there may be more)
+        # True only for the one writer of a private key prefix (replay): then it knows every lane's delivered
+        # sequence number and state from its own marks (lane -> (seq, state); None: not known, read it).
+        self.single_writer = False
+        self._lanes_known: dict[tuple[str, str], tuple[int, dict[str, Any] | None] | None] = {}
 
     async def ensure_groups(self) -> None:
         for shard in range(self.keys.shards):
@@ -81,6 +85,12 @@ class Outbox:
 
     def wake(self) -> None:
         self._wake.set()
+        self._woken = True
+
+    @property
+    def woken(self) -> bool:
+        """Whether something was enqueued (wake() was called) since the last drain began."""
+        return self._woken
 
     async def depth(self) -> int:
         pipe = self.redis.pipeline(transaction=False)
@@ -100,8 +110,10 @@ class Outbox:
         for shard in range(self.keys.shards):
             pipe.xreadgroup(CONSUMER_GROUP, self.consumer, {self.keys.outbox(shard): start}, count=256)
         out: list[Entry] = []
+        self._read_full = False
         for shard, res in enumerate(await pipe.execute()):
             for _stream, entries in res or []:
+                self._read_full |= len(entries) >= 256
                 for eid, fields in entries:
                     if fields:  # deleted entries come back with no fields
                         out.append(self._parse(shard, eid, fields))
@@ -121,6 +133,7 @@ class Outbox:
         return out
 
     def _dispatch(self, entries: list[Entry]) -> None:
+        self._maybe_pending = True  # lanes run on their own: a drain reads our pending entries again
         for e in entries:
             if (e.shard, e.id) in self._seen:  # entry ids are per stream: the same id can exist in two shards
                 continue
@@ -129,8 +142,6 @@ class Outbox:
             q = self._queues[lane]
             q.append(e)
             q.sort(key=lambda x: x.seq)
-            if self.sequential:
-                continue  # drain() runs the lanes
             if lane not in self._lanes or self._lanes[lane].done():
                 self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
 
@@ -162,17 +173,30 @@ class Outbox:
         seq, state = await self.redis.hmget(k, f"{e.integration}:seq", f"{e.integration}:state")
         return int(seq or 0), (json.loads(state) if state else None)
 
+    def _queue_mark(self, pipe: Any, e: Entry, state: dict[str, Any] | None) -> None:
+        queue_script(pipe, self.scripts.mark_delivered,
+                     keys=[self.keys.delivery_state(e.gid), self.keys.outbox(e.shard)],
+                     args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id,
+                           30 * 86400])
+
     async def _mark(self, e: Entry, state: dict[str, Any] | None) -> None:
         await self.scripts.mark_delivered(
             keys=[self.keys.delivery_state(e.gid), self.keys.outbox(e.shard)],
             args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id, 30 * 86400],
         )
 
-    async def _deliver(self, e: Entry) -> bool:
-        """Deliver (or give up on) one entry; False when an earlier entry of its lane is queued and must go first."""
+    async def _deliver(self, e: Entry, failed: NotifyError | None = None) -> bool:
+        """Deliver (or give up on) one entry; False when an earlier entry of its lane is queued and must go first.
+        `failed`: the first attempt was made by the caller (drain) and failed so; go on from there."""
         attempt = 0
         waited_for_predecessor = 0
         while True:
+            if failed is not None:
+                err, failed = failed, None
+                attempt += 1
+                if await self._failed(e, err, attempt):
+                    return True
+                continue
             done_seq, state = await self._delivered_seq(e)
             if done_seq >= e.seq:
                 await self._mark(e, None)  # a redelivery of something already sent
@@ -200,21 +224,8 @@ class Outbox:
                 result = await receiver.send(e.notification, state)
             except NotifyError as err:
                 attempt += 1
-                self._count("failed", e, err.label)
-                if not err.retryable or attempt >= self.max_attempts:
-                    log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
-                              reason=err.reason, attempts=attempt, retryable=err.retryable)
-                    await self._mark(e, None)  # give up: do not block the lane forever
+                if await self._failed(e, err, attempt):
                     return True
-                delay = err.retry_after if err.retry_after is not None else min(
-                    self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
-                delay *= 1 + random.uniform(0, 0.1) if err.retry_after is None else 1
-                log.warning("delivery_retry", integration=e.integration, notification=e.notification.id,
-                            reason=err.reason, attempt=attempt, delay=round(delay, 3))
-                # Keep the entry ours while we back off, so that no other replica claims it meanwhile.
-                await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id],
-                                        justid=True)
-                await self.clock.sleep(delay)
                 continue
             new_state = result.state if result is not None and result.state else None
             merged = dict(state or {})
@@ -226,36 +237,145 @@ class Outbox:
                 await self.on_delivered(e.notification, merged)
             return True
 
+    async def _failed(self, e: Entry, err: NotifyError, attempt: int) -> bool:
+        """After failed attempt number `attempt`: give up (True; the entry is marked) or back off (False)."""
+        self._count("failed", e, err.label)
+        if not err.retryable or attempt >= self.max_attempts:
+            log.error("delivery_failed", integration=e.integration, notification=e.notification.id,
+                      reason=err.reason, attempts=attempt, retryable=err.retryable)
+            await self._mark(e, None)  # give up: do not block the lane forever
+            return True
+        delay = err.retry_after if err.retry_after is not None else min(
+            self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
+        delay *= 1 + random.uniform(0, 0.1) if err.retry_after is None else 1
+        log.warning("delivery_retry", integration=e.integration, notification=e.notification.id,
+                    reason=err.reason, attempt=attempt, delay=round(delay, 3))
+        # Keep the entry ours while we back off, so that no other replica claims it meanwhile.
+        await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id], justid=True)
+        await self.clock.sleep(delay)
+        return False
+
     def _count(self, what: str, e: Entry, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.notification(what, e.notification.receiver, e.integration, reason)
 
     async def drain(self) -> int:
-        """Deliver everything currently in the outbox for this consumer and wait for it (replay, tests)."""
+        """Deliver everything currently in the outbox for this consumer and wait for it (replay, tests).
+
+        Unlike the serve loop (one task per lane, lanes concurrently), entries are delivered one after another in
+        the order they were read (our pending ones, then the new ones, shard by shard: per lane, sequence order),
+        so the order of the deliveries does not depend on which Redis reply comes back first: replay prints the
+        same notifications in the same order every run."""
         n = 0
+        self._woken = False
         while True:
             try:
-                entries = await self._read("0") + await self._read(">")
+                # Our own pending entries only when some may be left (a failed delivery, a lane, a restart).
+                mine, full = [], False
+                if self._maybe_pending:
+                    mine, full = await self._read("0"), self._read_full
+                self._maybe_pending = False
+                new = await self._read(">")
+                full |= self._read_full
             except ResponseError as e:
+                self._maybe_pending = True
                 if "NOGROUP" not in str(e):
                     raise
                 await self.ensure_groups()  # Redis restarted empty
                 continue
-            fresh = [e for e in entries if (e.shard, e.id) not in self._seen]
-            self._dispatch(fresh)
+            fresh = [e for e in mine + new if (e.shard, e.id) not in self._seen]
             n += len(fresh)
-            if self.sequential:
-                ready = sorted(lane for lane, q in self._queues.items() if q)
-                if not ready and not fresh:
-                    return n
-                for lane in ready:
-                    await self._run_lane(lane)
-                continue
             lanes = [t for t in self._lanes.values() if not t.done()]
             if not lanes and not fresh:
                 return n
+            if fresh:
+                await self._deliver_in_order(fresh)
             if lanes:
                 await asyncio.gather(*lanes, return_exceptions=True)
+            elif not self._maybe_pending and not full:
+                return n  # everything read was delivered and marked, and no shard had more than one read's worth
+
+    async def _deliver_in_order(self, entries: list[Entry]) -> None:
+        """Deliver `entries` in order with a constant number of round trips: one read of every lane's delivered
+        sequence number and state, the sends, then one pipeline of marks. An entry that cannot go that way (its
+        predecessor is not delivered yet, a failed send, an on_delivered hook) takes `_deliver`, after the marks
+        queued before it are written."""
+        for e in entries:
+            self._seen.add((e.shard, e.id))
+        try:
+            known = await self._lane_states(list(dict.fromkeys((e.gid, e.integration) for e in entries)))
+            marks = self.redis.pipeline(transaction=False)
+            queued = 0
+            for e in entries:
+                lane = (e.gid, e.integration)
+                cur = known.get(lane)
+                receiver = self.receivers(e.integration)
+                if cur is not None and cur[0] >= e.seq:
+                    self._queue_mark(marks, e, None)  # a redelivery of something already sent
+                    queued += 1
+                    continue
+                if cur is None or cur[0] != e.seq - 1 or receiver is None or self.on_delivered is not None:
+                    if queued:
+                        await marks.execute()
+                        queued = 0
+                    await self._deliver_logged(e)
+                    known[lane] = None  # unknown from here: the rest of this lane takes _deliver too
+                    continue
+                try:
+                    GO_TEMPLATES.set(self.go_templates)
+                    result = await receiver.send(e.notification, cur[1])
+                except NotifyError as err:
+                    if queued:
+                        await marks.execute()
+                        queued = 0
+                    await self._deliver_logged(e, err)  # counts, backs off and retries as a lane would
+                    known[lane] = None
+                    continue
+                new_state = result.state if result is not None and result.state else None
+                merged = dict(cur[1] or {})
+                if new_state:
+                    merged.update(new_state)
+                self._queue_mark(marks, e, merged if new_state else None)
+                queued += 1
+                known[lane] = (e.seq, merged if new_state else cur[1])
+                self._count("sent", e, "")
+            if queued:
+                await marks.execute()
+            if self.single_writer:
+                self._lanes_known.update(known)  # None: it took _deliver, read it next time
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # Redis hiccup: what is not marked stays pending; the next read retries it
+            self._maybe_pending = True
+            self._lanes_known.clear()
+            log.error("delivery_error", entries=len(entries), error=repr(err))
+        finally:
+            for e in entries:
+                self._seen.discard((e.shard, e.id))
+
+    async def _lane_states(self, lanes: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """lane -> (delivered sequence number, state), in one round trip (none for a single writer, whose own
+        marks are the only ones: a lane it never delivered on is at 0)."""
+        known: dict[tuple[str, str], Any] = {}
+        if self.single_writer:
+            known = {lane: self._lanes_known.get(lane, (0, None)) for lane in lanes}
+            lanes = [lane for lane in lanes if known[lane] is None]
+        if lanes:
+            pipe = self.redis.pipeline(transaction=False)
+            for gid, integ in lanes:
+                pipe.hmget(self.keys.delivery_state(gid), f"{integ}:seq", f"{integ}:state")
+            known.update({lane: (int(seq or 0), json.loads(state) if state else None)
+                          for lane, (seq, state) in zip(lanes, await pipe.execute())})
+        return known
+
+    async def _deliver_logged(self, e: Entry, failed: NotifyError | None = None) -> None:
+        try:
+            await self._deliver(e, failed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # Redis hiccup, receiver bug: leave it pending; autoclaim retries it
+            self._maybe_pending = True
+            log.error("delivery_error", integration=e.integration, notification=e.notification.id, error=repr(err))
 
     async def run(self, poll: float = 0.2) -> None:
         """The serve loop: resume our own pending entries, then follow the outbox."""
