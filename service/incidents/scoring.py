@@ -184,7 +184,7 @@ class ConfidenceModel:
     """Logistic regression over the evidence features below: P(a person treats the incident as real) =
     sigmoid(bias + sum(weight * feature)). The shipped default (confidence_model.json, trained by
     bench/realdata/train_confidence.py on the labelled real streams) is data, not code; an installation's own
-    verdicts move it online (IncidentStore.learn_from_verdict), so the product's number is its team's."""
+    verdicts move it online (IncidentStore._learn_from_verdict), so the product's number is its team's."""
 
     bias: float
     weights: dict[str, float]
