@@ -20,21 +20,15 @@ from typing import Any
 import anthropic
 from pydantic import ValidationError
 
+from service.summaries.errors import LLMUnavailable
 from service.summaries.evidence import EvidencePack
 from service.summaries.metrics import LLMMetrics, default_metrics
 from service.summaries.prompt import TOOL_NAME, build_request
 from service.summaries.schema import LLMAnswer, RootCause, Summary
 
+__all__ = ["ClaudeSummarizer", "LLMUnavailable"]
+
 _CITATION = re.compile(r"\bE\d+\b")
-
-
-class LLMUnavailable(Exception):
-    """The LLM gave no usable summary. `outcome` is a metrics label; `detail` is safe to show."""
-
-    def __init__(self, outcome: str, detail: str = "") -> None:
-        super().__init__(f"{outcome}: {detail}" if detail else outcome)
-        self.outcome = outcome
-        self.detail = detail
 
 
 def _outcome_of(err: BaseException) -> str:

@@ -16,7 +16,7 @@ The cache, the budget and the votes are kept in Redis by service/store/summaries
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import structlog
 from redis.asyncio import Redis
@@ -24,10 +24,13 @@ from redis.asyncio import Redis
 from service.core.clock import Clock
 from service.store.summaries import SummaryStore
 
-from service.summaries.claude import ClaudeSummarizer, LLMUnavailable
+from service.summaries.errors import LLMUnavailable
 from service.summaries.evidence import EvidencePack, build_evidence
 from service.summaries.evidence_summarizer import EvidenceSummarizer
 from service.summaries.metrics import LLMMetrics, default_metrics
+
+if TYPE_CHECKING:  # the SDK is imported only when an LLM is configured (service.summaries.config)
+    from service.summaries.claude import ClaudeSummarizer
 from service.summaries.sanitize import sanitize_summary
 from service.summaries.schema import Summary
 
