@@ -506,7 +506,7 @@ def _inhibit_section(raw: dict[str, Any], report: _Report) -> tuple[list[Inhibit
 @dataclass(frozen=True)
 class Extensions:
     """The validated correlation, LLM and escalation settings (service.correlation.CorrelationConfig,
-    service.summaries.config.LLMConfig, routing.escalation.EscalationConfig)."""
+    service.summaries.config.LLMConfig, service.incidents.policies.EscalationConfig)."""
 
     correlation: Any = None
     llm: Any = None
@@ -525,7 +525,7 @@ def _escalation_references(esc: Any, receivers: dict[str, Receiver], report: _Re
 def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None,
                         report: _Report) -> Extensions:
     """Tocsin's correlation, escalation and LLM sections and their references, validated once, with paths."""
-    from service.incidents.escalation import EscalationConfig
+    from service.incidents.policies import EscalationConfig
 
     from service.incidents.correlation import CorrelationConfig
     from service.summaries.config import LLMConfig
