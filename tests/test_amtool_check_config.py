@@ -26,7 +26,6 @@ LATER_FIELDS = set().union(*LATER_KEYS.values()) | {f"{k}_configs" for k in LATE
 # file -> (Tocsin's verdict, why it differs from Alertmanager 0.25)
 DELIBERATE: dict[str, tuple[bool, str]] = {}
 
-pytestmark = pytest.mark.skipif(not Path(AMTOOL).exists(), reason="amtool (Debian prometheus-alertmanager) missing")
 
 
 def amtool_verdict(path: Path) -> tuple[bool, str]:

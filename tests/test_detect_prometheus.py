@@ -14,14 +14,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 import redis
 
 from service.detect.store import DetectKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-pytestmark = pytest.mark.skipif(not os.path.exists(PROMETHEUS), reason="prometheus binary not installed")
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ from service.pipeline.engine import default_receiver_factory
 from tests.fakes.receivers import FakeReceivers
 from tests.fakes.samples import T0, alert, notification
 
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
+import boto3  # noqa: E402
+import moto.server as moto_server  # noqa: E402
 
 KEYS = {"access_key": "AKIDEXAMPLE", "secret_key": "wJalrXUtnFEMI-sns-secret-key"}
 REGION = "us-east-2"

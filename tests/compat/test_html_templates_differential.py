@@ -24,7 +24,7 @@ from routing.gotemplate import Templates, render_field
 from .harness import ALERTMANAGER, free_port
 from .test_templates_differential import _AlertmanagerWithURL, _alerts, _notification
 
-aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+import aiosmtpd.controller as aiosmtpd  # noqa: E402
 
 HTML_CASES: list[tuple[str, str]] = [
     ("email-default", '{{ template "email.default.html" . }}'),
