@@ -28,7 +28,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
@@ -255,6 +255,7 @@ class IncidentStore:
         self.single_writer = False
         self._known_domains: list[str] | None = None  # a single writer's domains (known_domains)
         self._views_parsed: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self.on_schedule: Callable[[float], None] | None = None  # told every lifecycle time this store sets
         self._fb_written = False  # this process counted feedback (base:fb)
         self._fs_local: dict[tuple[str, str], str] = {}  # a single writer's base:fs, (base, fp) -> value
         self._domain_cache: dict[str, str] = {}
@@ -360,6 +361,8 @@ class IncidentStore:
             pipe.zrem(k.due, meta["id"])
         else:
             pipe.zadd(k.due, {meta["id"]: t})
+            if self.on_schedule is not None:  # the engine's lower bound of its next timer (replay jumps to it)
+                self.on_schedule(t)
 
     @staticmethod
     def _tl(ts: float, event: str, detail: str) -> str:
@@ -712,18 +715,15 @@ class IncidentStore:
         k = self.keys(domain)
         self._fb_written = True
         now = self.clock.now()
-        snap = await self.get(iid)
+        row = (await self._read_rows(domain, [iid]))[0]
+        if row is None:
+            raise IncidentNotFound(iid)
+        snap = (await self._build(domain, [row]))[0]  # what the person saw, before their verdict counts
         await self._learn_from_verdict(k, snap, kind == "acted")
-        fps = sorted({m["fingerprint"] for m in snap["members"]})[:100]
-        keys = sorted({key for key in (m.get("key") for m in await self._members(k, iid)) if key})[:100]
-        fields = [f"t:{key}|{kind}" for key in keys] + [f"s:{fp}|{kind}" for fp in fps]
         args: list[Any] = [now, FEEDBACK_HALF_LIFE]
-        for f in fields:
-            args += [1, f, 1.0]
+        for f in _verdict_fields(row[2]):
+            args += [1, f"{f}|{kind}", 1.0]
         await self.cooc(domain).decay_add(keys=[k.fb], args=args)  # atomic per field across replicas
-
-    async def _members(self, k: _Keys, iid: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in await self.redis.hvals(k.members(iid))]
 
     async def _learn_from_verdict(self, k: _Keys, snap: dict[str, Any], real: bool) -> None:
         """Online logistic regression: offset += rate * ((y - p) * x - pull * offset), per feature and for the

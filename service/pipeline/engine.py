@@ -142,6 +142,10 @@ class Engine:
             await self.scripts.enqueue_notifications(keys=[self.keys.outbox(shard), self.keys.seq(gid)], args=args)
             self.outbox.wake()
 
+    def _incident_scheduled(self, t: float) -> None:
+        """An incident lifecycle time was set: replay must not jump past it (serve's timer loop looks every second)."""
+        self.due_hint = min(self.due_hint, t)
+
     def _scheduled(self, t: float) -> None:
         self._schedules += 1
         self.due_hint = min(self.due_hint, t)
@@ -162,6 +166,7 @@ class Engine:
             external = cfg.tocsin.external_url or f"http://{cfg.tocsin.listen}"
             if self.incidents is None:
                 self.incidents = IncidentStore(self.redis, self.keys.prefix, self.clock, corr, external)
+                self.incidents.on_schedule = self._incident_scheduled
             else:
                 self.incidents.cfg = corr
             from service.summaries.config import LLMConfig, build_summary_service
