@@ -96,6 +96,23 @@ def test_the_rolling_window_runs_from_the_latest_onset_and_scales_with_the_caden
                   ctx=five_minutes).incident_id is None
 
 
+def test_each_entity_s_rolling_window_runs_from_its_own_latest_onset():
+    """An incident kept alive by one entity's alerts does not keep taking another entity that joined it once: that
+    entity rejoins only within the rolling window of its own latest onset in the incident."""
+    a0 = feat("HighCPU", T0, service="ads", instance="ads-1")
+    b0 = feat("HighLatency", T0 + 30, service="cart", instance="cart-1")
+    a1 = feat("HighCPU", T0 + 600, service="ads", instance="ads-1")
+    view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[a0, b0, a1], seed_entity="ads-1",
+                        entities={"ads-1": 0, "cart-1": 1}, last_onset=T0 + 600,
+                        entity_onsets={"ads-1": T0 + 600, "cart-1": T0 + 30})
+    late_b = feat("HighLatency", T0 + 700, service="cart", instance="cart-1")
+    d = decide(late_b, [view], T0 + 700, cfg())
+    assert d.incident_id is None  # 670 s after cart-1's own latest onset, though 100 s after the incident's
+    assert decide(feat("HighIO", T0 + 700, service="ads", instance="ads-1"), [view], T0 + 700, cfg()).incident_id == "i1"
+    view.entity_onsets["cart-1"] = T0 + 500
+    assert decide(late_b, [view], T0 + 700, cfg()).incident_id == "i1"
+
+
 def test_an_incident_takes_nothing_after_its_life_cap():
     """An entity that keeps misbehaving is a page a day (max_life), not one unbounded incident."""
     c = cfg(max_life=3600)

@@ -445,3 +445,22 @@ async def test_verdicts_teach_this_installations_confidence_model(redis, key_pre
     snap = await st.get(await lone(st, "NeverSeenEither", probe_t + 100_000))
     assert snap["confidence"] > after_noise
     assert "feedback" in snap["confidence_factors"][0]["explanation"]
+
+
+async def test_an_entity_that_joined_once_rejoins_only_within_its_own_rolling_window(redis, key_prefix):
+    """The cascade's checkout joined while young; payments-db keeps the incident alive with new alerts; checkout
+    firing again long after its own last onset is a new incident, not a member of the old one."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    alerts = cascade()
+    iid, _, _ = await st.assign(alerts[0])
+    for a in alerts[1:5]:
+        await st.assign(a)
+    assert "co-1" in {m["labels"].get("instance") for m in (await st.get(iid))["members"]}
+    for k, t in enumerate(range(250, 1000, 200)):  # payments-db misbehaves on, within its own window each time
+        clock.set(T0 + t)
+        j, _, _ = await st.assign(alert(f"PgLocks{k}", "payments-db", T0 + t, instance="payments-db-1"))
+        assert j == iid
+    clock.set(T0 + 1000)
+    later, _, created = await st.assign(alert("HighErrorRate", "checkout", T0 + 1000, instance="co-1"))
+    assert created and later != iid

@@ -321,7 +321,10 @@ class IncidentView:
     seed_entity: str = ""  # the entity of the alert that opened it
     # entity -> hops from the seed (0: the seed's own entity, 1: related to it directly, 2: to a direct neighbour)
     entities: dict[str, int] = field(default_factory=dict)
-    last_onset: float | None = None  # the latest onset of any member: the rolling window runs from here
+    last_onset: float | None = None  # the latest onset of any member
+    # entity -> the latest onset of its members here: an entity's rolling window runs from its own latest onset, so
+    # an incident kept alive by one entity's alerts does not keep taking every entity that once joined it
+    entity_onsets: dict[str, float] = field(default_factory=dict)
 
     def latest_onset(self) -> float:
         if self.last_onset is not None:
@@ -742,7 +745,7 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
     - A resolved incident takes nothing: a series that fires again after its incident went quiet starts a new one.
     - An incident older than `max_life` takes nothing.
     - The alert's own entity (the seed's, or one already in the incident): its onset within the rolling
-      window of the incident's latest onset.
+      window of that entity's latest onset in the incident (of the incident's, for views without them).
     - Another entity: within the cross window of the latest onset AND a structural relation to the seed
       entity or a direct neighbour of it (two kinds of evidence, never a chain of members)."""
     ctx = ctx or Context(cfg.default_cadence)
@@ -760,10 +763,16 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
     anchor = next((m for m in c.members if m.entity == seed), c.members[0] if c.members else None)
     hop = ents.get(f.entity)
     if hop is not None:
-        if abs(gap) > win:
+        own = c.entity_onsets.get(f.entity)
+        if own is not None:
+            gap = f.onset - own
+            if abs(gap) > win:
+                return 0.0, [], False, f"onset {gap:.0f}s from {f.entity}'s latest onset in the incident, outside " \
+                                       f"the {win:.0f}s window", 0
+        elif abs(gap) > win:
             return 0.0, [], False, f"onset {gap:.0f}s from the incident's latest onset, outside the {win:.0f}s window", 0
         t = 1.0 - 0.5 * max(0.0, abs(gap)) / win
-        reasons = [Reason("time", t, nearest, f"onset {gap:.0f}s after the incident's latest onset (rolling window "
+        reasons = [Reason("time", t, nearest, f"onset {gap:.0f}s after {'its entity' if own is not None else 'the incident'}'s latest onset (rolling window "
                           f"{win:.0f}s: {cfg.window_samples:g} steps of {ctx.cadence:.0f}s, at least {cfg.window:.0f}s)"),
                    Reason("labels", 1.0, anchor.fingerprint if anchor else None,
                           f"same entity {f.entity}" + (" as the seed" if hop == 0 else " already in the incident"))]

@@ -225,6 +225,21 @@ def _num(v: Any, default: float = 0.0) -> float:
         return default
 
 
+def _touch_onset(meta: dict[str, Any], entity: str, onset: float) -> None:
+    """Record an onset: the incident's latest, and its entity's own (each entity's rolling window runs from it)."""
+    meta["last_onset"] = max(_num(meta.get("last_onset"), onset), onset)
+    eo = meta.setdefault("entity_onsets", {})
+    eo[entity] = max(_num(eo.get(entity), onset), onset)
+
+
+def _entity_onsets(members: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in members:
+        e = m.get("entity", "")
+        out[e] = max(out.get(e, m["starts_at"]), m["starts_at"])
+    return out
+
+
 def _add_rep(reps: list[dict[str, Any]], f: AlertFeatures, limit: int) -> list[dict[str, Any]]:
     shapes = {(r["sv"], r["mt"], r["en"]) for r in reps}
     if (f.service, f.metric, f.entity) in shapes:
@@ -352,7 +367,7 @@ class IncidentStore:
         return _j({"id": meta["id"], "state": meta["state"], "opened_at": meta["opened_at"],
                    "firing": meta["firing"] > 0, "resolved_at": meta.get("resolved_at"), "reps": reps,
                    "se": meta.get("seed_entity", ""), "en": meta.get("entities") or {},
-                   "lo": meta.get("last_onset")})
+                   "lo": meta.get("last_onset"), "eo": meta.get("entity_onsets") or {}})
 
     def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
         """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
@@ -473,6 +488,7 @@ class IncidentStore:
                          members=[AlertFeatures.from_dict(r) for r in v["reps"]], firing=v["firing"],
                          resolved_at=v.get("resolved_at"), seed_entity=v.get("se", ""),
                          entities=dict(v.get("en") or {}), last_onset=v.get("lo"),
+                         entity_onsets=dict(v.get("eo") or {}),
                          member_fps=frozenset([fp]) if fps_of.get(fp) == v["id"] else frozenset())
             for v in sorted(views.values(), key=lambda v: (v["opened_at"], v["id"]))  # Redis's hash order is not stable
         ]
@@ -539,7 +555,8 @@ class IncidentStore:
                     "updated_at": now, "resolved_at": None, "acked_by": None, "acked_at": None,
                     "snoozed_until": None, "noise": False, "firing": 1 if firing else 0,
                     "quiet_since": None if firing else now, "summary": None, "merged_into": None,
-                    "seed_entity": f.entity, "entities": {f.entity: 0}, "last_onset": f.onset, "window": win}
+                    "seed_entity": f.entity, "entities": {f.entity: 0}, "last_onset": f.onset,
+                    "entity_onsets": {f.entity: f.onset}, "window": win}
             pipe.set(k.meta(iid), _j(meta))
             pipe.zadd(k.all, {iid: alert.starts_at})
             pipe.hset(k.open, iid, self._view(meta, [f.to_dict()]))
@@ -556,7 +573,7 @@ class IncidentStore:
             ents = dict(meta.get("entities") or {meta.get("seed_entity", f.entity): 0})
             ents[f.entity] = min(ents.get(f.entity, decision.hop), decision.hop)
             meta["entities"] = ents
-            meta["last_onset"] = max(_num(meta.get("last_onset"), f.onset), f.onset)
+            _touch_onset(meta, f.entity, f.onset)
             meta["window"] = max(_num(meta.get("window")), win)
             if firing:
                 meta["quiet_since"] = None
@@ -616,7 +633,7 @@ class IncidentStore:
                 m.update(status="firing", ends_at=None, starts_at=alert.starts_at)
                 meta["firing"] += 1
                 meta["quiet_since"] = None
-                meta["last_onset"] = max(_num(meta.get("last_onset"), f.onset), f.onset)
+                _touch_onset(meta, f.entity, f.onset)
                 events.append(("member_refired", f"{name} fires again"))
             else:
                 m.update(status="resolved", ends_at=alert.ends_at)
@@ -806,6 +823,8 @@ class IncidentStore:
             ents.update(meta.get("entities") or {})
             meta["entities"] = ents
             meta["last_onset"] = max(_num(meta.get("last_onset")), _num(other.get("last_onset")))
+            for e, t in (other.get("entity_onsets") or {}).items():
+                _touch_onset(meta, e, float(t))
             reps = [m["features"] for m in sorted({**mine, **theirs}.values(),
                                                   key=lambda m: (m["starts_at"], m["fingerprint"]))]
             reps = [r.to_dict() for r in representatives([AlertFeatures.from_dict(r) for r in reps],
@@ -859,14 +878,16 @@ class IncidentStore:
             def fire(ms: dict[str, Any]) -> int:
                 return sum(1 for m in ms.values() if m["status"] == "firing")
             meta.update(firing=fire(members), updated_at=now,
-                        opened_at=min(m["starts_at"] for m in members.values()))
+                        opened_at=min(m["starts_at"] for m in members.values()),
+                        entity_onsets=_entity_onsets(members.values()))
             meta["quiet_since"] = None if meta["firing"] else now
             new = {**meta, "id": new_id, "state": "triggered", "opened_at": seed["starts_at"], "resolved_at": None,
                    "acked_by": None, "acked_at": None, "snoozed_until": None, "noise": False, "summary": None,
                    "firing": fire(moved), "quiet_since": None if fire(moved) else now, "merged_into": None,
                    "seed_entity": seed.get("entity", ""),
                    "entities": {m.get("entity", ""): 0 for m in moved.values()},
-                   "last_onset": max(m["starts_at"] for m in moved.values())}
+                   "last_onset": max(m["starts_at"] for m in moved.values()),
+                   "entity_onsets": _entity_onsets(moved.values())}
 
             def reps(ms: dict[str, Any]) -> list[dict[str, Any]]:
                 fs = [AlertFeatures.from_dict(m["features"]) for m in ms.values()]
