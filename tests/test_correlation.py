@@ -113,6 +113,22 @@ def test_each_entity_s_rolling_window_runs_from_its_own_latest_onset():
     assert decide(late_b, [view], T0 + 700, cfg()).incident_id == "i1"
 
 
+def test_a_pod_and_the_node_it_runs_on_are_related():
+    """A pod's `node` label names its node: the node's alert joins the pod's young incident (and the other way
+    round), while a pod on another node with no other relation does not."""
+    pod = feat("MetricAnomaly", T0, entity="cart-7f-x", node="node-1", metric="CpuUsageRate")
+    node = feat("MetricAnomaly", T0 + 60, entity="node-1", node="node-1", metric="NodeCpuUsageRate")
+    other = feat("MetricAnomaly", T0 + 60, entity="node-2", node="node-2", metric="NodeCpuUsageRate")
+    c = cfg(entity_labels=["entity"])
+    pod, node, other = (AlertFeatures.from_alert(Alert(labels={"alertname": x.alertname, **x.labels}, starts_at=x.onset),
+                                                 c.labels, c.entity_labels) for x in (pod, node, other))
+    d = decide(node, [inc("i1", pod)], T0 + 60, c)
+    assert d.incident_id == "i1" and any("cart-7f-x runs on node-1" in r.detail for r in d.reasons)
+    assert decide(pod, [inc("i2", node)], T0 + 60, c).incident_id == "i2"
+    assert decide(other, [inc("i1", pod)], T0 + 60, c).incident_id is None
+    assert decide(node, [inc("i1", pod)], T0 + 60, cfg(entity_labels=["entity"], host_labels=[])).incident_id is None
+
+
 def test_an_incident_takes_nothing_after_its_life_cap():
     """An entity that keeps misbehaving is a page a day (max_life), not one unbounded incident."""
     c = cfg(max_life=3600)

@@ -45,3 +45,23 @@ def test_learned_lead_history_is_evidence():
 def test_empty_incident_has_no_candidates():
     """No members, no candidates."""
     assert rank([], CorrelationConfig()) == []
+
+
+def k8s(metric: str, t: float, entity: str, node: str, score: float) -> dict:
+    return {"labels": {"alertname": "MetricAnomaly", "entity": entity, "node": node, "metric": metric,
+                       "service": "node" if entity == node else entity.split("-")[0]},
+            "annotations": {}, "starts_at": t, "status": "firing", "score": score, "entity": entity}
+
+
+def test_a_pod_outranks_the_node_that_runs_only_it():
+    """The node's CPU rose with its one anomalous pod's (and deviates more): the pod is named first."""
+    ms = [k8s("NodeCpuUsageRate", T0, "node-1", "node-1", 9.0), k8s("CpuUsageRate", T0 + 60, "cart-7f-x", "node-1", 5.0)]
+    ranked = rank(ms, CorrelationConfig(enabled=True))
+    assert ranked[0]["entity"] == "cart-7f-x" and ranked[1]["entity"] == "node-1"
+
+
+def test_a_node_under_several_anomalous_pods_keeps_its_rank():
+    """Two pods of different services on one node went anomalous with it: the node is their common factor."""
+    ms = [k8s("NodeCpuUsageRate", T0, "node-1", "node-1", 9.0), k8s("CpuUsageRate", T0 + 60, "cart-7f-x", "node-1", 5.0),
+          k8s("CpuUsageRate", T0 + 60, "ads-5c-y", "node-1", 5.0)]
+    assert rank(ms, CorrelationConfig(enabled=True))[0]["entity"] == "node-1"

@@ -82,6 +82,9 @@ DEFAULT_LABELS: dict[str, float] = {
 
 # Labels that name an entity, the most specific first: a container or pod runs on a node, an instance on a host.
 ENTITY_LABELS = ("pod", "container", "instance", "host", "entity", "device", "node")
+# Labels that name the machine an entity runs on (kube-state-metrics' `node` on pod series, `host` elsewhere): an
+# alert whose entity is that machine is about the same hardware, a containment edge as firm as a declared call.
+HOST_LABELS = ("node", "host")
 
 
 class FlappingConfig(BaseModel):
@@ -140,6 +143,8 @@ class CorrelationConfig(BaseModel):
     domain_labels: list[str] = Field(default_factory=list)
     # Service dependency graph: {service: [services it calls]}.
     topology: dict[str, list[str]] = Field(default_factory=dict)
+    # Labels naming the machine an entity runs on: a pod and its node relate as a caller and its dependency do.
+    host_labels: list[str] = Field(default_factory=lambda: list(HOST_LABELS))
     topology_max_hops: int = Field(3, ge=1, le=10)
     text_similarity: bool = True
     # A resolved incident reopens if a member or a strongly related alert fires within this time.
@@ -533,6 +538,20 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
     return best, known_other and not same
 
 
+def host_signal(f: AlertFeatures, members: list[AlertFeatures], host_labels: list[str]) -> Reason:
+    """One entity runs on the other: its host label (`node`, `host`) names the other's entity. A pod's fault shows
+    on its node (CPU, memory, network) and a node's on every pod it runs."""
+    for m in members:
+        if m.entity == f.entity:
+            continue
+        for name in host_labels:
+            if f.labels.get(name) and f.labels[name] == m.entity:
+                return Reason("topology", HOP_SCORE[1], m.fingerprint, f"{f.entity} runs on {m.entity} ({name})")
+            if m.labels.get(name) and m.labels[name] == f.entity:
+                return Reason("topology", HOP_SCORE[1], m.fingerprint, f"{m.entity} runs on {f.entity} ({name})")
+    return Reason("topology", 0.0, None, "no host relation")
+
+
 def cooccurrence_signal(f: AlertFeatures, members: list[AlertFeatures], cooc: CoocLookup | None) -> Reason:
     best = Reason("cooccurrence", 0.0, None, "no learned co-occurrence")
     if cooc is None:
@@ -712,6 +731,11 @@ def _relation(f: AlertFeatures, anchors: list[AlertFeatures], cfg: CorrelationCo
     seed's direct neighbours): declared topology, learned co-occurrence (entities or alert keys), or a storm.
     Shared labels and text are not relations across entities: every alert of a cluster shares them."""
     found: list[Reason] = []
+    if cfg.weights.topology > 0 and cfg.host_labels:
+        r = host_signal(f, anchors, cfg.host_labels)
+        if r.score > 0:
+            r.score *= cfg.weights.topology
+            found.append(r)
     if cfg.weights.topology > 0 and cfg.topology:
         r, _unrelated = topology_signal(f, anchors, topology_of(cfg))
         if r.score >= min(HOP_SCORE.values()):  # a call edge within max_hops, not siblings of a dependency

@@ -84,7 +84,39 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
 
     topo_score = _topology_scores(cfg, {k[2] for k in cands if k[2]})
     out = [_candidate(k, c, t0, max_samples, max_dev, per_entity, topo_score, lead_history) for k, c in cands.items()]
-    return _finish(out, limit, _entity_scores(cands, t0, topo_score))
+    scores = _entity_scores(cands, t0, topo_score)
+    return _finish(out, limit, scores, _hosts(members, cfg, set(scores)))
+
+
+def _hosts(members: list[dict[str, Any]], cfg: CorrelationConfig, entities: set[str]) -> dict[str, str]:
+    """entity -> the entity of the incident it runs on (its `node`/`host` label names it)."""
+    out: dict[str, str] = {}
+    for m in members:
+        e, lab = _entity(m), m.get("labels") or {}
+        for name in cfg.host_labels:
+            h = lab.get(name)
+            if h and h != e and h in entities:
+                out.setdefault(e, h)
+                break
+    return out
+
+
+def _more_specific_first(out: list[dict[str, Any]], hosted_on: dict[str, str]) -> None:
+    """A Kubernetes pod outranks its node: a machine that runs a single anomalous entity of the incident shows that
+    entity's fault (its CPU, memory, network), so its candidates rank just below that entity's best. A machine
+    under several anomalous entities is their common factor and keeps its own rank."""
+    tenants: dict[str, list[str]] = {}
+    for e, h in sorted(hosted_on.items()):
+        tenants.setdefault(h, []).append(e)
+    for h, es in tenants.items():
+        if len(es) != 1:
+            continue
+        cap = max(c["score"] for c in out if c["entity"] == es[0])
+        for c in out:
+            if c["entity"] == h and c["score"] >= cap:
+                c["score"] = round(max(0.0, cap - 0.001), 4)
+                c["evidence"].append({"kind": "runs_one_suspect", "weight": 0.0,
+                                      "detail": f"{h} runs {es[0]}, the one anomalous entity on it: ranked after it"})
 
 
 # Which entity is the cause: its largest deviation first (robust z on a log scale against the largest of the
@@ -173,7 +205,8 @@ def _candidate(key: tuple[str, str, str], c: dict[str, Any], t0: float, max_samp
     return {"metric": metric, "entity": entity, "service": service, "evidence": ev, "_onset": c["onset"]}
 
 
-def _finish(out: list[dict[str, Any]], limit: int, entity_score: dict[str, float]) -> list[dict[str, Any]]:
+def _finish(out: list[dict[str, Any]], limit: int, entity_score: dict[str, float],
+            hosted_on: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Score each candidate over the evidence kinds present, blend in its entity's score, rank, and keep the
     best `limit`."""
     # Evidence kinds that exist for any candidate count for all (absent = 0), so a candidate is not
@@ -194,6 +227,7 @@ def _finish(out: list[dict[str, Any]], limit: int, entity_score: dict[str, float
                        "detail": f"{c['entity'] or metric}: largest deviation, breadth and onset among the entities"})
             score = ENTITY_SHARE * es + (1 - ENTITY_SHARE) * score
         c["score"] = round(min(1.0, score), 4)
+    _more_specific_first(out, hosted_on or {})
     out.sort(key=lambda c: (-c["score"], c["_onset"], c["_name"]))
     for c in out:
         del c["_onset"], c["_name"]
