@@ -182,6 +182,13 @@ receivers: [{name: a}]
     ("route: {receiver: a}\nreceivers: [{name: a}]\ninhibit_rules: [{source_matchers: ['a=\"1\"'], eqal: [x]}]",
      "inhibit_rules[0].eqal"),
     ("route: {receiver: a}\nreceivers: [{name: a}]\ntocsin: {auth: {tokens: [{name: t}]}}", "tocsin.auth.tokens[0].token"),
+    ("route: {receiver: a, tocsin: {min_confidnce: 0.3}}\nreceivers: [{name: a}]", "route.tocsin.min_confidnce"),
+    ("route: {receiver: a, tocsin: {min_confidence: high}}\nreceivers: [{name: a}]", "route.tocsin.min_confidence"),
+    ("route: {receiver: a, tocsin: {min_confidence: 1.5}}\nreceivers: [{name: a}]", "route.tocsin.min_confidence"),
+    ("route: {receiver: a, routes: [{tocsin: {correlate: maybe}}]}\nreceivers: [{name: a}]",
+     "route.routes[0].tocsin.correlate"),
+    ("route: {receiver: a, tocsin: {held_receiver: nowhere}}\nreceivers: [{name: a}]", "route.tocsin.held_receiver"),
+    ("route: {receiver: a, tocsin: {escalation: nope}}\nreceivers: [{name: a}]", "route.tocsin.escalation"),
 ])
 def test_bad_values_are_errors_naming_the_path(text: str, path: str) -> None:
     """Missing route, durations without units, duplicate receivers, bad Tocsin settings and tokens without a

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routing.durations import parse_duration
@@ -522,6 +522,27 @@ def _escalation_references(esc: Any, receivers: dict[str, Receiver], report: _Re
                                  f"undefined receiver {t.receiver!r}")
 
 
+class RouteTocsin(BaseModel):
+    """A route's own `tocsin:` keys (inherited key by key by its children), validated at load time."""
+
+    model_config = ConfigDict(extra="forbid")
+    correlate: StrictBool = True  # false: plain Alertmanager groups on this route, no incidents
+    escalation: str | None = None  # an escalation policy of tocsin.escalation.policies (null: none)
+    min_confidence: float | None = Field(None, ge=0, le=1)  # overrides tocsin.correlation.min_confidence
+    held_receiver: str | None = None  # where incidents held below min_confidence go (e.g. a digest receiver)
+
+
+def _route_extras(route: Route | None, receivers: dict[str, Receiver], policies: set[str], report: _Report) -> None:
+    for r in route.walk() if route is not None else ():
+        got = report.model(RouteTocsin, r.own_extra, f"{r.path}.tocsin")
+        if got is None:
+            continue
+        if got.escalation is not None and got.escalation not in policies:
+            report.error(f"{r.path}.tocsin.escalation", f"undefined escalation policy {got.escalation!r}")
+        if got.held_receiver is not None and got.held_receiver not in receivers:
+            report.error(f"{r.path}.tocsin.held_receiver", f"undefined receiver {got.held_receiver!r}")
+
+
 def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], route: Route | None,
                         report: _Report) -> Extensions:
     """Tocsin's correlation, escalation and LLM sections and their references, validated once, with paths."""
@@ -548,11 +569,7 @@ def _extensions_section(tocsin: TocsinSection, receivers: dict[str, Receiver], r
 
         for e in section_errors(tocsin.detect):
             report.add(e)
-    policies = set(esc.policies) if esc is not None else set()
-    for r in route.walk() if route is not None else ():
-        p_name = r.own_extra.get("escalation")
-        if p_name is not None and p_name not in policies:
-            report.error(f"{r.path}.tocsin.escalation", f"undefined escalation policy {p_name!r}")
+    _route_extras(route, receivers, set(esc.policies) if esc is not None else set(), report)
     return Extensions(correlation, llm, esc)
 
 
