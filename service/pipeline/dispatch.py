@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from routing.receivers.registry import send_resolved_default
 from routing.inhibition import inhibited
@@ -26,17 +25,15 @@ from routing.route_tree import Route, group_key
 from routing.time_intervals import active as interval_active
 from routing.silences import Silences
 
-from service.ingest.alerts import AlertStore, Upserted, decode_record
 from service.core.clock import Clock
 from service.config.sections import Config
 from service.core.models import Alert, Notification
 from service.pipeline.notify_log import Entry, needs_incident_update, needs_update
-from service.store.keys import Keys, Scripts, group_id, ms, queue_script
+from service.store.alerts import AlertStore, Upserted
+from service.store.groups import Commit, GroupStore, Memberships
+from service.store.keys import group_id, ms
 
 log = structlog.get_logger("tocsin.dispatch")
-
-GROUP_TTL = 7 * 24 * 3600  # idle group state is dropped after a week without alerts
-STATE_TTL = 30 * 24 * 3600
 
 
 def go_quote_meta(s: str) -> str:
@@ -126,14 +123,13 @@ def incident_group_key(route: Route, incident_id: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, cfg: Config, clock: Clock, silences: Silences,
+    def __init__(self, groups: GroupStore, store: AlertStore, cfg: Config, clock: Clock, silences: Silences,
                  on_schedule: Callable[[float], None] | None = None, metrics: Any = None):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+        self.groups = groups
+        self.keys = groups.keys
         self.clock = clock
         self.silences = silences
-        self.store = AlertStore(redis, keys, scripts)
+        self.store = store
         self.on_schedule = on_schedule or (lambda t: None)
         self.metrics = metrics
         self.incidents: Any = None  # service.incidents.IncidentStore when correlation is on
@@ -189,10 +185,7 @@ class Dispatcher:
 
     async def _leave_incident_groups(self, fp: str, incident_id: str) -> None:
         """A member that fired again started another incident: its old incident's groups forget it."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in await self.incident_groups(incident_id):
-            pipe.hdel(self.keys.group_members(gid), fp)
-        await pipe.execute()
+        await self.groups.drop_members([(gid, [fp]) for gid in await self.incident_groups(incident_id)])
 
     async def incident_groups(self, incident_id: str) -> list[str]:
         """Group ids an incident can have (one per correlating route)."""
@@ -201,10 +194,7 @@ class Dispatcher:
     async def touch_incident(self, incident_id: str) -> None:
         """Flush an incident's groups now, so people see a state change (ack, severity, summary) at once."""
         now_ms = ms(self.clock.now())
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in await self.incident_groups(incident_id):
-            pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
-        await pipe.execute()
+        await self.groups.touch(await self.incident_groups(incident_id), now_ms)
         self.on_schedule(now_ms / 1000)
 
     async def regroup_incident(self, from_iid: str, to_iid: str, fingerprints: list[str] | None = None) -> int:
@@ -215,8 +205,7 @@ class Dispatcher:
             if not self.correlates(r):
                 continue
             old_gid = group_id(r.id, incident_group_key(r, from_iid))
-            members = await self.redis.hgetall(self.keys.group_members(old_gid))
-            fps = [(k.decode() if isinstance(k, bytes) else k) for k in members]
+            fps = await self.groups.member_fingerprints(old_gid)
             if fingerprints is not None:
                 fps = [fp for fp in fps if fp in set(fingerprints)]
             if not fps:
@@ -224,14 +213,12 @@ class Dispatcher:
             alerts = await self.store.get_many(fps)
             new_gk = incident_group_key(r, to_iid)
             new_gid = group_id(r.id, new_gk)
-            pipe = self.redis.pipeline(transaction=False)
             members: list[Any] = []
             for fp, a in alerts.items():
                 members += [fp, f"m{ms(now)}", ms(a.starts_at)]
             head = [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), ms(r.opts.group_wait)]
-            self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), {new_gid: (head, members)}, ms(now))
-            await pipe.execute()
-            await self.redis.hdel(self.keys.group_members(old_gid), *fps)
+            await self.groups.upsert({self.keys.shard_of(new_gid): {new_gid: (head, members)}}, ms(now))
+            await self.groups.drop_members([(old_gid, fps)])
             moved += len(alerts)
         await self.touch_incident(from_iid)
         return moved
@@ -244,10 +231,8 @@ class Dispatcher:
         now_ms = ms(now)
         ups = await self.store.upsert_many(alerts, now, self.cfg_hash)
 
-        pipe = self.redis.pipeline(transaction=False)
-        queued = 0
         # group shard -> gid -> (group header args, flat membership args)
-        memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
+        memberships: Memberships = {}
         grouped: dict[int, list[str]] = {}  # alert shard -> firing alerts whose memberships this request writes
         sources: dict[str, dict[str, int]] = {}  # inhibition source key -> fp -> endsAt ms
         for u in ups:
@@ -267,25 +252,11 @@ class Dispatcher:
             self._add_memberships(memberships, groups, a, u.generation)
             if firing_now:
                 grouped.setdefault(self.keys.shard_of(a.fingerprint), []).append(a.fingerprint)
-        for k, mapping in sources.items():
-            pipe.hset(k, mapping=mapping)
-            pipe.expire(k, GROUP_TTL)
-            queued += 2
-        group_slots: list[int] = []  # positions of group_upsert results in the pipeline
-        for shard, items in memberships.items():
-            self._queue_group_upserts(pipe, shard, items, now_ms)
-            group_slots.append(queued)
-            queued += 1
-        # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
-        # a crash in between, the next re-send writes them again).
-        for shard, fps in grouped.items():
-            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg_hash))
-            queued += 1
-        if queued:
-            res = await pipe.execute()
-            dues = [float(d) for i in group_slots for d in res[i]]
-            if dues:
-                self.on_schedule(min(dues) / 1000)
+        # One round trip; the grouped marks go last: a re-send skips the group updates only once every
+        # membership is written (after a crash in between, the next re-send writes them again).
+        dues = await self.groups.write_ingest(sources, memberships, grouped, self.cfg_hash, now_ms)
+        if dues:
+            self.on_schedule(min(dues) / 1000)
         return ups
 
     def _note_inhibit_source(self, a: Alert, sources: dict[str, dict[str, int]]) -> None:
@@ -294,7 +265,7 @@ class Dispatcher:
                 k = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], rule.equal_key(a.labels))
                 sources.setdefault(k, {})[a.fingerprint] = ms(a.ends_at)
 
-    def _add_memberships(self, memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]],
+    def _add_memberships(self, memberships: Memberships,
                          groups: list[tuple[Route, str, str, dict[str, str]]], a: Alert, generation: str) -> None:
         for r, gid, gk, gl in groups:
             shard_items = memberships.setdefault(self.keys.shard_of(gid), {})
@@ -304,20 +275,6 @@ class Dispatcher:
                 item = shard_items[gid] = ([gid, r.id, gk, labels_json, ms(r.opts.group_wait)], [])
             item[1].extend((a.fingerprint, generation, ms(a.starts_at)))
 
-    def _queue_group_upserts(self, pipe: Any, shard: int, items: dict[str, tuple[list[Any], list[Any]]],
-                             now_ms: int) -> None:
-        """One `group_upsert` call for a shard: per group its header (gid, route, key, labels, group_wait) and
-        all the memberships this request writes into it (fp, generation, startsAt), so a batch that brings 64
-        alerts of one group writes the group once."""
-        keys = [self.keys.due(shard)]
-        args: list[Any] = [now_ms, GROUP_TTL]
-        for gid, (head, members) in items.items():
-            keys += [self.keys.group_meta(gid), self.keys.group_members(gid)]
-            args += head
-            args.append(len(members) // 3)
-            args += members
-        queue_script(pipe, self.scripts.group_upsert, keys=keys, args=args)
-
     # -- flush ----------------------------------------------------------------------------------------------
 
     async def load_group(self, gid: str) -> GroupState | None:
@@ -326,48 +283,18 @@ class Dispatcher:
     async def load_groups(self, gids: list[str]) -> dict[str, GroupState | None]:
         """Several groups with their members' alerts, in two round trips whatever their number: the group
         hashes in one pipeline, then the alerts with one HMGET per alert shard."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.hgetall(self.keys.group_meta(gid))
-            pipe.hgetall(self.keys.group_members(gid))
-            pipe.hgetall(self.keys.nflog(gid))
-        res = await pipe.execute()
-        raw: dict[str, tuple[dict[str, str], dict[str, str], Any]] = {}
+        raw = await self.groups.load(gids)
         fps: set[str] = set()
-        for i, gid in enumerate(gids):
-            meta, members, nflog = res[3 * i: 3 * i + 3]
-            if not meta:
-                continue
-            meta = {_s(k): _s(v) for k, v in meta.items()}
-            members = {_s(k): _s(v) for k, v in members.items()}
-            fps.update(members)
-            raw[gid] = (meta, members, nflog)
-        alerts = await self.fetch_alerts(fps)
+        for g in raw.values():
+            fps.update(g.members)
+        alerts = await self.store.fetch(fps)
         out: dict[str, GroupState | None] = dict.fromkeys(gids)
-        for gid, (meta, members, nflog) in raw.items():
+        for gid, g in raw.items():
             out[gid] = GroupState(
-                gid=gid, route=self.routes.get(meta["route"]), key=meta["key"], labels=json.loads(meta["labels"]),
-                members=members, nflog={_s(k): Entry.from_json(v) for k, v in nflog.items()},
-                alerts={fp: alerts[fp] for fp in members if fp in alerts},
+                gid=gid, route=self.routes.get(g.meta["route"]), key=g.meta["key"], labels=json.loads(g.meta["labels"]),
+                members=g.members, nflog={k: Entry.from_json(v) for k, v in g.nflog.items()},
+                alerts={fp: alerts[fp] for fp in g.members if fp in alerts},
             )
-        return out
-
-    async def fetch_alerts(self, fps: set[str] | list[str]) -> dict[str, Alert]:
-        """Stored alerts by fingerprint: one HMGET per alert shard (all in one round trip)."""
-        by_shard: dict[int, list[str]] = {}
-        for fp in fps:
-            by_shard.setdefault(self.keys.shard_of(fp), []).append(fp)
-        if not by_shard:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        order = list(by_shard.items())
-        for shard, lst in order:
-            pipe.hmget(self.keys.alerts(shard), lst)
-        out: dict[str, Alert] = {}
-        for (_shard, lst), recs in zip(order, await pipe.execute()):
-            for fp, rec in zip(lst, recs):
-                if rec is not None:
-                    out[fp] = decode_record(fp, rec)
         return out
 
     async def _inhibited(self, alerts: list[Alert], now: float) -> set[str]:
@@ -382,26 +309,20 @@ class Dispatcher:
                     wanted[(i, eq)] = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], eq)
         if not wanted:
             return set()
-        pipe = self.redis.pipeline(transaction=False)
-        for k in wanted.values():
-            pipe.hgetall(k)
-        got = dict(zip(wanted, await pipe.execute()))
+        got = dict(zip(wanted, await self.groups.inhibit_sources(list(wanted.values()))))
         now_ms = ms(now)
         firing: dict[tuple[int, str], list[str]] = {}
         stale = ms(now - 3600)
-        prune = self.redis.pipeline(transaction=False)
-        pruned = 0
+        prune: dict[str, list[str]] = {}
         for key, h in got.items():
-            firing[key] = [(fp.decode() if isinstance(fp, bytes) else fp) for fp, e in h.items() if int(e) > now_ms]
-            old = [fp for fp, e in h.items() if int(e) < stale]
+            firing[key] = [fp for fp, e in h.items() if e > now_ms]
+            old = [fp for fp, e in h.items() if e < stale]
             if old:  # sources that ended an hour ago: forget them so the index does not grow forever
-                prune.hdel(wanted[key], *old)
-                pruned += 1
-        if pruned:
-            await prune.execute()
+                prune[wanted[key]] = old
+        await self.groups.prune_inhibit_sources(prune)
         # Two-sided rules need the sources' labels.
         src_fps = {fp for fps in firing.values() for fp in fps}
-        src_alerts = await self.fetch_alerts(src_fps) if src_fps else {}
+        src_alerts = await self.store.fetch(src_fps) if src_fps else {}
         # The store is authoritative: a source whose stored alert has since resolved does not inhibit.
         for key in firing:
             firing[key] = [fp for fp in firing[key] if fp in src_alerts and not src_alerts[fp].resolved_at(now)]
@@ -561,26 +482,15 @@ class Dispatcher:
             await self.touch_incident(iid)
 
 
-    def _queue_commit(self, pipe: Any, gid: str, token: str, plan: FlushPlan) -> None:
-        shard = self.keys.shard_of(gid)
-        args: list[Any] = [gid, token, ms(plan.next_due), max(GROUP_TTL, 5 * 24 * 3600), len(plan.nflog),
-                           len(plan.notifications), len(plan.removals), STATE_TTL]
-        for integ, e in plan.nflog.items():
-            args += [integ, e.to_json()]
-        for n in plan.notifications:
-            args += [n.integration, n.receiver, notification_json(n)]
-        for fp, gen in plan.removals.items():
-            args += [fp, gen]
-        queue_script(pipe, self.scripts.commit_flush,
-                     keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(shard),
-                           self.keys.claims(shard), self.keys.nflog(gid), self.keys.outbox(shard), self.keys.seq(gid)],
-                     args=args)
+    def _commit_of(self, gid: str, token: str, plan: FlushPlan) -> Commit:
+        """What the store commits for a plan (serialized now: the plan's snapshot is not read again)."""
+        return Commit(gid, token, ms(plan.next_due), [(integ, e.to_json()) for integ, e in plan.nflog.items()],
+                      [(n.integration, n.receiver, notification_json(n)) for n in plan.notifications],
+                      list(plan.removals.items()))
 
     async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
-        pipe = self.redis.pipeline(transaction=False)
-        self._queue_commit(pipe, gid, token, plan)
-        (ok,) = await pipe.execute()
-        return bool(int(ok))
+        (ok,) = await self.groups.commit([self._commit_of(gid, token, plan)])
+        return ok
 
     async def flush(self, gid: str, token: str) -> FlushPlan | None:
         return (await self.flush_many([(gid, token)]))[0]
@@ -595,16 +505,13 @@ class Dispatcher:
         groups = await self.load_groups([gid for gid, _ in claimed])
         vanished = [gid for gid, _ in claimed if groups[gid] is None]
         if vanished:  # deleted by a commit that raced us: forget their timers
-            pipe = self.redis.pipeline(transaction=False)
-            for gid in vanished:
-                pipe.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
-            await pipe.execute()
+            await self.groups.forget_timers(vanished)
         live = [g for g in groups.values() if g is not None]
         everyone = {fp: a for g in live for fp, a in g.alerts.items()}
         ctx = FlushContext(silences=await self._silences(),
                            inhibited=frozenset(await self._inhibited(list(everyone.values()), now)))
         plans: list[FlushPlan | None] = []
-        pipe = self.redis.pipeline(transaction=False)
+        commits: list[Commit] = []
         committing: list[int] = []
         for i, (gid, token) in enumerate(claimed):
             g = groups[gid]
@@ -615,10 +522,10 @@ class Dispatcher:
             plan = await self.plan_flush(g, now, ctx)
             for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
                 await hook(plan)
-            self._queue_commit(pipe, gid, token, plan)
+            commits.append(self._commit_of(gid, token, plan))
             committing.append(i)
             plans.append(plan)
-        results = await pipe.execute() if committing else []
+        results = await self.groups.commit(commits)
         self._committed(claimed, plans, committing, results)
         return plans
 
@@ -628,7 +535,7 @@ class Dispatcher:
         for i, ok in zip(committing, results):
             plan = plans[i]
             assert plan is not None
-            if not int(ok):
+            if not ok:
                 log.info("flush_claim_lost", gid=claimed[i][0])
                 plans[i] = None
             elif plan.next_due and plan.route is not None:

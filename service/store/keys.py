@@ -19,6 +19,7 @@ one Redis Cluster slot):
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
+  P:{dig:<integration>}:buf / due / last   a digest's buffer, next run, last run (service/store/digests.py)
   P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
   P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
   P:{slackreplay}:<sig>    string  a signed Slack request already handled (service/store/once.py)
@@ -48,7 +49,6 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
-from service.store.silences import SilenceStore
 
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
@@ -126,10 +126,6 @@ class Keys:
     def silences_version(self) -> str:
         return f"{self.prefix}:{{sil}}:version"
 
-    def silence_storage(self, redis: Redis) -> SilenceStore:
-        """The silences' Redis storage under these keys (service/store/silences.py), for routing.silences."""
-        return SilenceStore(redis, self)
-
     # the web UI (single-key commands: no hash tag needed)
     def ui_session(self, sid_hash: str) -> str:
         return f"{self.prefix}:ui:session:{sid_hash}"
@@ -156,6 +152,10 @@ class Keys:
 
     def summary_vote_totals(self) -> str:
         return f"{self.prefix}:{{feedback}}:totals"
+
+    # digests (service/store/digests.py): one hash tag per digest integration
+    def digest(self, integration: str, what: str) -> str:
+        return f"{self.prefix}:{{dig:{integration}}}:{what}"
 
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
@@ -357,6 +357,20 @@ class TocsinCluster(RedisCluster):
         pipe = _ClusterPipeline(self, transaction)
         pipe.queued_scripts = {}
         return pipe
+
+
+async def delete_prefix(redis: Any, prefix: str) -> int:
+    """Delete every key under `prefix` (SCAN, not KEYS; one key per DEL, so it works on a cluster too): the
+    cleanup of a private prefix (replay on an external Redis, tests)."""
+    n = 0
+    async for k in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        n += await redis.delete(k)
+    return n
+
+
+async def ping(redis: Any) -> None:
+    """Raise unless Redis answers (readiness)."""
+    await redis.ping()
 
 
 def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:
