@@ -41,7 +41,7 @@ from service.incidents.rootcause import rank
 from service.incidents.scoring import ConfidenceModel, confidence, member_entity, member_metric, member_service, severity
 
 if TYPE_CHECKING:  # numpy, for the learned co-occurrence, only once an incident store runs (not to check a config)
-    from service.incidents.cooccurrence import CooccurrenceStore
+    from service.store.cooccurrence import CooccurrenceStore
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
@@ -275,7 +275,7 @@ class IncidentStore:
     def cooc(self, domain: str, cfg: CorrelationConfig | None = None) -> CooccurrenceStore:
         c = self._cooc.get(domain)
         if c is None:
-            from service.incidents.cooccurrence import CooccurrenceStore
+            from service.store.cooccurrence import CooccurrenceStore
 
             c = self._cooc[domain] = CooccurrenceStore(self.redis, self.prefix,
                                                        (cfg or self.cfg).cooccurrence_half_life, domain)

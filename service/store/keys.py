@@ -19,6 +19,8 @@ one Redis Cluster slot):
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
+  P:{dN}:detect:state / cursor, P:{det}:detect:shadow   the detectors' state (DetectKeys, service/store/detect.py)
+  P:{co:<domain>}:n / lead / p:<key>   learned co-occurrence (Keys.cooccurrence, service/store/cooccurrence.py)
   P:{dig:<integration>}:buf / due / last   a digest's buffer, next run, last run (service/store/digests.py)
   P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
   P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
@@ -157,9 +159,33 @@ class Keys:
     def digest(self, integration: str, what: str) -> str:
         return f"{self.prefix}:{{dig:{integration}}}:{what}"
 
+    # learned co-occurrence (service/store/cooccurrence.py): one hash tag per correlation domain
+    def cooccurrence(self, domain: str) -> str:
+        return f"{self.prefix}:{{co:{domain}}}"
+
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
         return f"{self.prefix}:{{dedup}}:{namespace}:{ident}"
+
+
+@dataclass(frozen=True)
+class DetectKeys:
+    """The detectors' keys (service/store/detect.py): their own hash tags {dN}, N = crc32(series id) % shards."""
+
+    prefix: str = "tocsin"
+    shards: int = 16
+
+    def shard_of(self, ident: str) -> int:
+        return zlib.crc32(ident.encode()) % self.shards
+
+    def state(self, shard: int) -> str:
+        return f"{self.prefix}:{{d{shard}}}:detect:state"
+
+    def cursor(self, shard: int) -> str:
+        return f"{self.prefix}:{{d{shard}}}:detect:cursor"
+
+    def shadow(self) -> str:
+        return f"{self.prefix}:{{det}}:detect:shadow"
 
 
 def group_id(route_id: str, group_key: str) -> str:

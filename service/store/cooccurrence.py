@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from redis.asyncio import Redis
 
+from service.store.keys import Keys
+
 PRIOR = 2.0
 MAX_KEYS_PER_INCIDENT = 40  # 780 pairs at most per closed incident; storms stay bounded
 MERGE_BONUS = 2.0  # a human merge is worth two co-occurrences
@@ -62,7 +64,7 @@ class CooccurrenceStore:
     def __init__(self, redis: Redis, prefix: str, half_life: float = 14 * 86400.0, domain: str = "default"):
         self.redis = redis
         self.half_life = half_life
-        self.base = f"{prefix}:{{co:{domain}}}"
+        self.base = Keys(prefix).cooccurrence(domain)
         self._script = redis.register_script(DECAY_ADD)
         self.decay_add = self._script  # also for other decayed counters of the same domain (verdicts)
 
