@@ -3,9 +3,13 @@
 This is Alertmanager's dispatcher and notification pipeline with the state in Redis:
 - `ingest` stores alerts (merged), makes them members of the aggregation group of every route they match, and
   keeps the group timers (Lua `group_upsert`).
-- `flush` runs when a group's timer is due (claimed by exactly one replica): it reads the members, removes
-  inhibited, silenced and time-muted alerts, asks the notification log (`needs_update`) per receiver
-  integration, and commits the decisions and the notifications to the outbox in one script (`commit_flush`).
+- `flush` runs when a group's timer is due (claimed by exactly one replica): it reads the groups and what a
+  round reads once (silences, inhibition sources: `read_context`), plans each group through a chain of stages
+  with one signature, like Alertmanager's notify.Stage (`STAGES`: route, incident, members, inhibit, time
+  intervals, silence, hold, summary, quiet, dedup, build; the last two a pure decision: `dedup` and `build`),
+  then applies what planning found to write (the inhibition index prune, a new incident summary) and commits
+  the decisions and the notifications to the outbox in one script per group (`commit_flush`). Planning reads
+  and never writes; the writes are the store's (service/store/groups.py).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -116,6 +120,8 @@ class FlushPlan:
     next_due: float = 0.0
     route: Route | None = None
     incident: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # a new summary of `incident` to store before the commit
+    pending: Any = None  # the LLM's summary on its way (stored and flushed again when it comes)
 
 
 def incident_group_key(route: Route, incident_id: str) -> str:
@@ -297,10 +303,12 @@ class Dispatcher:
             )
         return out
 
-    async def _inhibited(self, alerts: list[Alert], now: float) -> set[str]:
+    async def _inhibited(self, alerts: list[Alert], now: float) -> tuple[set[str], dict[str, list[str]]]:
+        """Which of `alerts` are inhibited, and the index's sources that ended an hour ago (key -> fps: for the
+        commit step to forget, so the index does not grow forever). Reads only."""
         rules = self.cfg.inhibit_rules
         if not rules:
-            return set()
+            return set(), {}
         wanted: dict[tuple[int, str], str] = {}
         for a in alerts:
             for i, rule in enumerate(rules):
@@ -308,7 +316,7 @@ class Dispatcher:
                     eq = rule.equal_key(a.labels)
                     wanted[(i, eq)] = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], eq)
         if not wanted:
-            return set()
+            return set(), {}
         got = dict(zip(wanted, await self.groups.inhibit_sources(list(wanted.values()))))
         now_ms = ms(now)
         firing: dict[tuple[int, str], list[str]] = {}
@@ -317,9 +325,8 @@ class Dispatcher:
         for key, h in got.items():
             firing[key] = [fp for fp, e in h.items() if e > now_ms]
             old = [fp for fp, e in h.items() if e < stale]
-            if old:  # sources that ended an hour ago: forget them so the index does not grow forever
+            if old:
                 prune[wanted[key]] = old
-        await self.groups.prune_inhibit_sources(prune)
         # Two-sided rules need the sources' labels.
         src_fps = {fp for fps in firing.values() for fp in fps}
         src_alerts = await self.store.fetch(src_fps) if src_fps else {}
@@ -330,7 +337,7 @@ class Dispatcher:
         def sources(i: int, eq: str) -> list[tuple[str, dict[str, str]]]:
             return [(fp, src_alerts[fp].labels) for fp in firing.get((i, eq), [])]
 
-        return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
+        return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}, prune
 
     def _time_muted(self, opts: Any, now: float) -> bool:
         """Outside the route's active time intervals, or inside one of its mute time intervals."""
@@ -338,97 +345,121 @@ class Dispatcher:
             return True
         return bool(opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now))
 
-    async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
-        if ctx is not None:
-            return ctx
-        return FlushContext(await self._silences(), frozenset(await self._inhibited(alerts, now)))
+    async def read_context(self, alerts: list[Alert], now: float) -> FlushContext:
+        """What a flush round reads once for all its groups (silences, inhibition); reads only."""
+        inhibited_fps, stale = await self._inhibited(alerts, now)
+        return FlushContext(await self._silences(), frozenset(inhibited_fps), stale)
 
     async def _silences(self) -> list[Any]:
         return self.fixed_silences if self.fixed_silences is not None else await self.silences.all()
 
     async def plan_flush(self, g: GroupState, now: float, ctx: FlushContext | None = None) -> FlushPlan:
-        """Decide what a group flush at `now` notifies. Reads silences/inhibition (from `ctx` when given: a flush
-        round reads them once for all its groups); writes nothing."""
-        plan = FlushPlan(route=g.route)
-        if g.route is None:  # the route is gone after a config reload: drop the group
-            plan.removals = dict(g.members)
-            return plan
-        opts = g.route.opts
-        snap = None
-        if "incident" in g.labels and self.incidents is not None:
-            snap = await self._incident_snapshot(g.labels["incident"])
-            plan.incident = snap
-        plan.next_due = now + opts.group_interval
-        alerts = sorted(g.alerts.values(), key=alert_sort_key)
+        """Decide what a group flush at `now` notifies: the group through every stage of STAGES, until one says
+        stop. Reads the incident and the summary (silences and inhibition from `ctx`, read once per round; read
+        here when not given); writes nothing: what planning found to write is on the plan, for `apply`."""
+        if ctx is None:
+            ctx = await self.read_context(list(g.alerts.values()), now)
+        f = Flush(g, now, ctx, FlushPlan(route=g.route))
+        for stage in STAGES:
+            if not await stage(self, f):
+                break
+        return f.plan
+
+    # -- the stages: each takes the flush so far and says whether to go on (False: the plan is final) --------
+
+    async def _route_stage(self, f: Flush) -> bool:
+        if f.g.route is None:  # the route is gone after a config reload: drop the group
+            f.plan.removals = dict(f.g.members)
+            return False
+        return True
+
+    async def _incident_stage(self, f: Flush) -> bool:
+        if "incident" in f.g.labels and self.incidents is not None:
+            f.snap = f.plan.incident = await self._incident_snapshot(f.g.labels["incident"])
+        return True
+
+    async def _members_stage(self, f: Flush) -> bool:
+        """The group's alerts in notification order; members resolved (or gone) leave with this flush."""
+        g, now = f.g, f.now
+        f.plan.next_due = now + f.opts.group_interval
+        f.alerts = sorted(g.alerts.values(), key=alert_sort_key)
         for fp, gen in g.members.items():
             a = g.alerts.get(fp)
             if a is None or a.resolved_at(now):
-                plan.removals[fp] = gen
-        if not alerts:
-            return plan
-        # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
-        ctx = await self._context(ctx, alerts, now)
-        muted = set(ctx.inhibited)
-        if self._time_muted(opts, now):
-            return plan
-        for s in ctx.silences:
-            if s.state(now) == "active":
-                muted |= {a.fingerprint for a in alerts if s.matches(a.labels)}
-        alerts = [a for a in alerts if a.fingerprint not in muted]
-        if not alerts:
-            return plan
-        firing = frozenset(a.fingerprint for a in alerts if not a.resolved_at(now))
-        resolved = frozenset(a.fingerprint for a in alerts if a.resolved_at(now))
-        mark = ""
-        if snap is not None:
-            if snap.get("flapping") and not any(g.nflog.values()):
-                return plan  # a flapping incident is held, not paged, until it settles
-            if snap.get("merged_into"):
-                return plan  # its alerts now notify through the incident it was merged into
-            floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
-            if not any(g.nflog.values()) and float(snap.get("confidence") or 0) < floor:
-                # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
-                plan.next_due = now + max(1.0, min(opts.group_wait, opts.group_interval))
-                return plan
-            if firing and self.summaries is not None:
-                snap = await self._summarize(snap)  # cached by evidence digest: no new work when nothing changed
-                plan.incident = snap
-            mark = incident_mark(snap)
-        if snap is not None and not firing and snap.get("state") != "resolved":
+                f.plan.removals[fp] = gen
+        return bool(f.alerts)
+
+    # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
+    async def _inhibit_stage(self, f: Flush) -> bool:
+        return f.keep(lambda a: a.fingerprint not in f.ctx.inhibited)
+
+    async def _time_stage(self, f: Flush) -> bool:
+        return not self._time_muted(f.opts, f.now)
+
+    async def _silence_stage(self, f: Flush) -> bool:
+        active = [s for s in f.ctx.silences if s.state(f.now) == "active"]
+        return f.keep(lambda a: not any(s.matches(a.labels) for s in active)) if active else True
+
+    async def _hold_stage(self, f: Flush) -> bool:
+        """An incident that must not page yet: flapping, merged into another, or below the confidence floor."""
+        snap, g = f.snap, f.g
+        if snap is None:
+            return True
+        assert g.route is not None
+        notified = any(g.nflog.values())
+        if snap.get("flapping") and not notified:
+            return False  # a flapping incident is held, not paged, until it settles
+        if snap.get("merged_into"):
+            return False  # its alerts now notify through the incident it was merged into
+        floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
+        if not notified and float(snap.get("confidence") or 0) < floor:
+            # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
+            f.plan.next_due = f.now + max(1.0, min(f.opts.group_wait, f.opts.group_interval))
+            return False
+        return True
+
+    async def _summary_stage(self, f: Flush) -> bool:
+        if f.snap is None:
+            return True
+        if f.firing and self.summaries is not None:
+            # cached by evidence digest: no new work when nothing changed
+            f.snap, f.plan.summary, f.plan.pending = await self._summarize(f.snap)
+            f.plan.incident = f.snap
+        f.mark = incident_mark(f.snap)
+        return True
+
+    async def _quiet_stage(self, f: Flush) -> bool:
+        if f.snap is not None and not f.firing and f.snap.get("state") != "resolved":
             # Every member resolved but the incident has not (its quiet period runs): no delivery now, and the
             # resolved members stay in the group for the incident's one resolve when it does.
-            plan.removals = {}
-            plan.next_due = now + opts.group_interval
-            return plan
-        self._notify(plan, g, alerts, firing, resolved, snap, mark, now)
-        return plan
+            f.plan.removals = {}
+            f.plan.next_due = f.now + f.opts.group_interval
+            return False
+        return True
 
-    def _notify(self, plan: FlushPlan, g: GroupState, alerts: list[Alert], firing: frozenset[str],
-                resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float) -> None:
-        """Per receiver integration: ask the notification log, and add the notification (plan_flush's last step)."""
-        assert g.route is not None
-        opts = g.route.opts
-        for integ in self.integrations.get(opts.receiver, []):
-            entry = g.nflog.get(integ.id)
-            reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)
-            if snap is not None:
-                reason = needs_incident_update(entry, firing, mark, snap.get("state") == "acknowledged", reason)
-            if reason is None:
-                continue
-            plan.nflog[integ.id] = Entry(firing, resolved, now, mark)
-            sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
-            if not sent:
-                continue  # logged (to clear the firing set) but nothing to send
-            truncated = 0
-            if integ.max_alerts and len(sent) > integ.max_alerts:
-                truncated = len(sent) - integ.max_alerts
-                sent = sent[: integ.max_alerts]
-            plan.notifications.append(Notification(
-                id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
-                group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
-                alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
-                truncated_alerts=truncated, incident=snap,
-            ))
+    async def _dedup_stage(self, f: Flush) -> bool:
+        assert f.g.route is not None
+        f.updates = dedup(self.integrations.get(f.opts.receiver, []), f.g.nflog, f.firing, f.resolved, f.snap,
+                          f.mark, f.opts.repeat_interval, f.now)
+        return bool(f.updates)
+
+    async def _build_stage(self, f: Flush) -> bool:
+        build(f.plan, f.updates, f.g, f.alerts, f.firing, f.resolved, f.snap, f.mark, f.now, self.external_url)
+        return True
+
+    # -- applying a plan --------------------------------------------------------------------------------------
+
+    async def apply(self, plan: FlushPlan) -> None:
+        """The writes planning found (before the commit): a new incident summary, and the task that waits for the
+        LLM's one."""
+        if plan.summary is None or plan.incident is None:
+            return
+        iid = plan.incident["id"]
+        await self.incidents.set_summary(iid, plan.summary)
+        if plan.pending is not None:
+            task = asyncio.ensure_future(self._late_summary(iid, plan.pending))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
     async def _sync_incident(self, g: GroupState, now: float) -> None:
         """Before an incident group is planned: members whose alert resolved by time (its endsAt passed without a
@@ -448,28 +479,23 @@ class Dispatcher:
         except IncidentNotFound:
             return None
 
-    async def _summarize(self, snap: dict[str, Any]) -> dict[str, Any]:
-        """Attach a summary without delaying the page past the summarizer's deadline; a later LLM answer is
-        stored and the incident's groups flushed again, so messages are edited in place."""
+    async def _summarize(self, snap: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+        """Attach a summary without delaying the page past the summarizer's deadline: (the snapshot with it, the
+        summary to store or None when nothing changed, the LLM's answer on its way or None). `apply` stores it;
+        a later LLM answer is stored and the incident's groups flushed again, so messages are edited in place."""
         try:
             summary, pending = await self.summaries.first_summary(snap)
         except Exception as e:  # the summary must never block the page
             log.warning("summary_failed", incident=snap.get("id"), error=repr(e), exc_info=True)
-            return snap
+            return snap, None, None
         new = summary.to_incident_summary()
         old = snap.get("summary") or {}
         if old.get("source") == "claude" and new.get("source") != "claude" and pending is not None:
-            return snap  # keep showing Claude's summary of the previous evidence while the new one is on its way
+            return snap, None, None  # keep showing Claude's summary of the previous evidence meanwhile
         if (old.get("digest"), old.get("source"), old.get("headline")) == (new.get("digest"), new.get("source"),
                                                                           new.get("headline")):
-            return snap
-        snap = dict(snap, summary=new)
-        await self.incidents.set_summary(snap["id"], snap["summary"])
-        if pending is not None:
-            task = asyncio.ensure_future(self._late_summary(snap["id"], pending))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
-        return snap
+            return snap, None, None
+        return dict(snap, summary=new), new, pending
 
     async def _late_summary(self, iid: str, pending: Any) -> None:
         try:
@@ -508,8 +534,8 @@ class Dispatcher:
             await self.groups.forget_timers(vanished)
         live = [g for g in groups.values() if g is not None]
         everyone = {fp: a for g in live for fp, a in g.alerts.items()}
-        ctx = FlushContext(silences=await self._silences(),
-                           inhibited=frozenset(await self._inhibited(list(everyone.values()), now)))
+        ctx = await self.read_context(list(everyone.values()), now)
+        await self.groups.prune_inhibit_sources(ctx.stale_sources)
         plans: list[FlushPlan | None] = []
         commits: list[Commit] = []
         committing: list[int] = []
@@ -520,6 +546,7 @@ class Dispatcher:
                 continue
             await self._sync_incident(g, now)
             plan = await self.plan_flush(g, now, ctx)
+            await self.apply(plan)  # before the next group's plan, which may read the same incident
             for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
                 await hook(plan)
             commits.append(self._commit_of(gid, token, plan))
@@ -546,9 +573,83 @@ class Dispatcher:
 
 @dataclass
 class FlushContext:
-    """What a flush round reads once for all its groups: the silences, and which alerts are inhibited."""
+    """What a flush round reads once for all its groups: the silences, which alerts are inhibited, and the
+    inhibition sources that ended long ago (index key -> fps, forgotten by the round)."""
     silences: list[Any]
     inhibited: frozenset[str]
+    stale_sources: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Flush:
+    """One group's flush on its way through the stages: what is left to notify, and the plan so far."""
+    g: GroupState
+    now: float
+    ctx: FlushContext
+    plan: FlushPlan
+    alerts: list[Alert] = field(default_factory=list)  # still to notify, in notification order
+    firing: frozenset[str] = frozenset()  # of `alerts`
+    resolved: frozenset[str] = frozenset()
+    snap: dict[str, Any] | None = None  # the incident, for an incident group
+    mark: str = ""  # incident_mark(snap)
+    updates: list[tuple[Integration, str]] = field(default_factory=list)  # (integration, reason) to notify
+
+    @property
+    def opts(self) -> Any:
+        assert self.g.route is not None
+        return self.g.route.opts
+
+    def keep(self, pred: Callable[[Alert], bool]) -> bool:
+        """Keep the alerts `pred` lets through; False (stop) when none is left."""
+        self.alerts = [a for a in self.alerts if pred(a)]
+        self.firing = frozenset(a.fingerprint for a in self.alerts if not a.resolved_at(self.now))
+        self.resolved = frozenset(a.fingerprint for a in self.alerts if a.resolved_at(self.now))
+        return bool(self.alerts)
+
+
+Stage = Callable[[Dispatcher, Flush], Awaitable[bool]]
+
+STAGES: tuple[Stage, ...] = (
+    Dispatcher._route_stage, Dispatcher._incident_stage, Dispatcher._members_stage,
+    Dispatcher._inhibit_stage, Dispatcher._time_stage, Dispatcher._silence_stage,
+    Dispatcher._hold_stage, Dispatcher._summary_stage, Dispatcher._quiet_stage,
+    Dispatcher._dedup_stage, Dispatcher._build_stage,
+)
+
+
+def dedup(integrations: list[Integration], nflog: dict[str, Entry], firing: frozenset[str], resolved: frozenset[str],
+          snap: dict[str, Any] | None, mark: str, repeat_interval: float, now: float) -> list[tuple[Integration, str]]:
+    """Per receiver integration, whether the notification log says to notify now, and why. Pure."""
+    out: list[tuple[Integration, str]] = []
+    for integ in integrations:
+        entry = nflog.get(integ.id)
+        reason = needs_update(entry, firing, resolved, integ.send_resolved, repeat_interval, now)
+        if snap is not None:
+            reason = needs_incident_update(entry, firing, mark, snap.get("state") == "acknowledged", reason)
+        if reason is not None:
+            out.append((integ, reason))
+    return out
+
+
+def build(plan: FlushPlan, updates: list[tuple[Integration, str]], g: GroupState, alerts: list[Alert],
+          firing: frozenset[str], resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float,
+          external_url: str) -> None:
+    """The notification log entries and the notifications of `updates`, onto the plan. Pure."""
+    for integ, reason in updates:
+        plan.nflog[integ.id] = Entry(firing, resolved, now, mark)
+        sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
+        if not sent:
+            continue  # logged (to clear the firing set) but nothing to send
+        truncated = 0
+        if integ.max_alerts and len(sent) > integ.max_alerts:
+            truncated = len(sent) - integ.max_alerts
+            sent = sent[: integ.max_alerts]
+        plan.notifications.append(Notification(
+            id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
+            group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
+            alerts=list(sent), timestamp=now, reason=reason, external_url=external_url,
+            truncated_alerts=truncated, incident=snap,
+        ))
 
 
 def _s(b: Any) -> str:
