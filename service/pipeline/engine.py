@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
 from routing.receivers.console import Recording
@@ -31,6 +30,9 @@ from service.store.groups import GroupStore
 from service.store.keys import Keys, Scripts
 from service.store.outbox import OutboxStore
 from service.store.silences import SilenceStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("tocsin.engine")
 
