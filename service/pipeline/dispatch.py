@@ -652,10 +652,6 @@ def build(plan: FlushPlan, updates: list[tuple[Integration, str]], g: GroupState
         ))
 
 
-def _s(b: Any) -> str:
-    return b.decode() if isinstance(b, bytes) else b
-
-
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
 _NOTIFICATION_FIELDS = tuple(f.name for f in dataclasses.fields(Notification))
 
