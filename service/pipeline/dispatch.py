@@ -508,11 +508,20 @@ class Dispatcher:
             await self.touch_incident(iid)
 
 
-    def _commit_of(self, gid: str, token: str, plan: FlushPlan) -> Commit:
+    def _commit_of(self, gid: str, token: str, plan: FlushPlan, g: GroupState | None = None) -> Commit:
         """What the store commits for a plan (serialized now: the plan's snapshot is not read again)."""
         return Commit(gid, token, ms(plan.next_due), [(integ, e.to_json()) for integ, e in plan.nflog.items()],
                       [(n.integration, n.receiver, notification_json(n)) for n in plan.notifications],
-                      list(plan.removals.items()))
+                      list(plan.removals.items()), empties=g is not None and len(plan.removals) == len(g.members))
+
+    @property
+    def due_log(self) -> Any:
+        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
+        return self.groups.due_log
+
+    @due_log.setter
+    def due_log(self, log: Any) -> None:
+        self.groups.due_log = log
 
     async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
         (ok,) = await self.groups.commit([self._commit_of(gid, token, plan)])
@@ -549,7 +558,7 @@ class Dispatcher:
             await self.apply(plan)  # before the next group's plan, which may read the same incident
             for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
                 await hook(plan)
-            commits.append(self._commit_of(gid, token, plan))
+            commits.append(self._commit_of(gid, token, plan, g))
             committing.append(i)
             plans.append(plan)
         results = await self.groups.commit(commits)

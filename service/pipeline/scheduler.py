@@ -42,16 +42,27 @@ class Scheduler:
             self._next_local = due
             self._wake.set()
 
-    async def claim(self, now: float) -> tuple[list[tuple[str, str]], float | None]:
-        tok = f"{self.replica_id}.{next(self._counter)}"
-        return await self.groups.claim_due(ms(now), ms(self.lease), self.batch, tok)
+    @property
+    def due_log(self) -> Any:
+        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
+        return self.groups.due_log
 
-    async def run_due(self) -> tuple[int, float | None]:
-        """Flush every group due now. Returns (groups flushed, earliest remaining due time)."""
+    @due_log.setter
+    def due_log(self, log: Any) -> None:
+        self.groups.due_log = log
+
+    async def claim(self, now: float, shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any)."""
+        tok = f"{self.replica_id}.{next(self._counter)}"
+        return await self.groups.claim_due(ms(now), ms(self.lease), self.batch, tok, shards)
+
+    async def run_due(self, shards: list[int] | None = None) -> tuple[int, float | None]:
+        """Flush every group due now (in `shards`, default all). Returns (groups flushed, earliest remaining due
+        time, of those shards)."""
         total = 0
         while True:
             now = self.clock.now()
-            claimed, nxt = await self.claim(now)
+            claimed, nxt = await self.claim(now, shards)
             if not claimed:
                 return total, nxt
             for i in range(0, len(claimed), self.chunk):

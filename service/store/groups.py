@@ -3,6 +3,10 @@
 
 The pipeline (service/pipeline/dispatch.py) decides; this module reads and writes what it decided, each batch in
 one round trip. Group ids, route ids and group keys are opaque strings here.
+
+Every write of a group timer goes through here, so a single writer (replay) that keeps its own copy of its timers
+sets `due_log` and is told each one as it is written: `group(gid, t | None)` (ZADD / ZREM, t in seconds),
+`touch_group(gid, t)` (ZADD XX), `claimed(shard, gids, lease_until, earliest | None)` (a claim's answer).
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ class Commit:
     nflog: list[tuple[str, str]] = field(default_factory=list)  # (integration, Entry JSON)
     notifications: list[tuple[str, str, str]] = field(default_factory=list)  # (integration, receiver, JSON)
     removals: list[tuple[str, str]] = field(default_factory=list)  # (fp, generation)
+    empties: bool = False  # every member leaves: commit_flush deletes the group (and its timer)
 
 
 class GroupStore:
@@ -53,6 +58,12 @@ class GroupStore:
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
+        self.due_log: Any = None  # a single writer's copy of its timers, told every timer write (see above)
+
+    def _log_upserts(self, memberships: Memberships, dues: list[float]) -> None:
+        if self.due_log is not None:  # group_upsert answers each group's due time, in the order of its arguments
+            for gid, d in zip((gid for items in memberships.values() for gid in items), dues):
+                self.due_log.group(gid, d / 1000)
 
     # -- memberships ----------------------------------------------------------------------------------------
 
@@ -93,7 +104,9 @@ class GroupStore:
         if not queued:
             return []
         res = await pipe.execute()
-        return [float(d) for i in group_slots for d in res[i]]
+        dues = [float(d) for i in group_slots for d in res[i]]
+        self._log_upserts(memberships, dues)
+        return dues
 
     async def upsert(self, memberships: Memberships, now_ms: int) -> list[float]:
         """Group upserts alone (one script call per shard, one round trip); returns the due times (ms)."""
@@ -102,7 +115,9 @@ class GroupStore:
         pipe = self.redis.pipeline(transaction=False)
         for shard, items in memberships.items():
             self._queue_upserts(pipe, shard, items, now_ms)
-        return [float(d) for res in await pipe.execute() for d in res]
+        dues = [float(d) for res in await pipe.execute() for d in res]
+        self._log_upserts(memberships, dues)
+        return dues
 
     async def member_fingerprints(self, gid: str) -> list[str]:
         return [_s(k) for k in await self.redis.hgetall(self.keys.group_members(gid))]
@@ -182,31 +197,40 @@ class GroupStore:
         pipe = self.redis.pipeline(transaction=False)
         for gid in gids:
             pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
+            if self.due_log is not None:
+                self.due_log.touch_group(gid, now_ms / 1000)
         await pipe.execute()
 
     async def forget_timers(self, gids: list[str]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for gid in gids:
             pipe.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
+            if self.due_log is not None:
+                self.due_log.group(gid, None)
         await pipe.execute()
 
-    async def claim_due(self, now_ms: int, lease_ms: int, batch: int,
-                        token: str) -> tuple[list[tuple[str, str]], float | None]:
-        """Claim up to `batch` due groups per shard under `token` for `lease_ms` (one round trip). Returns the
-        (gid, fencing token) pairs and the earliest due time (s) left, if any."""
+    async def claim_due(self, now_ms: int, lease_ms: int, batch: int, token: str,
+                        shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim up to `batch` due groups per shard (of `shards`, default all) under `token` for `lease_ms` (one
+        round trip). Returns the (gid, fencing token) pairs and the earliest due time (s) left, if any."""
+        shards = list(range(self.keys.shards)) if shards is None else shards
         pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
+        for shard in shards:
             queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
                          args=[now_ms, lease_ms, batch, token])
         claimed: list[tuple[str, str]] = []
         nxt: float | None = None
-        for res in await pipe.execute():
+        for shard, res in zip(shards, await pipe.execute()):
             *items, earliest = res
+            first = len(claimed)
             for i in range(0, len(items), 3):
                 claimed.append((_s(items[i]), _s(items[i + 1])))
             e = float(earliest)
             if e >= 0 and (nxt is None or e / 1000 < nxt):
                 nxt = e / 1000
+            if self.due_log is not None:
+                self.due_log.claimed(shard, [gid for gid, _ in claimed[first:]], (now_ms + lease_ms) / 1000,
+                                     e / 1000 if e >= 0 else None)
         return claimed, nxt
 
     async def next_due(self) -> float | None:
@@ -251,4 +275,9 @@ class GroupStore:
         pipe = self.redis.pipeline(transaction=False)
         for c in commits:
             self._queue_commit(pipe, c)
-        return [bool(int(ok)) for ok in await pipe.execute()]
+        done = [bool(int(ok)) for ok in await pipe.execute()]
+        if self.due_log is not None:
+            for c, ok in zip(commits, done):
+                if ok:
+                    self.due_log.group(c.gid, None if c.empties else c.next_due_ms / 1000)
+        return done
