@@ -185,11 +185,10 @@ class Silences:
     """The silences: Alertmanager's create/update/expire semantics over a storage. Reads are cached per replica
     and revalidated against the storage's version.
 
-    `Silences(storage)`; `Silences(redis, keys)` (the engine's call) takes the storage from
-    `keys.silence_storage(redis)`, the Redis one of service/store/silences.py."""
+    The engine gives it the Redis storage of service/store/silences.py."""
 
-    def __init__(self, storage: Any, keys: Any = None):
-        self.storage: SilenceStorage = storage if keys is None else keys.silence_storage(storage)
+    def __init__(self, storage: SilenceStorage):
+        self.storage = storage
         self._cache: list[Silence] = []
         self._version: Any = b"?"
 

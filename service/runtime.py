@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
@@ -14,6 +13,8 @@ from service.store.embedded import EmbeddedRedis
 from service.store.keys import open_redis
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from service.pipeline.engine import Engine
 
 log = structlog.get_logger("tocsin.app")

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from service.detect.core import EntityDetector, SeriesDetector, detect_series, period_points
 from service.detect.discipline import AlertState, SlidingMax, to_unit
 from service.detect.params import DetectorParams
-from service.detect.store import pack, unpack
+from service.store.detect import pack, unpack
 
 STEP = 300.0  # 5-minute samples
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import redis
 
-from service.detect.store import DetectKeys
+from service.store.keys import DetectKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -13,7 +13,7 @@ from service.config.sections import parse_config
 from service.detect.params import DetectSection
 from service.detect.runner import Runner
 from service.detect.service import engine_sink
-from service.detect.store import DetectKeys, DetectStore
+from service.store.detect import DetectKeys, DetectStore
 from service.core.errors import ConfigErrors
 from tests.fakes import LocalServer
 from tests.pipeline_kit import T0, harness

@@ -9,7 +9,7 @@ import textwrap
 import redis.asyncio as aioredis
 
 from service.core.clock import ManualClock
-from service.incidents.cooccurrence import CooccurrenceStore
+from service.store.cooccurrence import CooccurrenceStore
 from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentConflict, IncidentNotFound, IncidentStore
 from service.core.models import Alert

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from service.detect.core import SeriesDetector, period_points  # noqa: E402
 from service.detect.params import DetectorParams  # noqa: E402
-from service.detect.store import DetectKeys, DetectStore  # noqa: E402
+from service.store.detect import DetectKeys, DetectStore  # noqa: E402
 
 
 async def main() -> int:

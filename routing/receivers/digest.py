@@ -11,15 +11,16 @@ configured severity or confidence is taken out and notified at once through anot
             slack: {channel: "#sre-digest", bot_token_file: /run/secrets/slack, api_base_url: ...}
             # or webhook: {url: https://...}
 
-The buffer and the schedule live in Redis under one hash tag; each digest run is claimed atomically, so with
-several replicas a digest goes out once.
+The buffer and the schedule live in a `DigestStorage` the engine binds (service/store/digests.py keeps them in
+Redis under one hash tag per digest); each digest run is claimed atomically, so with several replicas a digest
+goes out once.
 """
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
@@ -65,6 +66,29 @@ class Schedule(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
         return self
+
+
+class DigestStorage(Protocol):
+    """Where a digest keeps its buffer (item -> notification JSON) and its schedule (next run, last run, in ms),
+    per digest integration."""
+
+    async def add(self, integration: str, item: str, doc: str, run_ms: int) -> None:
+        """Buffer (or replace) an item; schedule a run at `run_ms` unless one is scheduled."""
+
+    async def drop(self, integration: str, item: str) -> None: ...
+
+    async def due_ms(self, integration: str) -> float | None: ...
+
+    async def claim(self, integration: str, due_ms: int, until_ms: int) -> bool:
+        """Move the run from `due_ms` (as read) to `until_ms`, atomically; False if someone moved it first."""
+
+    async def last_ms(self, integration: str) -> float | None: ...
+
+    async def items(self, integration: str) -> dict[Any, Any]:
+        """The buffer as stored (handed back to `forget`)."""
+
+    async def forget(self, integration: str, sent: dict[Any, Any], now_ms: int, next_ms: int) -> None:
+        """Drop the items of `sent` still as sent, note the run at `now_ms`, schedule `next_ms` if any remain."""
 
 
 def next_run(s: Schedule, after: float) -> float:
@@ -159,8 +183,7 @@ class DigestReceiver:
         self.clock = clock
         self.send_resolved = cfg.send_resolved
         self.renderer = renderer or Renderer()
-        self.redis: Any = None
-        self.prefix = "tocsin"
+        self.store: DigestStorage | None = None
         self.escalate_to: Escalator | None = None
         self._slack: AsyncWebClient | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -179,15 +202,10 @@ class DigestReceiver:
             raise ConfigError(f"{path}.slack", str(e)) from None
         return cls(integration, cfg, clock)
 
-    def bind(self, redis: Any, prefix: str, escalate_to: Escalator | None) -> None:
+    def bind(self, store: DigestStorage, escalate_to: Escalator | None) -> None:
         """Give the receiver its state store and a way to notify another receiver at once."""
-        self.redis = redis
-        self.prefix = prefix
+        self.store = store
         self.escalate_to = escalate_to
-
-    # keys: one hash tag per digest, so the buffer and its schedule commit together
-    def _k(self, what: str) -> str:
-        return f"{self.prefix}:{{dig:{self.integration}}}:{what}"
 
     async def send(self, n: Notification, state: dict[str, Any] | None = None) -> Delivered:
         item = (n.incident or {}).get("id") if isinstance(n.incident, dict) else None
@@ -195,40 +213,36 @@ class DigestReceiver:
         esc = self.cfg.escalate
         if esc is not None and esc.qualifies(n.incident) and self.escalate_to is not None:
             await self.escalate_to(esc.receiver, n)
-            await self.redis.hdel(self._k("buf"), item)
+            assert self.store is not None
+            await self.store.drop(self.integration, item)
             log.info("digest_item_escalated", digest=self.integration, item=item, receiver=esc.receiver)
             return Delivered()
         now = self.clock.now()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._k("buf"), item, n.to_json())
-        pipe.zadd(self._k("due"), {"run": ms(next_run(self.cfg.schedule, now))}, nx=True)
-        await pipe.execute()
+        assert self.store is not None
+        await self.store.add(self.integration, item, n.to_json(), ms(next_run(self.cfg.schedule, now)))
         return Delivered()
 
     async def next_due(self) -> float | None:
-        if self.redis is None:
+        if self.store is None:
             return None
-        score = await self.redis.zscore(self._k("due"), "run")
-        return None if score is None else float(score) / 1000
+        score = await self.store.due_ms(self.integration)
+        return None if score is None else score / 1000
 
     async def run_due(self) -> int:
         """Send the digest if its time has come (claimed atomically: one replica sends it)."""
-        if self.redis is None:
+        store = self.store
+        if store is None:
             return 0
         now = self.clock.now()
-        score = await self.redis.zscore(self._k("due"), "run")
-        if score is None or float(score) / 1000 > now:
+        score = await store.due_ms(self.integration)
+        if score is None or score / 1000 > now:
             return 0
-        # claim: move the schedule 60 s ahead only if it is still the due time we read (WATCH-free CAS in Lua)
-        claimed = await self.redis.eval(
-            "if tonumber(redis.call('ZSCORE', KEYS[1], 'run') or '-1') == tonumber(ARGV[1]) then "
-            "redis.call('ZADD', KEYS[1], ARGV[2], 'run') return 1 end return 0",
-            1, self._k("due"), int(score), ms(now + 60))
-        if not int(claimed):
+        # claim: move the schedule 60 s ahead only if it is still the due time we read
+        if not await store.claim(self.integration, int(score), ms(now + 60)):
             return 0
-        start_ms = await self.redis.get(self._k("last"))
-        start = float(start_ms) / 1000 if start_ms else float(score) / 1000 - (self.cfg.schedule.every or 0)
-        raw = await self.redis.hgetall(self._k("buf"))
+        start_ms = await store.last_ms(self.integration)
+        start = start_ms / 1000 if start_ms is not None else score / 1000 - (self.cfg.schedule.every or 0)
+        raw = await store.items(self.integration)
         items = [Notification.from_json(v) for v in raw.values()]
         if items:
             try:
@@ -238,16 +252,7 @@ class DigestReceiver:
                     raise  # the claim moved the run 60 s ahead: it is retried then
                 log.error("digest_dropped", digest=self.integration, items=len(items), reason=e.reason)
         # Forget exactly what was sent: an item updated meanwhile stays for the next digest.
-        args: list[Any] = [ms(now), ms(next_run(self.cfg.schedule, now))]
-        for k, v in raw.items():
-            args += [k, v]
-        await self.redis.eval(
-            "for i = 3, #ARGV, 2 do if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then "
-            "redis.call('HDEL', KEYS[1], ARGV[i]) end end "
-            "redis.call('SET', KEYS[2], ARGV[1]) "
-            "if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) "
-            "else redis.call('ZADD', KEYS[3], ARGV[2], 'run') end return 1",
-            3, self._k("buf"), self._k("last"), self._k("due"), *args)
+        await store.forget(self.integration, raw, ms(now), ms(next_run(self.cfg.schedule, now)))
         return 1 if items else 0
 
     async def _deliver(self, start: float, end: float, items: list[Notification]) -> None:

@@ -25,7 +25,7 @@ from service.ingest.events import DetectorEvent
 from service.detect.core import Batch, EntityDetector, SeriesDetector, period_points
 from service.detect.params import DetectSection, QueryConfig
 from service.detect.prom import PrometheusError, Series, query_range, series_id
-from service.detect.store import DetectStore
+from service.store.detect import DetectStore
 
 log = structlog.get_logger("tocsin.detect")
 MAX_POINTS = 10000  # Prometheus refuses more than 11,000 points per series in one query_range

@@ -12,7 +12,7 @@ import structlog
 from service.ingest.events import DetectorEvent
 from service.detect.params import DetectSection, parse_section
 from service.detect.runner import Runner
-from service.detect.store import DetectKeys, DetectStore
+from service.store.detect import DetectKeys, DetectStore
 
 log = structlog.get_logger("tocsin.detect")
 

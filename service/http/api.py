@@ -28,6 +28,7 @@ from service.config.sections import redacted_source
 from service.core.errors import ConfigError
 from service.ingest.events import DetectorEvent
 from service.http.appkeys import ENGINE, RELOAD, SETTINGS, TOKENS
+from service.store.keys import ping
 
 log = structlog.get_logger("tocsin.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -389,7 +390,7 @@ async def healthy(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     try:
-        await engine.redis.ping()
+        await ping(engine.redis)
     except Exception:
         return web.Response(status=503, text="state store unreachable")
     return web.Response(text="OK")

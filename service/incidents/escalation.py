@@ -26,15 +26,17 @@ import hashlib
 import itertools
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
 import structlog
-from redis.asyncio import Redis
 
 from service.core.clock import Clock
 from service.core.models import Alert, Notification
 from service.store.escalations import EscalationStore
 from service.store.keys import Keys, Scripts
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("tocsin.escalation")
 

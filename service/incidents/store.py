@@ -8,7 +8,7 @@ domain in between, EXEC fails and the loser re-reads and decides again: it then 
 incident and joins it. Losing the race is a normal outcome, not an error. Two replicas receiving
 related alerts at the same moment therefore create one incident.
 
-Keys (base = f"{prefix}:{{inc:<domain>}}"):
+Keys (service.store.keys.IncidentKeys; base = f"{prefix}:{{inc:<domain>}}"):
   base:ver         string  bumped by every change of the domain (the WATCH target)
   base:open        hash    id -> compact view (state, firing, representative member features) of every
                            incident that may still take alerts: open ones and resolved ones within the
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -39,9 +38,10 @@ from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
 from service.incidents.rootcause import rank
 from service.incidents.scoring import ConfidenceModel, confidence, member_entity, member_metric, member_service, severity
+from service.store.keys import IncidentKeys as _Keys
 
 if TYPE_CHECKING:  # numpy, for the learned co-occurrence, only once an incident store runs (not to check a config)
-    from service.incidents.cooccurrence import CooccurrenceStore
+    from service.store.cooccurrence import CooccurrenceStore
 
 TIMELINE_MAX = 500
 STATE_CHANGES_MAX = 20
@@ -69,87 +69,6 @@ def _j(obj: Any) -> str:
 
 def _s(v: bytes | str | None) -> str | None:
     return v.decode() if isinstance(v, bytes) else v
-
-
-@dataclass
-class _Keys:
-    base: str
-
-    @property
-    def ver(self) -> str:
-        return f"{self.base}:ver"
-
-    @property
-    def open(self) -> str:
-        return f"{self.base}:open"
-
-    @property
-    def fp(self) -> str:
-        return f"{self.base}:fp"
-
-    @property
-    def all(self) -> str:
-        return f"{self.base}:all"
-
-    @property
-    def fb(self) -> str:
-        return f"{self.base}:fb"
-
-    @property
-    def cmodel(self) -> str:
-        """hash feature|"bias" -> this installation's learned offset to the shipped confidence model's weight,
-        and "verdicts" -> how many verdicts it learned from."""
-        return f"{self.base}:cmodel"
-
-    @property
-    def fs(self) -> str:
-        """hash fingerprint -> "<incident id>|<firing|resolved>": the re-send fast path in one read (a cache of
-        base:fp and the member's status, written with them; the slow path re-checks everything)."""
-        return f"{self.base}:fs"
-
-    @property
-    def due(self) -> str:
-        """zset id -> when time next changes the incident (lifecycle.due_at)."""
-        return f"{self.base}:due"
-
-    @property
-    def act(self) -> str:
-        """zset "entity|onset" -> onset: entities that became active recently (for learning co-activation)."""
-        return f"{self.base}:act"
-
-    @property
-    def ent(self) -> str:
-        """hash entity -> activations (an entity's first alert in an incident)."""
-        return f"{self.base}:ent"
-
-    @property
-    def pair(self) -> str:
-        """hash "a\x1fb" (sorted) -> co-activations within the cross window."""
-        return f"{self.base}:pair"
-
-    @property
-    def hist(self) -> str:
-        """hash fingerprint -> episodes seen (a series' own firing history)."""
-        return f"{self.base}:hist"
-
-    @property
-    def cad(self) -> str:
-        """hash entity -> the shortest episode seen (the cadence of the entity's source)."""
-        return f"{self.base}:cad"
-
-    @property
-    def t0(self) -> str:
-        """string: when this domain saw its first alert (the span base rates are measured over)."""
-        return f"{self.base}:t0"
-
-    def meta(self, iid: str) -> str:
-        return f"{self.base}:i:{iid}"
-
-    def members(self, iid: str) -> str:
-        return f"{self.base}:m:{iid}"
-
-    def timeline(self, iid: str) -> str:
-        return f"{self.base}:tl:{iid}"
 
 
 def member_record(alert: Alert, now: float, joined_by: list[dict[str, Any]], f: AlertFeatures) -> dict[str, Any]:
@@ -285,12 +204,12 @@ class IncidentStore:
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
     def keys(self, domain: str) -> _Keys:
-        return _Keys(f"{self.prefix}:{{inc:{domain}}}")
+        return _Keys.of(self.prefix, domain)
 
     def cooc(self, domain: str, cfg: CorrelationConfig | None = None) -> CooccurrenceStore:
         c = self._cooc.get(domain)
         if c is None:
-            from service.incidents.cooccurrence import CooccurrenceStore
+            from service.store.cooccurrence import CooccurrenceStore
 
             c = self._cooc[domain] = CooccurrenceStore(self.redis, self.prefix,
                                                        (cfg or self.cfg).cooccurrence_half_life, domain)
@@ -298,11 +217,11 @@ class IncidentStore:
 
     @property
     def _domain_index(self) -> str:
-        return f"{self.prefix}:{{incidx}}:dom"
+        return _Keys.domain_index(self.prefix)
 
     @property
     def _domains(self) -> str:
-        return f"{self.prefix}:{{incidx}}:domains"
+        return _Keys.domains(self.prefix)
 
     async def domains(self) -> list[str]:
         """Every correlation domain that has had an incident ("default" always)."""

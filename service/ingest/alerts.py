@@ -1,4 +1,4 @@
-"""Alert intake and the alert store.
+"""Alert intake: reading and validating what the doors receive.
 
 `load_body` reads a request body as JSON: orjson on the fast path; on its failure the stdlib (which also reads
 the NaN/Infinity detectors write), with two guards: an item of a top-level array nested deeper than
@@ -8,8 +8,8 @@ not JSON at all is rejected whole (`BodyError`), as Alertmanager rejects a batch
 
 `parse_postable` turns what Prometheus POSTs to /api/v2/alerts into `Alert`s with Alertmanager's defaults and
 validation, collecting one error per bad item with its path. Every accepted time is bounded to what RFC 3339
-and Alertmanager's API can express (years 0001-9999, service.clock.MAX_TIME). `AlertStore` keeps alerts in
-Redis, merging re-sent alerts atomically (Lua `upsert_alert_merge`).
+and Alertmanager's API can express (years 0001-9999, service.clock.MAX_TIME). The alert store, which keeps them
+in Redis, is service/store/alerts.py.
 """
 from __future__ import annotations
 
@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from service.core.clock import clamp_time, in_range, parse_rfc3339
 from service.core.models import Alert
-from service.store.keys import Keys, Scripts, ms, queue_script
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -230,116 +228,3 @@ def parse_postable(
         alerts.append(Alert(labels=labels, annotations=annotations, starts_at=starts, ends_at=ends,
                             generator_url=gen, updated_at=now, timeout=timeout, source=source))
     return alerts, errors
-
-
-# -- records ----------------------------------------------------------------------------------------------
-
-def encode_body(a: Alert) -> bytes:
-    return orjson.dumps({"l": a.labels, "a": a.annotations, "g": a.generator_url, "s": a.source, "d": a.detector},
-                        option=orjson.OPT_SORT_KEYS)
-
-
-def decode_record(fp: str, rec: bytes | str) -> Alert:
-    if isinstance(rec, bytes):
-        rec = rec.decode()
-    s, e, t, u, body = rec.split("|", 4)
-    d = orjson.loads(body)
-    return Alert(labels=d["l"], annotations=d["a"], starts_at=int(float(s)) / 1000, ends_at=int(float(e)) / 1000,
-                 generator_url=d["g"], updated_at=int(float(u)) / 1000, timeout=t == "1", fingerprint=fp,
-                 source=d.get("s", "prometheus"), detector=d.get("d"))
-
-
-@dataclass
-class Upserted:
-    alert: Alert  # the merged alert as stored
-    was_firing: bool
-    existed: bool
-    generation: str  # changes whenever the stored record changes
-    grouped: bool = False  # was firing, and its memberships under this config were written after it was stored
-
-
-class AlertStore:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
-
-    async def upsert_many(self, alerts: list[Alert], now: float, config_hash: str = "") -> list[Upserted]:
-        """Store (merge) a batch of alerts: one script call per shard, all in one round trip. Results are in
-        the order of `alerts`."""
-        by_shard: dict[int, list[int]] = {}
-        for i, a in enumerate(alerts):
-            by_shard.setdefault(self.keys.shard_of(a.fingerprint), []).append(i)
-        pipe = self.redis.pipeline(transaction=False)
-        now_ms = ms(now)
-        order = list(by_shard.items())
-        for shard, idxs in order:
-            args: list[Any] = [now_ms, config_hash]
-            for i in idxs:
-                a = alerts[i]
-                args += [a.fingerprint, ms(a.starts_at), ms(a.ends_at), int(a.timeout), ms(a.updated_at),
-                         encode_body(a)]
-            queue_script(pipe, self.scripts.upsert_alert_merge,
-                         keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
-                         args=args)
-        results = await pipe.execute()
-        out: list[Upserted | None] = [None] * len(alerts)
-        for (shard, idxs), res in zip(order, results):
-            for j, i in enumerate(idxs):
-                head, kept, was_firing, existed, grouped = res[5 * j: 5 * j + 5]
-                out[i] = self._upserted(alerts[i], head, kept, was_firing, existed, grouped)
-        return out  # type: ignore[return-value]
-
-    @staticmethod
-    def _upserted(posted: Alert, head: Any, kept: Any, was_firing: Any, existed: Any, grouped: Any) -> Upserted:
-        head = head.decode() if isinstance(head, bytes) else head
-        s, e, t, u = head.split("|")
-        if kept:  # the stored version was younger: its labels/annotations stay
-            stored = decode_record(posted.fingerprint, f"{head}|{kept.decode() if isinstance(kept, bytes) else kept}")
-            alert = stored
-        else:  # the posted alert is ours (parsed from the request): give it the merged times
-            alert = posted
-            alert.starts_at = int(float(s)) / 1000
-            alert.ends_at = int(float(e)) / 1000
-            alert.updated_at = int(float(u)) / 1000
-            alert.timeout = t == "1"
-        return Upserted(alert, bool(int(was_firing)), bool(int(existed)), u, bool(int(grouped)))
-
-    async def get_many(self, fps: list[str]) -> dict[str, Alert]:
-        if not fps:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for fp in fps:
-            pipe.hget(self.keys.alerts(self.keys.shard_of(fp)), fp)
-        recs = await pipe.execute()
-        return {fp: decode_record(fp, r) for fp, r in zip(fps, recs) if r is not None}
-
-    async def all(self) -> list[Alert]:
-        out: list[Alert] = []
-        for shard in range(self.keys.shards):
-            async for fp, rec in self.redis.hscan_iter(self.keys.alerts(shard), count=1000):
-                out.append(decode_record(fp.decode() if isinstance(fp, bytes) else fp, rec))
-        return out
-
-    async def firing_fingerprints(self, now: float) -> list[str]:
-        """The fingerprints of the alerts firing at `now` (not resolved_at(now)), from the end-time index alone:
-        one pipeline, no record decoded."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.zrangebyscore(self.keys.alert_ends(shard), f"({ms(now)}", "+inf")
-            pipe.zrangebyscore(self.keys.alert_ends(shard), 0, 0)  # no end time at all
-        return [fp.decode() if isinstance(fp, bytes) else fp for fps in await pipe.execute() for fp in fps]
-
-    async def sweep(self, cutoff: float, limit: int = 1000) -> int:
-        n = 0
-        for shard in range(self.keys.shards):
-            n += int(await self.scripts.sweep_resolved_alerts(
-                keys=[self.keys.alerts(shard), self.keys.alert_ends(shard), self.keys.alerts_grouped(shard)],
-                args=[ms(cutoff), limit]))
-        return n
-
-    async def count_firing(self, now: float) -> int:
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.zcount(self.keys.alert_ends(shard), f"({ms(now)}", "+inf")
-        return sum(int(x) for x in await pipe.execute())

@@ -3,9 +3,13 @@
 This is Alertmanager's dispatcher and notification pipeline with the state in Redis:
 - `ingest` stores alerts (merged), makes them members of the aggregation group of every route they match, and
   keeps the group timers (Lua `group_upsert`).
-- `flush` runs when a group's timer is due (claimed by exactly one replica): it reads the members, removes
-  inhibited, silenced and time-muted alerts, asks the notification log (`needs_update`) per receiver
-  integration, and commits the decisions and the notifications to the outbox in one script (`commit_flush`).
+- `flush` runs when a group's timer is due (claimed by exactly one replica): it reads the groups and what a
+  round reads once (silences, inhibition sources: `read_context`), plans each group through a chain of stages
+  with one signature, like Alertmanager's notify.Stage (`STAGES`: route, incident, members, inhibit, time
+  intervals, silence, hold, summary, quiet, dedup, build; the last two a pure decision: `dedup` and `build`),
+  then applies what planning found to write (the inhibition index prune, a new incident summary) and commits
+  the decisions and the notifications to the outbox in one script per group (`commit_flush`). Planning reads
+  and never writes; the writes are the store's (service/store/groups.py).
 """
 from __future__ import annotations
 
@@ -15,10 +19,9 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from routing.receivers.registry import send_resolved_default
 from routing.inhibition import inhibited
@@ -26,17 +29,15 @@ from routing.route_tree import Route, group_key
 from routing.time_intervals import active as interval_active
 from routing.silences import Silences
 
-from service.ingest.alerts import AlertStore, Upserted, decode_record
 from service.core.clock import Clock
 from service.config.sections import Config
 from service.core.models import Alert, Notification
 from service.pipeline.notify_log import Entry, needs_incident_update, needs_update
-from service.store.keys import Keys, Scripts, group_id, ms, queue_script
+from service.store.alerts import AlertStore, Upserted
+from service.store.groups import Commit, GroupStore, Memberships
+from service.store.keys import group_id, ms
 
 log = structlog.get_logger("tocsin.dispatch")
-
-GROUP_TTL = 7 * 24 * 3600  # idle group state is dropped after a week without alerts
-STATE_TTL = 30 * 24 * 3600
 
 
 def go_quote_meta(s: str) -> str:
@@ -119,6 +120,8 @@ class FlushPlan:
     next_due: float = 0.0
     route: Route | None = None
     incident: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # a new summary of `incident` to store before the commit
+    pending: Any = None  # the LLM's summary on its way (stored and flushed again when it comes)
 
 
 def incident_group_key(route: Route, incident_id: str) -> str:
@@ -126,14 +129,13 @@ def incident_group_key(route: Route, incident_id: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, cfg: Config, clock: Clock, silences: Silences,
+    def __init__(self, groups: GroupStore, store: AlertStore, cfg: Config, clock: Clock, silences: Silences,
                  on_schedule: Callable[[float], None] | None = None, metrics: Any = None):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+        self.groups = groups
+        self.keys = groups.keys
         self.clock = clock
         self.silences = silences
-        self.store = AlertStore(redis, keys, scripts)
+        self.store = store
         self.on_schedule = on_schedule or (lambda t: None)
         self.metrics = metrics
         self.incidents: Any = None  # service.incidents.IncidentStore when correlation is on
@@ -189,10 +191,7 @@ class Dispatcher:
 
     async def _leave_incident_groups(self, fp: str, incident_id: str) -> None:
         """A member that fired again started another incident: its old incident's groups forget it."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in await self.incident_groups(incident_id):
-            pipe.hdel(self.keys.group_members(gid), fp)
-        await pipe.execute()
+        await self.groups.drop_members([(gid, [fp]) for gid in await self.incident_groups(incident_id)])
 
     async def incident_groups(self, incident_id: str) -> list[str]:
         """Group ids an incident can have (one per correlating route)."""
@@ -201,10 +200,7 @@ class Dispatcher:
     async def touch_incident(self, incident_id: str) -> None:
         """Flush an incident's groups now, so people see a state change (ack, severity, summary) at once."""
         now_ms = ms(self.clock.now())
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in await self.incident_groups(incident_id):
-            pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
-        await pipe.execute()
+        await self.groups.touch(await self.incident_groups(incident_id), now_ms)
         self.on_schedule(now_ms / 1000)
 
     async def regroup_incident(self, from_iid: str, to_iid: str, fingerprints: list[str] | None = None) -> int:
@@ -215,8 +211,7 @@ class Dispatcher:
             if not self.correlates(r):
                 continue
             old_gid = group_id(r.id, incident_group_key(r, from_iid))
-            members = await self.redis.hgetall(self.keys.group_members(old_gid))
-            fps = [(k.decode() if isinstance(k, bytes) else k) for k in members]
+            fps = await self.groups.member_fingerprints(old_gid)
             if fingerprints is not None:
                 fps = [fp for fp in fps if fp in set(fingerprints)]
             if not fps:
@@ -224,14 +219,12 @@ class Dispatcher:
             alerts = await self.store.get_many(fps)
             new_gk = incident_group_key(r, to_iid)
             new_gid = group_id(r.id, new_gk)
-            pipe = self.redis.pipeline(transaction=False)
             members: list[Any] = []
             for fp, a in alerts.items():
                 members += [fp, f"m{ms(now)}", ms(a.starts_at)]
             head = [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), ms(r.opts.group_wait)]
-            self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), {new_gid: (head, members)}, ms(now))
-            await pipe.execute()
-            await self.redis.hdel(self.keys.group_members(old_gid), *fps)
+            await self.groups.upsert({self.keys.shard_of(new_gid): {new_gid: (head, members)}}, ms(now))
+            await self.groups.drop_members([(old_gid, fps)])
             moved += len(alerts)
         await self.touch_incident(from_iid)
         return moved
@@ -244,10 +237,8 @@ class Dispatcher:
         now_ms = ms(now)
         ups = await self.store.upsert_many(alerts, now, self.cfg_hash)
 
-        pipe = self.redis.pipeline(transaction=False)
-        queued = 0
         # group shard -> gid -> (group header args, flat membership args)
-        memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]] = {}
+        memberships: Memberships = {}
         grouped: dict[int, list[str]] = {}  # alert shard -> firing alerts whose memberships this request writes
         sources: dict[str, dict[str, int]] = {}  # inhibition source key -> fp -> endsAt ms
         for u in ups:
@@ -267,25 +258,11 @@ class Dispatcher:
             self._add_memberships(memberships, groups, a, u.generation)
             if firing_now:
                 grouped.setdefault(self.keys.shard_of(a.fingerprint), []).append(a.fingerprint)
-        for k, mapping in sources.items():
-            pipe.hset(k, mapping=mapping)
-            pipe.expire(k, GROUP_TTL)
-            queued += 2
-        group_slots: list[int] = []  # positions of group_upsert results in the pipeline
-        for shard, items in memberships.items():
-            self._queue_group_upserts(pipe, shard, items, now_ms)
-            group_slots.append(queued)
-            queued += 1
-        # Last in the pipeline: a re-send skips the group updates only once every membership above is written (after
-        # a crash in between, the next re-send writes them again).
-        for shard, fps in grouped.items():
-            pipe.hset(self.keys.alerts_grouped(shard), mapping=dict.fromkeys(fps, self.cfg_hash))
-            queued += 1
-        if queued:
-            res = await pipe.execute()
-            dues = [float(d) for i in group_slots for d in res[i]]
-            if dues:
-                self.on_schedule(min(dues) / 1000)
+        # One round trip; the grouped marks go last: a re-send skips the group updates only once every
+        # membership is written (after a crash in between, the next re-send writes them again).
+        dues = await self.groups.write_ingest(sources, memberships, grouped, self.cfg_hash, now_ms)
+        if dues:
+            self.on_schedule(min(dues) / 1000)
         return ups
 
     def _note_inhibit_source(self, a: Alert, sources: dict[str, dict[str, int]]) -> None:
@@ -294,7 +271,7 @@ class Dispatcher:
                 k = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], rule.equal_key(a.labels))
                 sources.setdefault(k, {})[a.fingerprint] = ms(a.ends_at)
 
-    def _add_memberships(self, memberships: dict[int, dict[str, tuple[list[Any], list[Any]]]],
+    def _add_memberships(self, memberships: Memberships,
                          groups: list[tuple[Route, str, str, dict[str, str]]], a: Alert, generation: str) -> None:
         for r, gid, gk, gl in groups:
             shard_items = memberships.setdefault(self.keys.shard_of(gid), {})
@@ -304,20 +281,6 @@ class Dispatcher:
                 item = shard_items[gid] = ([gid, r.id, gk, labels_json, ms(r.opts.group_wait)], [])
             item[1].extend((a.fingerprint, generation, ms(a.starts_at)))
 
-    def _queue_group_upserts(self, pipe: Any, shard: int, items: dict[str, tuple[list[Any], list[Any]]],
-                             now_ms: int) -> None:
-        """One `group_upsert` call for a shard: per group its header (gid, route, key, labels, group_wait) and
-        all the memberships this request writes into it (fp, generation, startsAt), so a batch that brings 64
-        alerts of one group writes the group once."""
-        keys = [self.keys.due(shard)]
-        args: list[Any] = [now_ms, GROUP_TTL]
-        for gid, (head, members) in items.items():
-            keys += [self.keys.group_meta(gid), self.keys.group_members(gid)]
-            args += head
-            args.append(len(members) // 3)
-            args += members
-        queue_script(pipe, self.scripts.group_upsert, keys=keys, args=args)
-
     # -- flush ----------------------------------------------------------------------------------------------
 
     async def load_group(self, gid: str) -> GroupState | None:
@@ -326,54 +289,26 @@ class Dispatcher:
     async def load_groups(self, gids: list[str]) -> dict[str, GroupState | None]:
         """Several groups with their members' alerts, in two round trips whatever their number: the group
         hashes in one pipeline, then the alerts with one HMGET per alert shard."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.hgetall(self.keys.group_meta(gid))
-            pipe.hgetall(self.keys.group_members(gid))
-            pipe.hgetall(self.keys.nflog(gid))
-        res = await pipe.execute()
-        raw: dict[str, tuple[dict[str, str], dict[str, str], Any]] = {}
+        raw = await self.groups.load(gids)
         fps: set[str] = set()
-        for i, gid in enumerate(gids):
-            meta, members, nflog = res[3 * i: 3 * i + 3]
-            if not meta:
-                continue
-            meta = {_s(k): _s(v) for k, v in meta.items()}
-            members = {_s(k): _s(v) for k, v in members.items()}
-            fps.update(members)
-            raw[gid] = (meta, members, nflog)
-        alerts = await self.fetch_alerts(fps)
+        for g in raw.values():
+            fps.update(g.members)
+        alerts = await self.store.fetch(fps)
         out: dict[str, GroupState | None] = dict.fromkeys(gids)
-        for gid, (meta, members, nflog) in raw.items():
+        for gid, g in raw.items():
             out[gid] = GroupState(
-                gid=gid, route=self.routes.get(meta["route"]), key=meta["key"], labels=json.loads(meta["labels"]),
-                members=members, nflog={_s(k): Entry.from_json(v) for k, v in nflog.items()},
-                alerts={fp: alerts[fp] for fp in members if fp in alerts},
+                gid=gid, route=self.routes.get(g.meta["route"]), key=g.meta["key"], labels=json.loads(g.meta["labels"]),
+                members=g.members, nflog={k: Entry.from_json(v) for k, v in g.nflog.items()},
+                alerts={fp: alerts[fp] for fp in g.members if fp in alerts},
             )
         return out
 
-    async def fetch_alerts(self, fps: set[str] | list[str]) -> dict[str, Alert]:
-        """Stored alerts by fingerprint: one HMGET per alert shard (all in one round trip)."""
-        by_shard: dict[int, list[str]] = {}
-        for fp in fps:
-            by_shard.setdefault(self.keys.shard_of(fp), []).append(fp)
-        if not by_shard:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        order = list(by_shard.items())
-        for shard, lst in order:
-            pipe.hmget(self.keys.alerts(shard), lst)
-        out: dict[str, Alert] = {}
-        for (_shard, lst), recs in zip(order, await pipe.execute()):
-            for fp, rec in zip(lst, recs):
-                if rec is not None:
-                    out[fp] = decode_record(fp, rec)
-        return out
-
-    async def _inhibited(self, alerts: list[Alert], now: float) -> set[str]:
+    async def _inhibited(self, alerts: list[Alert], now: float) -> tuple[set[str], dict[str, list[str]]]:
+        """Which of `alerts` are inhibited, and the index's sources that ended an hour ago (key -> fps: for the
+        commit step to forget, so the index does not grow forever). Reads only."""
         rules = self.cfg.inhibit_rules
         if not rules:
-            return set()
+            return set(), {}
         wanted: dict[tuple[int, str], str] = {}
         for a in alerts:
             for i, rule in enumerate(rules):
@@ -381,27 +316,20 @@ class Dispatcher:
                     eq = rule.equal_key(a.labels)
                     wanted[(i, eq)] = self.keys.inhibit_sources(self.cfg.inhibit_rule_ids[i], eq)
         if not wanted:
-            return set()
-        pipe = self.redis.pipeline(transaction=False)
-        for k in wanted.values():
-            pipe.hgetall(k)
-        got = dict(zip(wanted, await pipe.execute()))
+            return set(), {}
+        got = dict(zip(wanted, await self.groups.inhibit_sources(list(wanted.values()))))
         now_ms = ms(now)
         firing: dict[tuple[int, str], list[str]] = {}
         stale = ms(now - 3600)
-        prune = self.redis.pipeline(transaction=False)
-        pruned = 0
+        prune: dict[str, list[str]] = {}
         for key, h in got.items():
-            firing[key] = [(fp.decode() if isinstance(fp, bytes) else fp) for fp, e in h.items() if int(e) > now_ms]
-            old = [fp for fp, e in h.items() if int(e) < stale]
-            if old:  # sources that ended an hour ago: forget them so the index does not grow forever
-                prune.hdel(wanted[key], *old)
-                pruned += 1
-        if pruned:
-            await prune.execute()
+            firing[key] = [fp for fp, e in h.items() if e > now_ms]
+            old = [fp for fp, e in h.items() if e < stale]
+            if old:
+                prune[wanted[key]] = old
         # Two-sided rules need the sources' labels.
         src_fps = {fp for fps in firing.values() for fp in fps}
-        src_alerts = await self.fetch_alerts(src_fps) if src_fps else {}
+        src_alerts = await self.store.fetch(src_fps) if src_fps else {}
         # The store is authoritative: a source whose stored alert has since resolved does not inhibit.
         for key in firing:
             firing[key] = [fp for fp in firing[key] if fp in src_alerts and not src_alerts[fp].resolved_at(now)]
@@ -409,7 +337,7 @@ class Dispatcher:
         def sources(i: int, eq: str) -> list[tuple[str, dict[str, str]]]:
             return [(fp, src_alerts[fp].labels) for fp in firing.get((i, eq), [])]
 
-        return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}
+        return {a.fingerprint for a in alerts if inhibited(rules, a.labels, a.fingerprint, sources)}, prune
 
     def _time_muted(self, opts: Any, now: float) -> bool:
         """Outside the route's active time intervals, or inside one of its mute time intervals."""
@@ -417,97 +345,121 @@ class Dispatcher:
             return True
         return bool(opts.mute_time_intervals and interval_active(self.cfg.time_intervals, opts.mute_time_intervals, now))
 
-    async def _context(self, ctx: FlushContext | None, alerts: list[Alert], now: float) -> FlushContext:
-        if ctx is not None:
-            return ctx
-        return FlushContext(await self._silences(), frozenset(await self._inhibited(alerts, now)))
+    async def read_context(self, alerts: list[Alert], now: float) -> FlushContext:
+        """What a flush round reads once for all its groups (silences, inhibition); reads only."""
+        inhibited_fps, stale = await self._inhibited(alerts, now)
+        return FlushContext(await self._silences(), frozenset(inhibited_fps), stale)
 
     async def _silences(self) -> list[Any]:
         return self.fixed_silences if self.fixed_silences is not None else await self.silences.all()
 
     async def plan_flush(self, g: GroupState, now: float, ctx: FlushContext | None = None) -> FlushPlan:
-        """Decide what a group flush at `now` notifies. Reads silences/inhibition (from `ctx` when given: a flush
-        round reads them once for all its groups); writes nothing."""
-        plan = FlushPlan(route=g.route)
-        if g.route is None:  # the route is gone after a config reload: drop the group
-            plan.removals = dict(g.members)
-            return plan
-        opts = g.route.opts
-        snap = None
-        if "incident" in g.labels and self.incidents is not None:
-            snap = await self._incident_snapshot(g.labels["incident"])
-            plan.incident = snap
-        plan.next_due = now + opts.group_interval
-        alerts = sorted(g.alerts.values(), key=alert_sort_key)
+        """Decide what a group flush at `now` notifies: the group through every stage of STAGES, until one says
+        stop. Reads the incident and the summary (silences and inhibition from `ctx`, read once per round; read
+        here when not given); writes nothing: what planning found to write is on the plan, for `apply`."""
+        if ctx is None:
+            ctx = await self.read_context(list(g.alerts.values()), now)
+        f = Flush(g, now, ctx, FlushPlan(route=g.route))
+        for stage in STAGES:
+            if not await stage(self, f):
+                break
+        return f.plan
+
+    # -- the stages: each takes the flush so far and says whether to go on (False: the plan is final) --------
+
+    async def _route_stage(self, f: Flush) -> bool:
+        if f.g.route is None:  # the route is gone after a config reload: drop the group
+            f.plan.removals = dict(f.g.members)
+            return False
+        return True
+
+    async def _incident_stage(self, f: Flush) -> bool:
+        if "incident" in f.g.labels and self.incidents is not None:
+            f.snap = f.plan.incident = await self._incident_snapshot(f.g.labels["incident"])
+        return True
+
+    async def _members_stage(self, f: Flush) -> bool:
+        """The group's alerts in notification order; members resolved (or gone) leave with this flush."""
+        g, now = f.g, f.now
+        f.plan.next_due = now + f.opts.group_interval
+        f.alerts = sorted(g.alerts.values(), key=alert_sort_key)
         for fp, gen in g.members.items():
             a = g.alerts.get(fp)
             if a is None or a.resolved_at(now):
-                plan.removals[fp] = gen
-        if not alerts:
-            return plan
-        # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
-        ctx = await self._context(ctx, alerts, now)
-        muted = set(ctx.inhibited)
-        if self._time_muted(opts, now):
-            return plan
-        for s in ctx.silences:
-            if s.state(now) == "active":
-                muted |= {a.fingerprint for a in alerts if s.matches(a.labels)}
-        alerts = [a for a in alerts if a.fingerprint not in muted]
-        if not alerts:
-            return plan
-        firing = frozenset(a.fingerprint for a in alerts if not a.resolved_at(now))
-        resolved = frozenset(a.fingerprint for a in alerts if a.resolved_at(now))
-        mark = ""
-        if snap is not None:
-            if snap.get("flapping") and not any(g.nflog.values()):
-                return plan  # a flapping incident is held, not paged, until it settles
-            if snap.get("merged_into"):
-                return plan  # its alerts now notify through the incident it was merged into
-            floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
-            if not any(g.nflog.values()) and float(snap.get("confidence") or 0) < floor:
-                # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
-                plan.next_due = now + max(1.0, min(opts.group_wait, opts.group_interval))
-                return plan
-            if firing and self.summaries is not None:
-                snap = await self._summarize(snap)  # cached by evidence digest: no new work when nothing changed
-                plan.incident = snap
-            mark = incident_mark(snap)
-        if snap is not None and not firing and snap.get("state") != "resolved":
+                f.plan.removals[fp] = gen
+        return bool(f.alerts)
+
+    # Muting stages, in Alertmanager's order: inhibition, active/mute time intervals, silences.
+    async def _inhibit_stage(self, f: Flush) -> bool:
+        return f.keep(lambda a: a.fingerprint not in f.ctx.inhibited)
+
+    async def _time_stage(self, f: Flush) -> bool:
+        return not self._time_muted(f.opts, f.now)
+
+    async def _silence_stage(self, f: Flush) -> bool:
+        active = [s for s in f.ctx.silences if s.state(f.now) == "active"]
+        return f.keep(lambda a: not any(s.matches(a.labels) for s in active)) if active else True
+
+    async def _hold_stage(self, f: Flush) -> bool:
+        """An incident that must not page yet: flapping, merged into another, or below the confidence floor."""
+        snap, g = f.snap, f.g
+        if snap is None:
+            return True
+        assert g.route is not None
+        notified = any(g.nflog.values())
+        if snap.get("flapping") and not notified:
+            return False  # a flapping incident is held, not paged, until it settles
+        if snap.get("merged_into"):
+            return False  # its alerts now notify through the incident it was merged into
+        floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
+        if not notified and float(snap.get("confidence") or 0) < floor:
+            # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
+            f.plan.next_due = f.now + max(1.0, min(f.opts.group_wait, f.opts.group_interval))
+            return False
+        return True
+
+    async def _summary_stage(self, f: Flush) -> bool:
+        if f.snap is None:
+            return True
+        if f.firing and self.summaries is not None:
+            # cached by evidence digest: no new work when nothing changed
+            f.snap, f.plan.summary, f.plan.pending = await self._summarize(f.snap)
+            f.plan.incident = f.snap
+        f.mark = incident_mark(f.snap)
+        return True
+
+    async def _quiet_stage(self, f: Flush) -> bool:
+        if f.snap is not None and not f.firing and f.snap.get("state") != "resolved":
             # Every member resolved but the incident has not (its quiet period runs): no delivery now, and the
             # resolved members stay in the group for the incident's one resolve when it does.
-            plan.removals = {}
-            plan.next_due = now + opts.group_interval
-            return plan
-        self._notify(plan, g, alerts, firing, resolved, snap, mark, now)
-        return plan
+            f.plan.removals = {}
+            f.plan.next_due = f.now + f.opts.group_interval
+            return False
+        return True
 
-    def _notify(self, plan: FlushPlan, g: GroupState, alerts: list[Alert], firing: frozenset[str],
-                resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float) -> None:
-        """Per receiver integration: ask the notification log, and add the notification (plan_flush's last step)."""
-        assert g.route is not None
-        opts = g.route.opts
-        for integ in self.integrations.get(opts.receiver, []):
-            entry = g.nflog.get(integ.id)
-            reason = needs_update(entry, firing, resolved, integ.send_resolved, opts.repeat_interval, now)
-            if snap is not None:
-                reason = needs_incident_update(entry, firing, mark, snap.get("state") == "acknowledged", reason)
-            if reason is None:
-                continue
-            plan.nflog[integ.id] = Entry(firing, resolved, now, mark)
-            sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
-            if not sent:
-                continue  # logged (to clear the firing set) but nothing to send
-            truncated = 0
-            if integ.max_alerts and len(sent) > integ.max_alerts:
-                truncated = len(sent) - integ.max_alerts
-                sent = sent[: integ.max_alerts]
-            plan.notifications.append(Notification(
-                id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
-                group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
-                alerts=list(sent), timestamp=now, reason=reason, external_url=self.external_url,
-                truncated_alerts=truncated, incident=snap,
-            ))
+    async def _dedup_stage(self, f: Flush) -> bool:
+        assert f.g.route is not None
+        f.updates = dedup(self.integrations.get(f.opts.receiver, []), f.g.nflog, f.firing, f.resolved, f.snap,
+                          f.mark, f.opts.repeat_interval, f.now)
+        return bool(f.updates)
+
+    async def _build_stage(self, f: Flush) -> bool:
+        build(f.plan, f.updates, f.g, f.alerts, f.firing, f.resolved, f.snap, f.mark, f.now, self.external_url)
+        return True
+
+    # -- applying a plan --------------------------------------------------------------------------------------
+
+    async def apply(self, plan: FlushPlan) -> None:
+        """The writes planning found (before the commit): a new incident summary, and the task that waits for the
+        LLM's one."""
+        if plan.summary is None or plan.incident is None:
+            return
+        iid = plan.incident["id"]
+        await self.incidents.set_summary(iid, plan.summary)
+        if plan.pending is not None:
+            task = asyncio.ensure_future(self._late_summary(iid, plan.pending))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
     async def _sync_incident(self, g: GroupState, now: float) -> None:
         """Before an incident group is planned: members whose alert resolved by time (its endsAt passed without a
@@ -527,28 +479,23 @@ class Dispatcher:
         except IncidentNotFound:
             return None
 
-    async def _summarize(self, snap: dict[str, Any]) -> dict[str, Any]:
-        """Attach a summary without delaying the page past the summarizer's deadline; a later LLM answer is
-        stored and the incident's groups flushed again, so messages are edited in place."""
+    async def _summarize(self, snap: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+        """Attach a summary without delaying the page past the summarizer's deadline: (the snapshot with it, the
+        summary to store or None when nothing changed, the LLM's answer on its way or None). `apply` stores it;
+        a later LLM answer is stored and the incident's groups flushed again, so messages are edited in place."""
         try:
             summary, pending = await self.summaries.first_summary(snap)
         except Exception as e:  # the summary must never block the page
             log.warning("summary_failed", incident=snap.get("id"), error=repr(e), exc_info=True)
-            return snap
+            return snap, None, None
         new = summary.to_incident_summary()
         old = snap.get("summary") or {}
         if old.get("source") == "claude" and new.get("source") != "claude" and pending is not None:
-            return snap  # keep showing Claude's summary of the previous evidence while the new one is on its way
+            return snap, None, None  # keep showing Claude's summary of the previous evidence meanwhile
         if (old.get("digest"), old.get("source"), old.get("headline")) == (new.get("digest"), new.get("source"),
                                                                           new.get("headline")):
-            return snap
-        snap = dict(snap, summary=new)
-        await self.incidents.set_summary(snap["id"], snap["summary"])
-        if pending is not None:
-            task = asyncio.ensure_future(self._late_summary(snap["id"], pending))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
-        return snap
+            return snap, None, None
+        return dict(snap, summary=new), new, pending
 
     async def _late_summary(self, iid: str, pending: Any) -> None:
         try:
@@ -561,26 +508,24 @@ class Dispatcher:
             await self.touch_incident(iid)
 
 
-    def _queue_commit(self, pipe: Any, gid: str, token: str, plan: FlushPlan) -> None:
-        shard = self.keys.shard_of(gid)
-        args: list[Any] = [gid, token, ms(plan.next_due), max(GROUP_TTL, 5 * 24 * 3600), len(plan.nflog),
-                           len(plan.notifications), len(plan.removals), STATE_TTL]
-        for integ, e in plan.nflog.items():
-            args += [integ, e.to_json()]
-        for n in plan.notifications:
-            args += [n.integration, n.receiver, notification_json(n)]
-        for fp, gen in plan.removals.items():
-            args += [fp, gen]
-        queue_script(pipe, self.scripts.commit_flush,
-                     keys=[self.keys.group_meta(gid), self.keys.group_members(gid), self.keys.due(shard),
-                           self.keys.claims(shard), self.keys.nflog(gid), self.keys.outbox(shard), self.keys.seq(gid)],
-                     args=args)
+    def _commit_of(self, gid: str, token: str, plan: FlushPlan, g: GroupState | None = None) -> Commit:
+        """What the store commits for a plan (serialized now: the plan's snapshot is not read again)."""
+        return Commit(gid, token, ms(plan.next_due), [(integ, e.to_json()) for integ, e in plan.nflog.items()],
+                      [(n.integration, n.receiver, notification_json(n)) for n in plan.notifications],
+                      list(plan.removals.items()), empties=g is not None and len(plan.removals) == len(g.members))
+
+    @property
+    def due_log(self) -> Any:
+        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
+        return self.groups.due_log
+
+    @due_log.setter
+    def due_log(self, log: Any) -> None:
+        self.groups.due_log = log
 
     async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
-        pipe = self.redis.pipeline(transaction=False)
-        self._queue_commit(pipe, gid, token, plan)
-        (ok,) = await pipe.execute()
-        return bool(int(ok))
+        (ok,) = await self.groups.commit([self._commit_of(gid, token, plan)])
+        return ok
 
     async def flush(self, gid: str, token: str) -> FlushPlan | None:
         return (await self.flush_many([(gid, token)]))[0]
@@ -595,16 +540,13 @@ class Dispatcher:
         groups = await self.load_groups([gid for gid, _ in claimed])
         vanished = [gid for gid, _ in claimed if groups[gid] is None]
         if vanished:  # deleted by a commit that raced us: forget their timers
-            pipe = self.redis.pipeline(transaction=False)
-            for gid in vanished:
-                pipe.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
-            await pipe.execute()
+            await self.groups.forget_timers(vanished)
         live = [g for g in groups.values() if g is not None]
         everyone = {fp: a for g in live for fp, a in g.alerts.items()}
-        ctx = FlushContext(silences=await self._silences(),
-                           inhibited=frozenset(await self._inhibited(list(everyone.values()), now)))
+        ctx = await self.read_context(list(everyone.values()), now)
+        await self.groups.prune_inhibit_sources(ctx.stale_sources)
         plans: list[FlushPlan | None] = []
-        pipe = self.redis.pipeline(transaction=False)
+        commits: list[Commit] = []
         committing: list[int] = []
         for i, (gid, token) in enumerate(claimed):
             g = groups[gid]
@@ -613,12 +555,13 @@ class Dispatcher:
                 continue
             await self._sync_incident(g, now)
             plan = await self.plan_flush(g, now, ctx)
+            await self.apply(plan)  # before the next group's plan, which may read the same incident
             for hook in self.before_commit:  # e.g. start an escalation: idempotent, so safe before a commit that fails
                 await hook(plan)
-            self._queue_commit(pipe, gid, token, plan)
+            commits.append(self._commit_of(gid, token, plan, g))
             committing.append(i)
             plans.append(plan)
-        results = await pipe.execute() if committing else []
+        results = await self.groups.commit(commits)
         self._committed(claimed, plans, committing, results)
         return plans
 
@@ -628,7 +571,7 @@ class Dispatcher:
         for i, ok in zip(committing, results):
             plan = plans[i]
             assert plan is not None
-            if not int(ok):
+            if not ok:
                 log.info("flush_claim_lost", gid=claimed[i][0])
                 plans[i] = None
             elif plan.next_due and plan.route is not None:
@@ -639,13 +582,83 @@ class Dispatcher:
 
 @dataclass
 class FlushContext:
-    """What a flush round reads once for all its groups: the silences, and which alerts are inhibited."""
+    """What a flush round reads once for all its groups: the silences, which alerts are inhibited, and the
+    inhibition sources that ended long ago (index key -> fps, forgotten by the round)."""
     silences: list[Any]
     inhibited: frozenset[str]
+    stale_sources: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _s(b: Any) -> str:
-    return b.decode() if isinstance(b, bytes) else b
+@dataclass
+class Flush:
+    """One group's flush on its way through the stages: what is left to notify, and the plan so far."""
+    g: GroupState
+    now: float
+    ctx: FlushContext
+    plan: FlushPlan
+    alerts: list[Alert] = field(default_factory=list)  # still to notify, in notification order
+    firing: frozenset[str] = frozenset()  # of `alerts`
+    resolved: frozenset[str] = frozenset()
+    snap: dict[str, Any] | None = None  # the incident, for an incident group
+    mark: str = ""  # incident_mark(snap)
+    updates: list[tuple[Integration, str]] = field(default_factory=list)  # (integration, reason) to notify
+
+    @property
+    def opts(self) -> Any:
+        assert self.g.route is not None
+        return self.g.route.opts
+
+    def keep(self, pred: Callable[[Alert], bool]) -> bool:
+        """Keep the alerts `pred` lets through; False (stop) when none is left."""
+        self.alerts = [a for a in self.alerts if pred(a)]
+        self.firing = frozenset(a.fingerprint for a in self.alerts if not a.resolved_at(self.now))
+        self.resolved = frozenset(a.fingerprint for a in self.alerts if a.resolved_at(self.now))
+        return bool(self.alerts)
+
+
+Stage = Callable[[Dispatcher, Flush], Awaitable[bool]]
+
+STAGES: tuple[Stage, ...] = (
+    Dispatcher._route_stage, Dispatcher._incident_stage, Dispatcher._members_stage,
+    Dispatcher._inhibit_stage, Dispatcher._time_stage, Dispatcher._silence_stage,
+    Dispatcher._hold_stage, Dispatcher._summary_stage, Dispatcher._quiet_stage,
+    Dispatcher._dedup_stage, Dispatcher._build_stage,
+)
+
+
+def dedup(integrations: list[Integration], nflog: dict[str, Entry], firing: frozenset[str], resolved: frozenset[str],
+          snap: dict[str, Any] | None, mark: str, repeat_interval: float, now: float) -> list[tuple[Integration, str]]:
+    """Per receiver integration, whether the notification log says to notify now, and why. Pure."""
+    out: list[tuple[Integration, str]] = []
+    for integ in integrations:
+        entry = nflog.get(integ.id)
+        reason = needs_update(entry, firing, resolved, integ.send_resolved, repeat_interval, now)
+        if snap is not None:
+            reason = needs_incident_update(entry, firing, mark, snap.get("state") == "acknowledged", reason)
+        if reason is not None:
+            out.append((integ, reason))
+    return out
+
+
+def build(plan: FlushPlan, updates: list[tuple[Integration, str]], g: GroupState, alerts: list[Alert],
+          firing: frozenset[str], resolved: frozenset[str], snap: dict[str, Any] | None, mark: str, now: float,
+          external_url: str) -> None:
+    """The notification log entries and the notifications of `updates`, onto the plan. Pure."""
+    for integ, reason in updates:
+        plan.nflog[integ.id] = Entry(firing, resolved, now, mark)
+        sent = alerts if integ.send_resolved else [a for a in alerts if not a.resolved_at(now)]
+        if not sent:
+            continue  # logged (to clear the firing set) but nothing to send
+        truncated = 0
+        if integ.max_alerts and len(sent) > integ.max_alerts:
+            truncated = len(sent) - integ.max_alerts
+            sent = sent[: integ.max_alerts]
+        plan.notifications.append(Notification(
+            id="", receiver=go_quote_meta(integ.receiver), integration=integ.id, group_key=g.key,
+            group_labels=dict(g.labels), status="firing" if any(not a.resolved_at(now) for a in sent) else "resolved",
+            alerts=list(sent), timestamp=now, reason=reason, external_url=external_url,
+            truncated_alerts=truncated, incident=snap,
+        ))
 
 
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))

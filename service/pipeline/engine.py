@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from routing.receivers.base import Receiver
 from routing.receivers.console import Recording
@@ -25,7 +24,15 @@ from service.core.metrics import Metrics
 from service.core.models import Alert, Notification
 from service.pipeline.outbox import Outbox
 from service.pipeline.scheduler import Scheduler
+from service.store.alerts import AlertStore
+from service.store.digests import DigestStore
+from service.store.groups import GroupStore
 from service.store.keys import Keys, Scripts
+from service.store.outbox import OutboxStore
+from service.store.silences import SilenceStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("tocsin.engine")
 
@@ -85,7 +92,11 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.keys = Keys(cfg.tocsin.redis.key_prefix, cfg.tocsin.redis.shards)
         self.scripts = Scripts(redis)
-        self.silences = Silences(redis, self.keys)
+        # The stores, built once and passed down: the pipeline decides, they read and write Redis.
+        self.alerts = AlertStore(redis, self.keys, self.scripts)
+        self.groups = GroupStore(redis, self.keys, self.scripts)
+        self.digest_store = DigestStore(redis, self.keys)
+        self.silences = Silences(SilenceStore(redis, self.keys))
         self.receiver_factory = receiver_factory
         self.receivers = build_receivers(cfg, receiver_factory, clock)
         self.consumer = consumer or f"{default_consumer(cfg.tocsin.listen)}"
@@ -98,12 +109,12 @@ class Engine:
         self.single_writer = False
         self._schedules = 0  # calls of _scheduled (a group or escalation timer was set)
         self._seen_dues: tuple[float, float, int] | None = None  # (groups, incidents, _schedules) at next_due
-        self.dispatcher = Dispatcher(redis, self.keys, self.scripts, cfg, clock, self.silences,
+        self.dispatcher = Dispatcher(self.groups, self.alerts, cfg, clock, self.silences,
                                      on_schedule=self._scheduled, metrics=self.metrics)
-        self.scheduler = Scheduler(redis, self.keys, self.scripts, self.dispatcher, clock,
+        self.scheduler = Scheduler(self.groups, self.dispatcher, clock,
                                    replica_id=f"{self.consumer}.{uuid.uuid4().hex[:6]}")
         d = cfg.tocsin.delivery
-        self.outbox = Outbox(redis, self.keys, self.scripts, clock, self.consumer, self.receivers.get,
+        self.outbox = Outbox(OutboxStore(redis, self.keys, self.scripts), clock, self.consumer, self.receivers.get,
                              max_attempts=d.max_attempts, backoff_initial=d.backoff_initial,
                              backoff_max=d.backoff_max, metrics=self.metrics)
         self.outbox.go_templates = cfg.go_templates
@@ -122,7 +133,7 @@ class Engine:
 
     def _bind_digests(self) -> None:
         for r in self._digests():
-            r.bind(self.redis, self.keys.prefix, self._notify_receiver)
+            r.bind(self.digest_store, self._notify_receiver)
 
     async def _notify_receiver(self, name: str, n: Notification) -> None:
         """Queue a notification for every integration of receiver `name` (a digest item that grew), through the
@@ -133,13 +144,12 @@ class Engine:
 
         ident = (n.incident or {}).get("id") if isinstance(n.incident, dict) else None
         gid = "d" + hashlib.sha1(f"{ident or n.group_key}\x00{name}".encode()).hexdigest()[:19]
-        args: list[Any] = [gid, 30 * 24 * 3600]
+        notes: list[tuple[str, str, str]] = []
         for integ in self.dispatcher.integrations.get(name, []):
             m = replace(n, integration=integ.id, receiver=integ.receiver, reason="escalated from digest")
-            args += [integ.id, integ.receiver, m.to_json()]
-        if len(args) > 2:
-            shard = self.keys.shard_of(gid)
-            await self.scripts.enqueue_notifications(keys=[self.keys.outbox(shard), self.keys.seq(gid)], args=args)
+            notes.append((integ.id, integ.receiver, m.to_json()))
+        if notes:
+            await self.outbox.store.enqueue(gid, 30 * 24 * 3600, notes)
             self.outbox.wake()
 
     def _incident_scheduled(self, t: float) -> None:
@@ -274,15 +284,12 @@ class Engine:
     async def _next_due_one_read(self) -> float | None:
         """next_due in one round trip: the group timers of every shard and the incident lifecycles of every
         correlation domain (the domains a single writer created itself; see IncidentStore.known_domains)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.zrange(self.keys.due(shard), 0, 0, withscores=True)
         domains = await self.incidents.known_domains() if self.incidents is not None else []
-        for domain in domains:
-            pipe.zrange(self.incidents.keys(domain).due, 0, 0, withscores=True)
-        res = await pipe.execute()
-        groups = [float(r[0][1]) / 1000 for r in res[:self.keys.shards] if r]
-        incidents = [float(r[0][1]) for r in res[self.keys.shards:] if r]
+        zsets = [self.keys.due(shard) for shard in range(self.keys.shards)]
+        zsets += [self.incidents.keys(domain).due for domain in domains]
+        res = await self.groups.first_scores(zsets)
+        groups = [t / 1000 for t in res[:self.keys.shards] if t is not None]
+        incidents = [t for t in res[self.keys.shards:] if t is not None]
         inf = float("inf")
         self._seen_dues = (min(groups, default=inf), min(incidents, default=inf), self._schedules)
         times = groups + incidents

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from routing.receivers.base import NotifyError, Receiver
@@ -26,7 +25,7 @@ from routing.receivers.fields import GO_TEMPLATES
 
 from service.core.clock import Clock, wait_event
 from service.core.models import Notification
-from service.store.keys import CONSUMER_GROUP, Keys, Scripts, queue_script
+from service.store.outbox import MarkBatch, OutboxStore
 
 log = structlog.get_logger("tocsin.outbox")
 
@@ -46,13 +45,11 @@ def _s(b: Any) -> str:
 
 
 class Outbox:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, clock: Clock, consumer: str,
+    def __init__(self, store: OutboxStore, clock: Clock, consumer: str,
                  receivers: Callable[[str], Receiver | None], *, max_attempts: int = 12,
                  backoff_initial: float = 0.5, backoff_max: float = 60.0, claim_idle: float = 60.0,
                  metrics: Any = None, on_delivered: Callable[[Notification, dict[str, Any]], Awaitable[None]] | None = None):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+        self.store = store
         self.clock = clock
         self.consumer = consumer
         self.receivers = receivers
@@ -76,12 +73,7 @@ class Outbox:
         self._lanes_known: dict[tuple[str, str], tuple[int, dict[str, Any] | None] | None] = {}
 
     async def ensure_groups(self) -> None:
-        for shard in range(self.keys.shards):
-            try:
-                await self.redis.xgroup_create(self.keys.outbox(shard), CONSUMER_GROUP, id="0", mkstream=True)
-            except ResponseError as e:
-                if "BUSYGROUP" not in str(e):
-                    raise
+        await self.store.ensure_groups()
 
     def wake(self) -> None:
         self._wake.set()
@@ -93,10 +85,7 @@ class Outbox:
         return self._woken
 
     async def depth(self) -> int:
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.xlen(self.keys.outbox(shard))
-        return sum(int(x) for x in await pipe.execute())
+        return await self.store.depth()
 
     def _parse(self, shard: int, eid: Any, fields: dict[Any, Any]) -> Entry:
         f = {_s(k): _s(v) for k, v in fields.items()}
@@ -106,31 +95,13 @@ class Outbox:
 
     async def _read(self, start: str) -> list[Entry]:
         """Read entries for this consumer: start=">" new ones, start="0" our own pending ones."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.xreadgroup(CONSUMER_GROUP, self.consumer, {self.keys.outbox(shard): start}, count=256)
-        out: list[Entry] = []
         self._read_full = False
-        for shard, res in enumerate(await pipe.execute()):
-            for _stream, entries in res or []:
-                self._read_full |= len(entries) >= 256
-                for eid, fields in entries:
-                    if fields:  # deleted entries come back with no fields
-                        out.append(self._parse(shard, eid, fields))
-        return out
+        raw, self._read_full = await self.store.read(self.consumer, start)
+        return [self._parse(shard, eid, fields) for shard, eid, fields in raw]
 
     async def _autoclaim(self) -> list[Entry]:
-        out: list[Entry] = []
-        for shard in range(self.keys.shards):
-            try:
-                res = await self.redis.xautoclaim(self.keys.outbox(shard), CONSUMER_GROUP, self.consumer,
-                                                  min_idle_time=int(self.claim_idle * 1000), start_id="0-0", count=256)
-            except ResponseError:
-                continue
-            for eid, fields in res[1]:
-                if fields:
-                    out.append(self._parse(shard, eid, fields))
-        return out
+        raw = await self.store.autoclaim(self.consumer, int(self.claim_idle * 1000))
+        return [self._parse(shard, eid, fields) for shard, eid, fields in raw]
 
     def _dispatch(self, entries: list[Entry]) -> None:
         self._maybe_pending = True  # lanes run on their own: a drain reads our pending entries again
@@ -169,21 +140,15 @@ class Outbox:
             self._lanes.pop(lane, None)
 
     async def _delivered_seq(self, e: Entry) -> tuple[int, dict[str, Any] | None]:
-        k = self.keys.delivery_state(e.gid)
-        seq, state = await self.redis.hmget(k, f"{e.integration}:seq", f"{e.integration}:state")
+        seq, state = await self.store.lane_state(e.gid, e.integration)
         return int(seq or 0), (json.loads(state) if state else None)
 
-    def _queue_mark(self, pipe: Any, e: Entry, state: dict[str, Any] | None) -> None:
-        queue_script(pipe, self.scripts.mark_delivered,
-                     keys=[self.keys.delivery_state(e.gid), self.keys.outbox(e.shard)],
-                     args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id,
-                           30 * 86400])
+    def _queue_mark(self, marks: MarkBatch, e: Entry, state: dict[str, Any] | None) -> None:
+        marks.add(e.shard, e.id, e.gid, e.integration, e.seq, json.dumps(state) if state is not None else "")
 
     async def _mark(self, e: Entry, state: dict[str, Any] | None) -> None:
-        await self.scripts.mark_delivered(
-            keys=[self.keys.delivery_state(e.gid), self.keys.outbox(e.shard)],
-            args=[e.integration, e.seq, json.dumps(state) if state is not None else "", CONSUMER_GROUP, e.id, 30 * 86400],
-        )
+        await self.store.mark(e.shard, e.id, e.gid, e.integration, e.seq,
+                              json.dumps(state) if state is not None else "")
 
     async def _deliver(self, e: Entry, failed: NotifyError | None = None) -> bool:
         """Deliver (or give up on) one entry; False when an earlier entry of its lane is queued and must go first.
@@ -209,8 +174,7 @@ class Outbox:
                 # claimed meanwhile, so that no other replica's autoclaim takes it and sends it twice.
                 waited_for_predecessor += 1
                 if waited_for_predecessor % 50 == 0:
-                    await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id],
-                                            justid=True)
+                    await self.store.keep(e.shard, e.id, self.consumer)
                 await self.clock.sleep(0.1)
                 continue
             receiver = self.receivers(e.integration)
@@ -251,7 +215,7 @@ class Outbox:
         log.warning("delivery_retry", integration=e.integration, notification=e.notification.id,
                     reason=err.reason, attempt=attempt, delay=round(delay, 3))
         # Keep the entry ours while we back off, so that no other replica claims it meanwhile.
-        await self.redis.xclaim(self.keys.outbox(e.shard), CONSUMER_GROUP, self.consumer, 0, [e.id], justid=True)
+        await self.store.keep(e.shard, e.id, self.consumer)
         await self.clock.sleep(delay)
         return False
 
@@ -304,20 +268,16 @@ class Outbox:
             self._seen.add((e.shard, e.id))
         try:
             known = await self._lane_states(list(dict.fromkeys((e.gid, e.integration) for e in entries)))
-            marks = self.redis.pipeline(transaction=False)
-            queued = 0
+            marks = self.store.marks()
             for e in entries:
                 lane = (e.gid, e.integration)
                 cur = known.get(lane)
                 receiver = self.receivers(e.integration)
                 if cur is not None and cur[0] >= e.seq:
                     self._queue_mark(marks, e, None)  # a redelivery of something already sent
-                    queued += 1
                     continue
                 if cur is None or cur[0] != e.seq - 1 or receiver is None or self.on_delivered is not None:
-                    if queued:
-                        await marks.execute()
-                        queued = 0
+                    await marks.flush()
                     await self._deliver_logged(e)
                     known[lane] = None  # unknown from here: the rest of this lane takes _deliver too
                     continue
@@ -325,9 +285,7 @@ class Outbox:
                     GO_TEMPLATES.set(self.go_templates)
                     result = await receiver.send(e.notification, cur[1])
                 except NotifyError as err:
-                    if queued:
-                        await marks.execute()
-                        queued = 0
+                    await marks.flush()
                     await self._deliver_logged(e, err)  # counts, backs off and retries as a lane would
                     known[lane] = None
                     continue
@@ -336,11 +294,9 @@ class Outbox:
                 if new_state:
                     merged.update(new_state)
                 self._queue_mark(marks, e, merged if new_state else None)
-                queued += 1
                 known[lane] = (e.seq, merged if new_state else cur[1])
                 self._count("sent", e, "")
-            if queued:
-                await marks.execute()
+            await marks.flush()
             if self.single_writer:
                 self._lanes_known.update(known)  # None: it took _deliver, read it next time
         except asyncio.CancelledError:
@@ -361,11 +317,8 @@ class Outbox:
             known = {lane: self._lanes_known.get(lane, (0, None)) for lane in lanes}
             lanes = [lane for lane in lanes if known[lane] is None]
         if lanes:
-            pipe = self.redis.pipeline(transaction=False)
-            for gid, integ in lanes:
-                pipe.hmget(self.keys.delivery_state(gid), f"{integ}:seq", f"{integ}:state")
             known.update({lane: (int(seq or 0), json.loads(state) if state else None)
-                          for lane, (seq, state) in zip(lanes, await pipe.execute())})
+                          for lane, (seq, state) in zip(lanes, await self.store.lane_states(lanes))})
         return known
 
     async def _deliver_logged(self, e: Entry, failed: NotifyError | None = None) -> None:

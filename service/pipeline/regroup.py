@@ -4,7 +4,7 @@ Alertmanager rebuilds its dispatcher on reload and re-routes every alert into fr
 groups in Redis keyed by route id (`routing.route_tree.route_id`, which survives edits to other routes), so a reload
 only has to move the alerts whose routing changed: `moves` decides, from each firing alert's current memberships
 and the groups the new route tree puts it in, which memberships to add and which to drop (a pure function);
-`regroup` reads the groups from Redis, asks `moves`, and writes the result through the dispatcher's group upserts
+`regroup` reads the groups (service/store/groups.py), asks `moves`, and writes the result through the group store
 (new memberships first, so an alert is never in no group).
 
 An alert in an incident group keeps its incident: its correlating routes map to the same incident's groups. An
@@ -62,32 +62,10 @@ def moves(current: dict[str, dict[str, str]], targets: dict[str, list[Target] | 
     return out
 
 
-def _d(b: Any) -> str:
-    return b.decode() if isinstance(b, bytes) else b
-
-
 async def _memberships(dispatcher: Any) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """fingerprint -> {gid: generation} over every group, and gid -> incident id for incident groups."""
-    keys, redis = dispatcher.keys, dispatcher.redis
-    gids: list[str] = []
-    for shard in range(keys.shards):
-        gids += [_d(g) for g in await redis.zrange(keys.due(shard), 0, -1)]
-    current: dict[str, dict[str, str]] = {}
-    incident: dict[str, str] = {}
-    for i in range(0, len(gids), CHUNK):
-        chunk = gids[i:i + CHUNK]
-        pipe = redis.pipeline(transaction=False)
-        for gid in chunk:
-            pipe.hget(keys.group_meta(gid), "labels")
-            pipe.hgetall(keys.group_members(gid))
-        res = await pipe.execute()
-        for j, gid in enumerate(chunk):
-            labels, members = res[2 * j], res[2 * j + 1]
-            if labels is not None and "incident" in (gl := json.loads(_d(labels))):
-                incident[gid] = gl["incident"]
-            for fp, gen in members.items():
-                current.setdefault(_d(fp), {})[gid] = _d(gen)
-    return current, incident
+    current, labels = await dispatcher.groups.memberships(CHUNK)
+    return current, {gid: gl["incident"] for gid, gl in labels.items() if "incident" in gl}
 
 
 def _targets(dispatcher: Any, a: Alert, iids: set[str]) -> list[Target] | None:
@@ -128,15 +106,8 @@ async def regroup(dispatcher: Any, now: float) -> int:
             head, members = items.setdefault(t.gid, ([t.gid, t.route_id, t.key, json.dumps(t.labels, sort_keys=True),
                                                       ms(t.group_wait)], []))
             members.extend((m.fingerprint, m.generation, ms(a.starts_at)))
-    pipe = dispatcher.redis.pipeline(transaction=False)
-    for shard, items in by_shard.items():
-        dispatcher._queue_group_upserts(pipe, shard, items, now_ms)
-    dues = [float(d) for res in (await pipe.execute() if by_shard else []) for d in res]
-    pipe = dispatcher.redis.pipeline(transaction=False)
-    for m in todo:
-        for gid in m.drop:
-            pipe.hdel(keys.group_members(gid), m.fingerprint)
-    await pipe.execute()
+    dues = await dispatcher.groups.upsert(by_shard, now_ms)
+    await dispatcher.groups.drop_members([(gid, [m.fingerprint]) for m in todo for gid in m.drop])
     if dues:
         dispatcher.on_schedule(min(dues) / 1000)
     log.info("regrouped", alerts=len(todo))

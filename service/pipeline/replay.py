@@ -31,7 +31,7 @@ from service.store.embedded import EmbeddedRedis
 from service.pipeline.engine import Engine, recording_factory
 from service.ingest.events import DetectorEvent
 from service.core.models import Alert, Notification
-from service.store.keys import ms, open_redis, queue_script
+from service.store.keys import delete_prefix, open_redis
 
 
 SWEEP_EVERY = 600.0  # seconds of event time between retention sweeps
@@ -118,13 +118,7 @@ class Simulation:
 
     async def sweep(self, now: float) -> None:
         """Forget alerts that ended `alert_retention` ago (serve's sweeper, in event time; one round trip)."""
-        keys = self.engine.keys
-        pipe = self.client.pipeline(transaction=False)
-        for shard in range(keys.shards):
-            queue_script(pipe, self.engine.scripts.sweep_resolved_alerts,
-                         keys=[keys.alerts(shard), keys.alert_ends(shard), keys.alerts_grouped(shard)],
-                         args=[ms(now - self.retention), 100_000])
-        self.stats["swept"] += sum(int(n) for n in await pipe.execute())
+        self.stats["swept"] += await self.engine.alerts.sweep_all(now - self.retention, 100_000)
         if self.engine.dispatcher.fixed_silences is None:
             await self.engine.silences.gc(now)
 
@@ -213,8 +207,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
     finally:
         await sim.engine.close()
         if embedded is None:
-            async for k in client.scan_iter(match=f"{prefix}:*", count=1000):
-                await client.delete(k)
+            await delete_prefix(client, prefix)
         await client.aclose()
         if embedded is not None:
             embedded.stop()

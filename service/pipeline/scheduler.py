@@ -10,22 +10,20 @@ import uuid
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from service.core.clock import Clock, wait_event
 from service.pipeline.dispatch import Dispatcher
-from service.store.keys import Keys, Scripts, ms, queue_script
+from service.store.groups import GroupStore
+from service.store.keys import ms
 
 log = structlog.get_logger("tocsin.scheduler")
 
 
 class Scheduler:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dispatcher: Dispatcher, clock: Clock,
+    def __init__(self, groups: GroupStore, dispatcher: Dispatcher, clock: Clock,
                  replica_id: str | None = None, lease: float = 30.0, batch: int = 128, max_idle: float = 1.0,
                  chunk: int = 256):
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+        self.groups = groups
         self.dispatcher = dispatcher
         self.clock = clock
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
@@ -44,31 +42,27 @@ class Scheduler:
             self._next_local = due
             self._wake.set()
 
-    async def claim(self, now: float) -> tuple[list[tuple[str, str]], float | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        tok = f"{self.replica_id}.{next(self._counter)}"
-        for shard in range(self.keys.shards):
-            queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
-                         args=[ms(now), ms(self.lease), self.batch, tok])
-        claimed: list[tuple[str, str]] = []
-        nxt: float | None = None
-        for res in await pipe.execute():
-            *items, earliest = res
-            for i in range(0, len(items), 3):
-                g = items[i].decode() if isinstance(items[i], bytes) else items[i]
-                t = items[i + 1].decode() if isinstance(items[i + 1], bytes) else items[i + 1]
-                claimed.append((g, t))
-            e = float(earliest)
-            if e >= 0 and (nxt is None or e / 1000 < nxt):
-                nxt = e / 1000
-        return claimed, nxt
+    @property
+    def due_log(self) -> Any:
+        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
+        return self.groups.due_log
 
-    async def run_due(self) -> tuple[int, float | None]:
-        """Flush every group due now. Returns (groups flushed, earliest remaining due time)."""
+    @due_log.setter
+    def due_log(self, log: Any) -> None:
+        self.groups.due_log = log
+
+    async def claim(self, now: float, shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any)."""
+        tok = f"{self.replica_id}.{next(self._counter)}"
+        return await self.groups.claim_due(ms(now), ms(self.lease), self.batch, tok, shards)
+
+    async def run_due(self, shards: list[int] | None = None) -> tuple[int, float | None]:
+        """Flush every group due now (in `shards`, default all). Returns (groups flushed, earliest remaining due
+        time, of those shards)."""
         total = 0
         while True:
             now = self.clock.now()
-            claimed, nxt = await self.claim(now)
+            claimed, nxt = await self.claim(now, shards)
             if not claimed:
                 return total, nxt
             for i in range(0, len(claimed), self.chunk):
@@ -99,15 +93,7 @@ class Scheduler:
         await asyncio.sleep(0)  # let waiting requests in between chunks
 
     async def next_due(self) -> float | None:
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in range(self.keys.shards):
-            pipe.zrange(self.keys.due(shard), 0, 0, withscores=True)
-        best = None
-        for res in await pipe.execute():
-            if res:
-                t = float(res[0][1]) / 1000
-                best = t if best is None or t < best else best
-        return best
+        return await self.groups.next_due()
 
     async def run(self) -> None:
         """The serve loop: flush what is due, then wait until the next timer or an earlier local wake-up."""

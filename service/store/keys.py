@@ -19,6 +19,10 @@ one Redis Cluster slot):
   P:{inh}:<rule>:<eqhash>  hash  fingerprint -> endsAt ms         (inhibition sources)
   P:{sil}:silences         hash  silence id -> silence json
   P:{sil}:version          string, bumped on every silence change
+  P:{dN}:detect:state / cursor, P:{det}:detect:shadow   the detectors' state (DetectKeys, service/store/detect.py)
+  P:{co:<domain>}:n / lead / p:<key>   learned co-occurrence (Keys.cooccurrence, service/store/cooccurrence.py)
+  P:{inc:<domain>}:...     the incident store's keys (IncidentKeys, service/incidents/store.py)
+  P:{dig:<integration>}:buf / due / last   a digest's buffer, next run, last run (service/store/digests.py)
   P:ui:session:<hash>      string  a web UI session (service/store/sessions.py)
   P:ui:login-failures:<h>  string  wrong login tokens from one address in the current window
   P:{slackreplay}:<sig>    string  a signed Slack request already handled (service/store/once.py)
@@ -48,7 +52,6 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
-from service.store.silences import SilenceStore
 
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
@@ -126,10 +129,6 @@ class Keys:
     def silences_version(self) -> str:
         return f"{self.prefix}:{{sil}}:version"
 
-    def silence_storage(self, redis: Redis) -> SilenceStore:
-        """The silences' Redis storage under these keys (service/store/silences.py), for routing.silences."""
-        return SilenceStore(redis, self)
-
     # the web UI (single-key commands: no hash tag needed)
     def ui_session(self, sid_hash: str) -> str:
         return f"{self.prefix}:ui:session:{sid_hash}"
@@ -157,9 +156,155 @@ class Keys:
     def summary_vote_totals(self) -> str:
         return f"{self.prefix}:{{feedback}}:totals"
 
+    # digests (service/store/digests.py): one hash tag per digest integration
+    def digest(self, integration: str, what: str) -> str:
+        return f"{self.prefix}:{{dig:{integration}}}:{what}"
+
+    # learned co-occurrence (service/store/cooccurrence.py): one hash tag per correlation domain
+    def cooccurrence(self, domain: str) -> CooccurrenceKeys:
+        return CooccurrenceKeys(f"{self.prefix}:{{co:{domain}}}")
+
     # misc
     def dedup(self, namespace: str, ident: str) -> str:
         return f"{self.prefix}:{{dedup}}:{namespace}:{ident}"
+
+
+@dataclass(frozen=True)
+class DetectKeys:
+    """The detectors' keys (service/store/detect.py): their own hash tags {dN}, N = crc32(series id) % shards."""
+
+    prefix: str = "tocsin"
+    shards: int = 16
+
+    def shard_of(self, ident: str) -> int:
+        return zlib.crc32(ident.encode()) % self.shards
+
+    def state(self, shard: int) -> str:
+        return f"{self.prefix}:{{d{shard}}}:detect:state"
+
+    def cursor(self, shard: int) -> str:
+        return f"{self.prefix}:{{d{shard}}}:detect:cursor"
+
+    def shadow(self) -> str:
+        return f"{self.prefix}:{{det}}:detect:shadow"
+
+
+@dataclass
+class IncidentKeys:
+    """The incident store's keys (service/incidents/store.py): one hash tag per correlation domain."""
+
+    base: str
+
+    @staticmethod
+    def of(prefix: str, domain: str) -> IncidentKeys:
+        return IncidentKeys(f"{prefix}:{{inc:{domain}}}")
+
+    @staticmethod
+    def domain_index(prefix: str) -> str:
+        """hash incident id -> domain (only for non-default domains)."""
+        return f"{prefix}:{{incidx}}:dom"
+
+    @staticmethod
+    def domains(prefix: str) -> str:
+        """set: every correlation domain that has had an incident."""
+        return f"{prefix}:{{incidx}}:domains"
+
+    @property
+    def ver(self) -> str:
+        return f"{self.base}:ver"
+
+    @property
+    def open(self) -> str:
+        return f"{self.base}:open"
+
+    @property
+    def fp(self) -> str:
+        return f"{self.base}:fp"
+
+    @property
+    def all(self) -> str:
+        return f"{self.base}:all"
+
+    @property
+    def fb(self) -> str:
+        return f"{self.base}:fb"
+
+    @property
+    def cmodel(self) -> str:
+        """hash feature|"bias" -> this installation's learned offset to the shipped confidence model's weight,
+        and "verdicts" -> how many verdicts it learned from."""
+        return f"{self.base}:cmodel"
+
+    @property
+    def fs(self) -> str:
+        """hash fingerprint -> "<incident id>|<firing|resolved>": the re-send fast path in one read (a cache of
+        base:fp and the member's status, written with them; the slow path re-checks everything)."""
+        return f"{self.base}:fs"
+
+    @property
+    def due(self) -> str:
+        """zset id -> when time next changes the incident (lifecycle.due_at)."""
+        return f"{self.base}:due"
+
+    @property
+    def act(self) -> str:
+        """zset "entity|onset" -> onset: entities that became active recently (for learning co-activation)."""
+        return f"{self.base}:act"
+
+    @property
+    def ent(self) -> str:
+        """hash entity -> activations (an entity's first alert in an incident)."""
+        return f"{self.base}:ent"
+
+    @property
+    def pair(self) -> str:
+        """hash "a\x1fb" (sorted) -> co-activations within the cross window."""
+        return f"{self.base}:pair"
+
+    @property
+    def hist(self) -> str:
+        """hash fingerprint -> episodes seen (a series' own firing history)."""
+        return f"{self.base}:hist"
+
+    @property
+    def cad(self) -> str:
+        """hash entity -> the shortest episode seen (the cadence of the entity's source)."""
+        return f"{self.base}:cad"
+
+    @property
+    def t0(self) -> str:
+        """string: when this domain saw its first alert (the span base rates are measured over)."""
+        return f"{self.base}:t0"
+
+    def meta(self, iid: str) -> str:
+        return f"{self.base}:i:{iid}"
+
+    def members(self, iid: str) -> str:
+        return f"{self.base}:m:{iid}"
+
+    def timeline(self, iid: str) -> str:
+        return f"{self.base}:tl:{iid}"
+
+
+@dataclass(frozen=True)
+class CooccurrenceKeys:
+    """Learned co-occurrence's keys (service/store/cooccurrence.py): one hash tag per correlation domain."""
+
+    base: str
+
+    @property
+    def n(self) -> str:
+        """hash key -> "count|t": incidents containing key."""
+        return f"{self.base}:n"
+
+    @property
+    def lead(self) -> str:
+        """hash key -> "count|t": incidents where key fired first."""
+        return f"{self.base}:lead"
+
+    def pair(self, key: str) -> str:
+        """hash other -> "count|t": incidents containing both."""
+        return f"{self.base}:p:{key}"
 
 
 def group_id(route_id: str, group_key: str) -> str:
@@ -357,6 +502,20 @@ class TocsinCluster(RedisCluster):
         pipe = _ClusterPipeline(self, transaction)
         pipe.queued_scripts = {}
         return pipe
+
+
+async def delete_prefix(redis: Any, prefix: str) -> int:
+    """Delete every key under `prefix` (SCAN, not KEYS; one key per DEL, so it works on a cluster too): the
+    cleanup of a private prefix (replay on an external Redis, tests)."""
+    n = 0
+    async for k in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        n += await redis.delete(k)
+    return n
+
+
+async def ping(redis: Any) -> None:
+    """Raise unless Redis answers (readiness)."""
+    await redis.ping()
 
 
 def open_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0, **kw: Any) -> Redis | RedisCluster:

@@ -4,12 +4,11 @@ copy with one GET. It stores encoded silences as given (routing.silences encodes
 reads and writes)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.asyncio import Redis
 
-if TYPE_CHECKING:
-    from service.store.keys import Keys  # which builds a SilenceStore (Keys.silence_storage)
+from service.store.keys import Keys
 
 
 class SilenceStore:

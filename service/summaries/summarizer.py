@@ -19,7 +19,6 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Iterable
 
 import structlog
-from redis.asyncio import Redis
 
 from service.core.clock import Clock
 from service.store.summaries import SummaryStore
@@ -30,6 +29,8 @@ from service.summaries.evidence_summarizer import EvidenceSummarizer
 from service.summaries.metrics import LLMMetrics, default_metrics
 
 if TYPE_CHECKING:  # the SDK is imported only when an LLM is configured (service.summaries.config)
+    from redis.asyncio import Redis
+
     from service.summaries.claude import ClaudeSummarizer
 from service.summaries.sanitize import sanitize_summary
 from service.summaries.schema import Summary

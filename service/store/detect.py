@@ -1,4 +1,4 @@
-"""The detectors' Redis keys and state snapshots, in one place.
+"""The detectors' state in Redis: state snapshots per series, query cursors, the shadow stream.
 
 Key layout (``P`` is Tocsin's key prefix; ``{dN}`` a hash tag, N = crc32(series id) % shards):
 
@@ -11,31 +11,14 @@ Every command touches one key; there is no multi-key command, so Redis Cluster i
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from service.store.keys import DetectKeys
+
 SHADOW_MAXLEN = 10000
-
-
-@dataclass(frozen=True)
-class DetectKeys:
-    prefix: str = "tocsin"
-    shards: int = 16
-
-    def shard_of(self, ident: str) -> int:
-        return zlib.crc32(ident.encode()) % self.shards
-
-    def state(self, shard: int) -> str:
-        return f"{self.prefix}:{{d{shard}}}:detect:state"
-
-    def cursor(self, shard: int) -> str:
-        return f"{self.prefix}:{{d{shard}}}:detect:cursor"
-
-    def shadow(self) -> str:
-        return f"{self.prefix}:{{det}}:detect:shadow"
 
 
 def pack(state: dict[str, Any]) -> bytes:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from redis.asyncio import Redis
 
+from service.store.keys import Keys
+
 PRIOR = 2.0
 MAX_KEYS_PER_INCIDENT = 40  # 780 pairs at most per closed incident; storms stay bounded
 MERGE_BONUS = 2.0  # a human merge is worth two co-occurrences
@@ -62,12 +64,13 @@ class CooccurrenceStore:
     def __init__(self, redis: Redis, prefix: str, half_life: float = 14 * 86400.0, domain: str = "default"):
         self.redis = redis
         self.half_life = half_life
-        self.base = f"{prefix}:{{co:{domain}}}"
+        self.k = Keys(prefix).cooccurrence(domain)
+        self.base = self.k.base
         self._script = redis.register_script(DECAY_ADD)
         self.decay_add = self._script  # also for other decayed counters of the same domain (verdicts)
 
     def _pair(self, key: str) -> str:
-        return f"{self.base}:p:{_clean(key)}"
+        return self.k.pair(_clean(key))
 
     async def _apply(self, now: float, updates: list[tuple[str, str, float]]) -> None:
         if not updates:
@@ -82,11 +85,11 @@ class CooccurrenceStore:
     async def record_incident(self, keys: Iterable[str], first: str | None, now: float) -> None:
         """A closed incident: every key and every pair of keys co-occurred once."""
         ks = sorted({_clean(k) for k in keys})[:MAX_KEYS_PER_INCIDENT]
-        ups: list[tuple[str, str, float]] = [(f"{self.base}:n", k, 1.0) for k in ks]
+        ups: list[tuple[str, str, float]] = [(self.k.n, k, 1.0) for k in ks]
         for a, b in combinations(ks, 2):
             ups += [(self._pair(a), b, 1.0), (self._pair(b), a, 1.0)]
         if first:
-            ups.append((f"{self.base}:lead", _clean(first), 1.0))
+            ups.append((self.k.lead, _clean(first), 1.0))
         await self._apply(now, ups)
 
     async def feedback(self, a_keys: Iterable[str], b_keys: Iterable[str], positive: bool, now: float) -> None:
@@ -116,7 +119,7 @@ class CooccurrenceStore:
             return lambda a, b: 0.0
         others = [o.decode() for o in row]
         c = self._decay(list(row.values()), now)
-        n = self._decay(await self.redis.hmget(f"{self.base}:n", [key] + others), now)
+        n = self._decay(await self.redis.hmget(self.k.n, [key] + others), now)
         c = np.clip(c, 0, None)
         # Feedback can make c exceed the incident counts; the union is never smaller than c.
         union = np.maximum(n[0] + n[1:] - c, c)
@@ -146,8 +149,8 @@ class CooccurrenceStore:
         """Queue on `pipe` the reads `lead_lookup` needs (two HMGETs, none without keys); returns the keys read."""
         ks = sorted({_clean(k) for k in keys})
         if ks:
-            pipe.hmget(f"{self.base}:lead", ks)
-            pipe.hmget(f"{self.base}:n", ks)
+            pipe.hmget(self.k.lead, ks)
+            pipe.hmget(self.k.n, ks)
         return ks
 
     def lead_lookup(self, ks: list[str], raw: list[Any], now: float) -> Callable[[str], float]:
