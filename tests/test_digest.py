@@ -145,3 +145,55 @@ async def test_a_slack_api_error_on_a_digest_is_a_failure_with_the_slack_error(r
                 assert len(slack.messages) == 1
         finally:
             await engine.close()
+
+
+HELD = """
+global: {resolve_timeout: 4h}
+route:
+  receiver: oncall
+  group_by: [service]
+  group_wait: 30s
+  group_interval: 2m
+  tocsin: {min_confidence: 0.6, held_receiver: digest}
+receivers:
+  - name: digest
+    digest_configs:
+      - schedule: {every: 1h}
+        webhook: {url: "http://127.0.0.1:%(port)d/digest"}
+  - name: oncall
+    webhook_configs: [{url: "http://127.0.0.1:%(port)d/oncall"}]
+tocsin:
+  correlation: {enabled: true}
+"""
+
+
+async def test_incidents_held_below_the_floor_go_to_the_held_receiver_and_page_once_they_are_likely(
+        redis, key_prefix, capture):
+    """A lone blip below the route's min_confidence is not paged: the incident says it is held, and it reaches the
+    route's held_receiver (a digest) instead. An alert that keeps firing becomes likely enough and pages through
+    the route's receiver; its hold is released in the snapshot and the timeline."""
+    port, got = capture
+    h = await harness(redis, HELD % {"port": port}, key_prefix, receiver_factory=default_receiver_factory)
+    engine = h.engine
+    try:
+        blip = alert("billing", "QueueBacklog", "warning", 0)
+        await h.post(blip)
+        await h.advance_to(60)
+        await h.post({**blip, "endsAt": to_rfc3339(T0 + 60)})
+        await h.post(alert("search", "IndexLag", "warning", 60))
+        await h.advance_to(95)
+        held = {i["title"].split()[0]: i for i in await engine.incidents.list()}
+        assert held["billing"]["held"]["floor"] == 0.6 and held["billing"]["held"]["receiver"] == "digest"
+        assert held["search"]["held"] and got["oncall"] == []
+        await h.advance_to(1800)  # search kept firing: likely enough, paged; billing stays held (one sample)
+        assert len(got["oncall"]) == 1 and got["oncall"][0]["alerts"][0]["labels"]["service"] == "search"
+        now = {i["title"].split()[0]: i for i in await engine.incidents.list()}
+        assert now["search"]["held"] is None and now["billing"]["held"]
+        events = [e["event"] for e in now["search"]["timeline"]]
+        assert events.index("held") < events.index("released")
+        await h.advance_to(3601)
+        assert len(got["digest"]) == 1
+        titles = sorted(i["title"].split()[0] for i in got["digest"][0]["items"])
+        assert titles[0] == "billing" and len(got["oncall"]) == 1
+    finally:
+        await engine.close()

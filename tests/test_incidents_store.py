@@ -21,7 +21,7 @@ CFG = CorrelationConfig(enabled=True, topology=TOPO, quiet_period=300, reopen_co
 
 SCHEMA_KEYS = {"id", "title", "state", "opened_at", "updated_at", "resolved_at", "severity", "severity_factors",
                "confidence", "confidence_factors", "services", "metrics", "entities", "members", "root_causes",
-               "summary", "flapping", "acked_by", "acked_at", "snoozed_until", "timeline", "url"}
+               "summary", "flapping", "held", "acked_by", "acked_at", "snoozed_until", "timeline", "url"}
 MEMBER_KEYS = {"entity", "fingerprint", "labels", "annotations", "status", "starts_at", "ends_at", "score", "value",
                "expected", "detector", "generator_url", "joined_by"}
 

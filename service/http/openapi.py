@@ -108,6 +108,9 @@ def _incident_schema() -> dict[str, Any]:
                        "this installation's own acknowledgements and noise marks."},
         "confidence_factors": {"type": "array", "items": factor, "description":
                                "The model's base rate, then each feature with its value x and weight * x."},
+        "held": {"type": ["object", "null"], "description":
+                 "Set while the incident is held below the route's min_confidence instead of paged: since, floor, "
+                 "confidence, receiver (the route's held_receiver, if any). Null once it paged."},
         "root_causes": {"type": "array", "items": {"type": "object"}},
         "members": {"type": "array", "items": {"type": "object"}},
         "timeline": {"type": "array", "items": {"type": "object"}}}}

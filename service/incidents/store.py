@@ -705,6 +705,16 @@ class IncidentStore:
         await self._simple(iid, "marked_noise", f"marked as noise by {who}", noise=True)
         await self._feedback(iid, "noise")
 
+    async def set_hold(self, iid: str, hold: dict[str, Any] | None) -> None:
+        """Record that the incident is held below the confidence floor instead of paged (`hold`), or was paged
+        after a hold (None); shown in every snapshot as `held`."""
+        if hold is None:
+            await self._simple(iid, "released", "paged: its confidence reached the floor", held=None)
+            return
+        to = f"; sent to {hold['receiver']}" if hold.get("receiver") else ""
+        await self._simple(iid, "held", f"held, not paged: confidence {hold['confidence']:.2f} below "
+                           f"{hold['floor']:.2f}{to}", held=hold)
+
     async def set_summary(self, iid: str, summary: dict[str, Any]) -> None:
         """Store the (LLM or evidence) summary in the incident; shown in every snapshot."""
         await self._simple(iid, "summarised", f"summary from {summary.get('source', '?')}", summary=summary)
@@ -1051,6 +1061,7 @@ class IncidentStore:
             "root_causes": roots,
             "summary": meta.get("summary"),
             "flapping": flapping,
+            "held": meta.get("held"),
             "acked_by": meta.get("acked_by"),
             "acked_at": meta.get("acked_at"),
             "snoozed_until": meta.get("snoozed_until"),

@@ -122,6 +122,9 @@ class FlushPlan:
     incident: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None  # a new summary of `incident` to store before the commit
     pending: Any = None  # the LLM's summary on its way (stored and flushed again when it comes)
+    # The incident's hold changed: ("hold", {floor, confidence, since, receiver}) held below the floor, ("release",
+    # None) paged after a hold; stored by apply() before the commit, shown in every snapshot.
+    hold: tuple[str, dict[str, Any] | None] | None = None
 
 
 def incident_group_key(route: Route, incident_id: str) -> str:
@@ -406,17 +409,37 @@ class Dispatcher:
         if snap is None:
             return True
         assert g.route is not None
-        notified = any(g.nflog.values())
+        # Paged means notified through the route's own receiver (a held receiver's digest is not a page).
+        notified = any(g.nflog.get(i.id) for i in self.integrations.get(f.opts.receiver, []))
         if snap.get("flapping") and not notified:
             return False  # a flapping incident is held, not paged, until it settles
         if snap.get("merged_into"):
             return False  # its alerts now notify through the incident it was merged into
         floor = float(g.route.extra.get("min_confidence", self.incidents.cfg.min_confidence))
-        if not notified and float(snap.get("confidence") or 0) < floor:
+        conf = float(snap.get("confidence") or 0)
+        if not notified and conf < floor:
             # Held, not paged: look again after group_wait (it may persist, grow, or resolve unseen).
             f.plan.next_due = f.now + max(1.0, min(f.opts.group_wait, f.opts.group_interval))
+            to = g.route.extra.get("held_receiver")
+            if not snap.get("held"):
+                f.plan.hold = ("hold", {"since": f.now, "floor": floor, "confidence": conf, "receiver": to})
+            if to and to != f.opts.receiver:
+                await self._to_held_receiver(f, to)
             return False
+        if snap.get("held") and not notified:
+            f.plan.hold = ("release", None)
         return True
+
+    async def _to_held_receiver(self, f: Flush, receiver: str) -> None:
+        """A held incident goes to the route's `held_receiver` (a digest, a low-urgency channel) instead of the
+        pager, through the same quiet rule, notification log and build as a page."""
+        if not await self._quiet_stage(f):
+            return
+        f.mark = incident_mark(f.snap) if f.snap is not None else ""
+        f.updates = dedup(self.integrations.get(receiver, []), f.g.nflog, f.firing, f.resolved, f.snap, f.mark,
+                          f.opts.repeat_interval, f.now)
+        if f.updates:
+            await self._build_stage(f)
 
     async def _summary_stage(self, f: Flush) -> bool:
         if f.snap is None:
@@ -452,9 +475,13 @@ class Dispatcher:
     async def apply(self, plan: FlushPlan) -> None:
         """The writes planning found (before the commit): a new incident summary, and the task that waits for the
         LLM's one."""
-        if plan.summary is None or plan.incident is None:
+        if plan.incident is None:
             return
         iid = plan.incident["id"]
+        if plan.hold is not None:
+            await self.incidents.set_hold(iid, plan.hold[1])
+        if plan.summary is None:
+            return
         await self.incidents.set_summary(iid, plan.summary)
         if plan.pending is not None:
             task = asyncio.ensure_future(self._late_summary(iid, plan.pending))

@@ -73,7 +73,7 @@ def incident_row(snap: Mapping[str, Any], now: float) -> dict[str, Any]:
         "alerts": len(members), "firing": firing, "opened_at": fmt_time(snap.get("opened_at")),
         "age": fmt_age(now, snap.get("opened_at")), "acked_by": snap.get("acked_by") or "",
         "noise": bool(snap.get("noise")), "merged_into": snap.get("merged_into") or "",
-        "confidence": snap.get("confidence"),
+        "confidence": snap.get("confidence"), "held": bool(snap.get("held")),
     }
 
 

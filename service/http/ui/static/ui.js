@@ -13,7 +13,8 @@ function el(tag, cls, text) {
 
 function incidentRow(r) {
   const tr = document.createElement("tr");
-  const st = el("td"); st.appendChild(el("span", "badge state-" + r.state, r.state)); tr.appendChild(st);
+  const st = el("td"); st.appendChild(el("span", "badge state-" + r.state, r.state));
+  if (r.held) st.appendChild(el("span", "badge held", "held")); tr.appendChild(st);
   const sv = el("td"); sv.appendChild(el("span", "badge sev-" + r.severity, r.severity)); tr.appendChild(sv);
   const t = el("td");
   const a = el("a", null, r.title);
