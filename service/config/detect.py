@@ -63,6 +63,9 @@ class DetectorParams(_Strict):
                                                       "it ranks the anomaly_score, it opens no alert")
     knn_long_block: int = Field(12, ge=1, description="points per block of the longer shape (a block counts by its "
                                                      "point farthest from the block's mean)")
+    range_tolerance: float = Field(0.05, ge=0, description="the ensemble's anomaly_score counts a value beyond every "
+                                                           "value the series had by this fraction of its range "
+                                                           "(0: off)")
     knn_history: int = Field(4032, ge=128, description="points of history it compares against")
     knn_refit: int = Field(288, ge=16, description="points between re-indexing that history")
     knn_least: int = Field(1008, ge=16, description="points of history it needs before it scores")

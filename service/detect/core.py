@@ -7,6 +7,7 @@ Missing points (nan) are carried forward in the baseline, never scored and never
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,7 @@ class SeriesDetector:
         self.seen = 0  # points appended to the history so far (the number of the next one)
         self._knn: list | None = None  # the k-d tree of the last refit (rebuilt from `buf` after a restart)
         self._knn_long: list | None = None  # the same for the longer shapes
+        self.range = [float("inf"), float("-inf")]  # the smallest and largest value the series had
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -176,6 +178,10 @@ class SeriesDetector:
         else:
             n = len(x)
             f["knn"] = M.Scored(np.zeros(n), np.full(n, np.nan), np.ones(n))
+        if p.method == "ensemble" and p.range_tolerance:
+            out, lo, hi = M.range_excess(x, self.range[0], self.range[1], p.range_tolerance)
+            f["range"] = M.Scored(out, np.full(len(x), np.nan), np.ones(len(x)))
+            self.range = [lo, hi]
         return f
 
     def _keep(self, x: np.ndarray, f: dict[str, M.Scored]) -> None:
@@ -194,7 +200,8 @@ class SeriesDetector:
     def _decide(self, x: np.ndarray, missing: np.ndarray, f: dict[str, M.Scored]) -> Batch:
         names, st = self.names, self.state
         k = len(x)
-        raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in (*UNIVARIATE, "knn_long") if m in f}
+        raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in (*UNIVARIATE, "knn_long", "range")
+               if m in f}
         young = MIN_HISTORY - st.tick  # the first points have too short a history to be measured against
         if young > 0:
             for m in raw:
@@ -217,6 +224,7 @@ class SeriesDetector:
         out = _empty_batch(k, names)
         raw_l = {m: raw[m].tolist() for m in names}
         long_l = raw["knn_long"].tolist() if "knn_long" in raw else None
+        range_l = raw["range"].tolist() if "range" in raw else None
         upto = 0
         relearn = p.margin ** -p.relearn
         warmup = max(p.warmup, self.period or 0)  # a daily rhythm is learnt for a whole day first
@@ -243,6 +251,11 @@ class SeriesDetector:
                     # daily rhythm: new only as far as the seasonal baseline or a local method sees it too
                     lg = min(lg, max(out.individual[m][i] for m in names))
                 news = max(best, lg)
+            if range_l is not None and st.tick >= warmup and range_l[i] >= 1.0:
+                # a value beyond every value the series had, by `range_tolerance` of its range, is news (in orders
+                # of magnitude of that excess, so a far larger one is news again); it opens no alert itself (a
+                # young noisy series sets new extremes now and then)
+                news = max(news, 1.0 + math.log(range_l[i]))
             # the band shown is the top method's at its line; the nearest-neighbour novelty has no expected value
             # of its own, so a new shape shows the robust z band at the robust z line
             out.line[i] = cal.line("zscore" if top == "knn" else top, st.tick)
@@ -321,7 +334,8 @@ class SeriesDetector:
         return {"v": 1, "period": self.period, "buf": self.buf.tolist(), "past_med": self.past_med.tolist(),
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
-                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen}
+                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen,
+                "range": self.range if np.isfinite(self.range).all() else None}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":
@@ -339,6 +353,11 @@ class SeriesDetector:
         s.last_value = d.get("last")
         s.recent = SlidingMax(params.refractory, d.get("recent"))
         s.seen = int(d.get("seen", len(s.buf)))
+        rng = d.get("range")
+        if rng is None and len(s.buf):  # a state saved before the range was kept: the range of its history
+            rng = [float(np.min(s.buf)), float(np.max(s.buf))]
+        if rng is not None:
+            s.range = [float(rng[0]), float(rng[1])]
         return s
 
 

@@ -172,6 +172,20 @@ def iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int = 
     return (te - med) / sd
 
 
+def range_excess(x: np.ndarray, lo: float, hi: float, tol: float) -> tuple[np.ndarray, float, float]:
+    """How far each new point lies beyond every value the series had before it (the range [lo, hi] of its past),
+    in units of `tol` times that range: 1 = `tol` of the range beyond it (HTM's NAB detector calls this a spatial
+    anomaly, at 5%); 0 inside the range. Returns the excesses and the range after the new points."""
+    prev_hi = np.maximum.accumulate(np.concatenate([[hi], x]))
+    prev_lo = np.minimum.accumulate(np.concatenate([[lo], x]))
+    a, b = prev_lo[:-1], prev_hi[:-1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        width = np.maximum(b - a, EPS * np.maximum(np.abs(a), np.abs(b)))
+        out = np.maximum(x - b, a - x) / (tol * np.maximum(width, EPS))
+    out = np.nan_to_num(np.maximum(out, 0.0), nan=0.0, posinf=0.0)
+    return out, float(prev_lo[-1]), float(prev_hi[-1])
+
+
 def shapes(seg: np.ndarray, m: int, block: int = 1) -> np.ndarray:
     """Every window of `m` blocks of `block` points in `seg`, one row per start position. A block is represented
     by its point farthest from the block's mean (its maximum or its minimum), so a one-point spike survives the
