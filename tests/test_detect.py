@@ -347,3 +347,26 @@ def test_a_new_extreme_is_news_but_no_alert_and_the_range_survives_a_restart() -
     assert SeriesDetector.load(DetectorParams(), state).range == [x[:2000].min(), x[:2000].max()]
     del state["range"]
     assert SeriesDetector.load(DetectorParams(), state).range == [d.buf.min(), d.buf.max()]
+
+
+def test_knn_phase_moves_the_reindexing_and_keeps_batch_equal_to_steps() -> None:
+    """Online, series re-index their novelty at different steps (`knn_phase`); a series scores the same whether it
+    comes at once or point by point, whatever its phase, and the phase survives a restart."""
+    x = noise(2000, seed=3)
+    x[1700] += 12
+    t = times(2000)
+    p = DetectorParams(method="knn")
+    whole = SeriesDetector(p, period_points(STEP))
+    whole.knn_phase = 100
+    w = whole.update(t, x)
+    d = SeriesDetector(p, period_points(STEP))
+    d.knn_phase = 100
+    parts = [d.update(t[:1500], x[:1500])]
+    d = SeriesDetector.load(p, unpack(pack(d.dump())))
+    assert d.knn_phase == 100
+    parts += [d.update(t[i:i + 1], x[i:i + 1]) for i in range(1500, 2000)]
+    for f in ("novel", "score"):
+        np.testing.assert_allclose(np.concatenate([getattr(b, f) for b in parts]), getattr(w, f), rtol=1e-9,
+                                   atol=1e-12)
+    assert d._knn[0] % p.knn_refit == p.knn_refit - 100
+    assert w.individual["knn"][1700] > 1 > w.individual["knn"][1500:1700].max()

@@ -114,6 +114,7 @@ class SeriesDetector:
         self._knn: list | None = None  # the k-d tree of the last refit (rebuilt from `buf` after a restart)
         self._knn_long: list | None = None  # the same for the longer shapes
         self.range = [float("inf"), float("-inf")]  # the smallest and largest value the series had
+        self.knn_phase = 0  # where the novelty re-indexes its history (online: spread over the series)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -170,11 +171,11 @@ class SeriesDetector:
             f["seasonal"] = M.Scored(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf))
         if "knn" in self.names:
             f["knn"], self._knn = M.knn_novelty(full, start, self.seen, p.knn_points, p.knn_history, p.knn_refit,
-                                                p.knn_least, self._knn)
+                                                p.knn_least, self._knn, phase=self.knn_phase)
             if p.knn_long_points:  # the same novelty at a coarser scale: the shape of the last hours
                 f["knn_long"], self._knn_long = M.knn_novelty(full, start, self.seen, p.knn_long_points,
                                                               p.knn_history, p.knn_refit, p.knn_least,
-                                                              self._knn_long, p.knn_long_block)
+                                                              self._knn_long, p.knn_long_block, self.knn_phase)
         else:
             n = len(x)
             f["knn"] = M.Scored(np.zeros(n), np.full(n, np.nan), np.ones(n))
@@ -335,7 +336,7 @@ class SeriesDetector:
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
                 "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen,
-                "range": self.range if np.isfinite(self.range).all() else None}
+                "range": self.range if np.isfinite(self.range).all() else None, "knn_phase": self.knn_phase}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":
@@ -353,6 +354,7 @@ class SeriesDetector:
         s.last_value = d.get("last")
         s.recent = SlidingMax(params.refractory, d.get("recent"))
         s.seen = int(d.get("seen", len(s.buf)))
+        s.knn_phase = int(d.get("knn_phase", 0))
         rng = d.get("range")
         if rng is None and len(s.buf):  # a state saved before the range was kept: the range of its history
             rng = [float(np.min(s.buf)), float(np.max(s.buf))]

@@ -200,14 +200,16 @@ def shapes(seg: np.ndarray, m: int, block: int = 1) -> np.ndarray:
 
 
 def knn_novelty(full: np.ndarray, start: int, g0: int, m: int, history: int, refit: int, least: int,
-                cache: list | None = None, block: int = 1) -> tuple[Scored, list | None]:
+                cache: list | None = None, block: int = 1, phase: int = 0) -> tuple[Scored, list | None]:
     """How new the shape of the last `m` blocks of `block` points is (see `shapes`): the distance from the window
     ending at each new point to its nearest neighbour among the windows of the previous `history` points, in units
     of the largest such distance inside that history (1 = as far out as the most unusual window the series had; a
     level, a spike or a rhythm it never had scores above it). The history is indexed every `refit` points (a k-d
     tree, scipy's cKDTree) and excludes the windows overlapping the new ones, so the numbers do not depend on how
     the series is cut into batches; it needs `least` windows of history. `full[start]` is the series' point number
-    `g0`; `cache` is the last index ([refit point, tree, centre, scale, line]), rebuilt from `full` when missing."""
+    `g0`; `cache` is the last index ([refit point, tree, centre, scale, line]), rebuilt from `full` when missing.
+    The re-indexing happens at the points `phase` before each multiple of `refit` (many series online need not
+    all re-index at the same step)."""
     from scipy.spatial import cKDTree
 
     n = len(full)
@@ -217,7 +219,7 @@ def knn_novelty(full: np.ndarray, start: int, g0: int, m: int, history: int, ref
     off = g0 - start  # global number of full[0]
     first = off + span - 1  # the first point that ends a whole window
     g = np.arange(g0, g0 + k)
-    r = (g // refit) * refit
+    r = ((g + phase) // refit) * refit - phase
     for ri in np.unique(r).tolist():
         sel = np.flatnonzero((r == ri) & (g >= first))
         hi = ri - 2 * span + 1 - off  # windows starting before hi end before the refit point's own window
