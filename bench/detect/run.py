@@ -145,7 +145,15 @@ def _table(rows: list[dict], nfiles: int, points: int) -> str:
     return f"{nfiles} files, {points} points.\n\n" + head + body
 
 
-ONLINE = """Online: ONLINE_TBD"""
+ONLINE = """Online (`python3 bench/detect/online.py --series 100 --backfill-days 4`: 100 series with their whole history
+filled, one new point each per step plus every state saved to Redis; the series re-index their novelty at
+different steps, as the runner now does, so the 5 timed steps include about 2 re-indexings each): 9630 series per
+process per 60 s step by wall time, 9660 by CPU time; the tree before the longer shape and the range in the same
+run (`--set knn_long_points=0 --set range_tolerance=0`): 10917 / 11286. Two earlier runs of each (phases not yet
+spread, the machine busier): 10586 / 10970 and 10268 / 10557 after, 7915 / 10506 and 11161 / 11524 before. Most of
+a step is saving the state (about 5 ms per series). A re-indexing costs about 5.5 ms per tree and series every 288
+points, two trees now: with every series at the same phase, 10k series would spend about 110 s at that one step
+(57 s with one tree); spread over the 288 steps it is about 0.4 s per step."""
 
 
 def _results_md(table: str, a: argparse.Namespace) -> str:
@@ -185,10 +193,14 @@ signals that rank evidence without opening alerts of their own (the alert column
 Each alone and both (same command with `--set`): the 3-point shape only 68.2; + the range 69.3
 (`--set knn_long_points=0`); + the longer shape 70.7 (`--set range_tolerance=0`); both 73.3. The NAB score at the
 optimised threshold moves by a point or two with any choice here (the longer shape as 8 blocks of 6 points scores
-70.2 instead of 70.7, 12 blocks of 4: 72.7 but 4 times slower), because a few windows sit right at the optimum; the
+70.2 instead of 70.7; 12 blocks of 4, scored offline from the same per-point scores, 72.7, but its 12-dimensional
+tree is about 18 times slower), because a few windows sit right at the optimum; the
 mean over the thresholds 0.40 to 0.60 (the new column) is the steadier figure: 59.5 before, 64.4 with the longer
 shape, 67.1 with both. The target (above HTM's 71.0) is met at the thresholds 0.47 to 0.49 (72.0, 72.5, 71.9),
 the score stays within 68.8 to 72.5 from 0.44 to 0.53 and falls to 60 at 0.60; ARTime's 77.4 is not reached.
+The CPU times of this run are about twice those of the table below for the methods that did not change (a busier
+machine); against the robust z of the same run the ensemble costs 2.55 times its time, 2.28 before: about 12% more
+for the two new signals, and the whole set still takes under 30 s with I/O.
 
 Before (the tree before these two signals, same command; CPU and wall times from a quieter machine):
 
