@@ -187,16 +187,17 @@ def test_point_by_point_equals_one_batch() -> None:
 def test_anomaly_score_is_news_only() -> None:
     """A deviation's anomaly score (`novel`) counts where it first reaches its height: the points after it that
     score no higher (a lasting shift, a repeat within `refractory` points) are 0 there, a clearly larger one counts
-    again."""
+    again. What it is taken from (`news`) is the alert's score, or the longer shape's novelty where higher."""
     x = noise(3000)
     x[2000:2010] += 8
     x[2030] += 200
     b = detect_series(times(3000), x)
-    assert b.novel[2000] == b.score[2000] > 0.5
+    assert (b.news >= b.score).all()
+    assert b.novel[2000] == b.news[2000] >= b.score[2000] > 0.5
     assert (b.novel[2004:2010] == 0).all() and (b.score[2004:2010] > 0.5).all()
     assert np.count_nonzero(b.novel[2000:2030]) <= 3  # the 3-point shape of the nearest-neighbour novelty
-    assert b.novel[2030] == b.score[2030] > 1.1 * b.score[2000:2010].max()
-    assert ((b.novel == 0) | (b.novel == b.score)).all()
+    assert b.novel[2030] == b.news[2030] > 1.1 * b.news[2000:2010].max()
+    assert ((b.novel == 0) | (b.novel == b.news)).all()
 
 
 @pytest.mark.parametrize("method", ["ensemble", "iforest"])
@@ -286,3 +287,86 @@ def test_knn_novelty_point_by_point_equals_one_batch() -> None:
     np.testing.assert_allclose(np.concatenate([p.individual["knn"] for p in parts]), whole.individual["knn"],
                                rtol=1e-9, atol=1e-12)
     assert whole.individual["knn"][1700] > 1 > whole.individual["knn"][1500:1700].max()
+
+
+def test_block_shapes_keep_a_spike_and_raw_windows_stay_raw() -> None:
+    """The longer shapes represent each block by its point farthest from the block's mean (a spike survives the
+    coarser scale); with blocks of one point the shapes are the raw windows."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from service.detect.methods import shapes
+
+    x = np.array([1.0, 2, 3, 4, 50, 6, 7, 8, -40, 10, 11, 12])
+    np.testing.assert_array_equal(shapes(x, 3), sliding_window_view(x, 3))
+    s = shapes(x, 3, 4)
+    assert s.shape == (1, 3)
+    assert s[0].tolist() == [4.0, 50.0, -40.0]
+
+
+def test_longer_shape_novelty_sees_a_new_rhythm_the_3_point_shape_does_not() -> None:
+    """A wave that pauses at its crest for 4 hours: every 3-point slice of the pause looks like a crest the series
+    had, its hours-long course it never had; it is new to the 4 x 12-point shape and not to the 3-point one."""
+    from service.detect.methods import knn_novelty
+
+    n = 6000
+    i = np.arange(n, dtype=float)
+    i[5064:] -= 48  # from 5016 (a crest) the wave holds for 48 points, then goes on from its crest
+    x = np.sin(2 * np.pi * i / 96) + np.random.default_rng(5).normal(0, 0.02, n)
+    x[5016:5064] = 1.0 + np.random.default_rng(6).normal(0, 0.02, 48)
+    short, _ = knn_novelty(x, 4500, 4500, 3, 4032, 288, 1008)
+    long, _ = knn_novelty(x, 4500, 4500, 4, 4032, 288, 1008, block=12)
+    p = DetectorParams()
+    assert long.dev[500:620].max() > p.margin > long.dev[:500].max()
+    assert short.dev[500:620].max() < 1 < long.dev[500:620].max()
+
+
+def test_range_excess_counts_values_beyond_every_earlier_value() -> None:
+    """A value beyond the range of the series' past by 5% of that range scores 1 (HTM's spatial anomaly); values
+    inside it score 0, and the range grows with what it sees."""
+    from service.detect.methods import range_excess
+
+    s, lo, hi = range_excess(np.array([0.0, 10, 5, 10.5, 11, -2]), 0.0, 10.0, 0.05)
+    assert s[:3].tolist() == [0.0, 0.0, 0.0]
+    assert s[3] == pytest.approx(1.0)  # 0.5 beyond [0, 10] is 5% of its width
+    assert s[4] == pytest.approx(0.5 / (0.05 * 10.5))
+    assert s[5] == pytest.approx(2 / (0.05 * 11))
+    assert (lo, hi) == (-2.0, 11.0)
+
+
+def test_a_new_extreme_is_news_but_no_alert_and_the_range_survives_a_restart() -> None:
+    """The ensemble's anomaly_score counts a value beyond the series' whole range; a moderate new extreme that the
+    calibrated methods do not alert on stays without an alert. The range is saved with the state; a state saved
+    before it was kept takes the range of its history."""
+    x = noise(3000, seed=11)
+    x[2500] = x[:2500].max() + 0.08 * (x[:2500].max() - x[:2500].min())
+    b = detect_series(times(3000), x)
+    assert b.novel[2500] > b.score[2500] and not b.alert[2500]
+    d = SeriesDetector(DetectorParams())
+    d.update(times(2000), x[:2000])
+    state = unpack(pack(d.dump()))
+    assert SeriesDetector.load(DetectorParams(), state).range == [x[:2000].min(), x[:2000].max()]
+    del state["range"]
+    assert SeriesDetector.load(DetectorParams(), state).range == [d.buf.min(), d.buf.max()]
+
+
+def test_knn_phase_moves_the_reindexing_and_keeps_batch_equal_to_steps() -> None:
+    """Online, series re-index their novelty at different steps (`knn_phase`); a series scores the same whether it
+    comes at once or point by point, whatever its phase, and the phase survives a restart."""
+    x = noise(2000, seed=3)
+    x[1700] += 12
+    t = times(2000)
+    p = DetectorParams(method="knn")
+    whole = SeriesDetector(p, period_points(STEP))
+    whole.knn_phase = 100
+    w = whole.update(t, x)
+    d = SeriesDetector(p, period_points(STEP))
+    d.knn_phase = 100
+    parts = [d.update(t[:1500], x[:1500])]
+    d = SeriesDetector.load(p, unpack(pack(d.dump())))
+    assert d.knn_phase == 100
+    parts += [d.update(t[i:i + 1], x[i:i + 1]) for i in range(1500, 2000)]
+    for f in ("novel", "score"):
+        np.testing.assert_allclose(np.concatenate([getattr(b, f) for b in parts]), getattr(w, f), rtol=1e-9,
+                                   atol=1e-12)
+    assert d._knn[0] % p.knn_refit == p.knn_refit - 100
+    assert w.individual["knn"][1700] > 1 > w.individual["knn"][1500:1700].max()

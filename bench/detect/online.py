@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -31,17 +32,21 @@ async def main() -> int:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     ap.add_argument("--backfill-days", type=int, default=1,
                     help="days of 60 s points first (4 fill the two-week-at-5-minutes history of the knn novelty)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a DetectorParams default (e.g. knn_long_points=0 for the tree before it)")
     a = ap.parse_args()
     import redis.asyncio as aioredis
 
     r = aioredis.from_url(a.redis)
     store = DetectStore(r, DetectKeys(f"bench-online-{time.time_ns()}", 16))
     rng = np.random.default_rng(0)
-    p = DetectorParams()
+    p = DetectorParams(**{k: json.loads(v) for k, v in (x.split("=", 1) for x in a.set)})
     n0 = 1440 * a.backfill_days
     t = 1.7e9 + 60.0 * np.arange(n0 + a.steps)
     data = rng.normal(100, 5, (a.series, n0 + a.steps))
     dets = [SeriesDetector(p, period_points(60)) for _ in range(a.series)]
+    for i, d in enumerate(dets):  # as the runner does: the series re-index their novelty at different steps
+        d.knn_phase = i * p.knn_refit // a.series
     t0 = time.perf_counter()
     for d, x in zip(dets, data):
         d.update(t[:n0], x[:n0])

@@ -59,6 +59,13 @@ class DetectorParams(_Strict):
     shift_points: int = Field(6, ge=2, description="points averaged by the level-shift scorer")
     season_days: int = Field(3, ge=1, description="days of history of the seasonal baseline")
     knn_points: int = Field(3, ge=1, description="points of the shape the nearest-neighbour novelty compares")
+    knn_long_points: int = Field(4, ge=0, description="blocks of the longer shape it also compares (0: none); "
+                                                      "it ranks the anomaly_score, it opens no alert")
+    knn_long_block: int = Field(12, ge=1, description="points per block of the longer shape (a block counts by its "
+                                                     "point farthest from the block's mean)")
+    range_tolerance: float = Field(0.05, ge=0, description="the ensemble's anomaly_score counts a value beyond every "
+                                                           "value the series had by this fraction of its range "
+                                                           "(0: off)")
     knn_history: int = Field(4032, ge=128, description="points of history it compares against")
     knn_refit: int = Field(288, ge=16, description="points between re-indexing that history")
     knn_least: int = Field(1008, ge=16, description="points of history it needs before it scores")

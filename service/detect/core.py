@@ -7,6 +7,7 @@ Missing points (nan) are carried forward in the baseline, never scored and never
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class Batch:
     # the score where it is news (NOVELTY times above the last `refractory` points' scores), else 0: what NAB's
     # results format calls anomaly_score (the first point of a deviation counts, its repeats do not)
     novel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # what `novel` is taken from: the score, or the longer shape's novelty where that is higher (0..1)
+    news: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
@@ -73,7 +76,8 @@ def combine(ind: dict[str, np.ndarray], i: int) -> tuple[float, str]:
 def _empty_batch(k: int, names: tuple[str, ...]) -> Batch:
     nan = np.full(k, np.nan)
     return Batch(np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), nan.copy(), nan.copy(), nan.copy(),
-                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k), np.zeros(k))
+                 nan.copy(), [""] * k, {m: np.zeros(k) for m in names}, nan.copy(), np.zeros(k), np.zeros(k),
+                 np.zeros(k))
 
 
 def _concat(a: Batch, b: Batch) -> Batch:
@@ -82,7 +86,7 @@ def _concat(a: Batch, b: Batch) -> Batch:
                  top=a.top + b.top, individual={m: np.concatenate([a.individual[m], b.individual[m]])
                                                 for m in a.individual},
                  line=np.concatenate([a.line, b.line]), z=np.concatenate([a.z, b.z]),
-                 novel=np.concatenate([a.novel, b.novel]))
+                 novel=np.concatenate([a.novel, b.novel]), news=np.concatenate([a.news, b.news]))
 
 
 class SeriesDetector:
@@ -108,6 +112,9 @@ class SeriesDetector:
         self.last_value: float | None = None
         self.seen = 0  # points appended to the history so far (the number of the next one)
         self._knn: list | None = None  # the k-d tree of the last refit (rebuilt from `buf` after a restart)
+        self._knn_long: list | None = None  # the same for the longer shapes
+        self.range = [float("inf"), float("-inf")]  # the smallest and largest value the series had
+        self.knn_phase = 0  # where the novelty re-indexes its history (online: spread over the series)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,7 +123,8 @@ class SeriesDetector:
 
     def history_len(self) -> int:
         p = self.p
-        knn = p.knn_history + 2 * p.knn_points + p.knn_refit if "knn" in self.names else 0
+        span = max(p.knn_points, p.knn_long_points * p.knn_long_block)
+        knn = p.knn_history + 2 * span + p.knn_refit if "knn" in self.names else 0
         return max(p.window + p.shift_points, (p.season_days * (self.period or 0)) + 2, knn)
 
     def update(self, times: np.ndarray, values: np.ndarray) -> Batch:
@@ -163,10 +171,18 @@ class SeriesDetector:
             f["seasonal"] = M.Scored(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf))
         if "knn" in self.names:
             f["knn"], self._knn = M.knn_novelty(full, start, self.seen, p.knn_points, p.knn_history, p.knn_refit,
-                                                p.knn_least, self._knn)
+                                                p.knn_least, self._knn, phase=self.knn_phase)
+            if p.knn_long_points:  # the same novelty at a coarser scale: the shape of the last hours
+                f["knn_long"], self._knn_long = M.knn_novelty(full, start, self.seen, p.knn_long_points,
+                                                              p.knn_history, p.knn_refit, p.knn_least,
+                                                              self._knn_long, p.knn_long_block, self.knn_phase)
         else:
             n = len(x)
             f["knn"] = M.Scored(np.zeros(n), np.full(n, np.nan), np.ones(n))
+        if p.method == "ensemble" and p.range_tolerance:
+            out, lo, hi = M.range_excess(x, self.range[0], self.range[1], p.range_tolerance)
+            f["range"] = M.Scored(out, np.full(len(x), np.nan), np.ones(len(x)))
+            self.range = [lo, hi]
         return f
 
     def _keep(self, x: np.ndarray, f: dict[str, M.Scored]) -> None:
@@ -185,10 +201,11 @@ class SeriesDetector:
     def _decide(self, x: np.ndarray, missing: np.ndarray, f: dict[str, M.Scored]) -> Batch:
         names, st = self.names, self.state
         k = len(x)
-        raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in UNIVARIATE}
+        raw = {m: np.nan_to_num(f[m].z, nan=0.0, posinf=0.0) for m in (*UNIVARIATE, "knn_long", "range")
+               if m in f}
         young = MIN_HISTORY - st.tick  # the first points have too short a history to be measured against
         if young > 0:
-            for m in UNIVARIATE:
+            for m in raw:
                 raw[m][:young] = 0.0
         rows = self._iforest_rows(f) if "iforest" in names else None
         if rows is not None:
@@ -207,6 +224,8 @@ class SeriesDetector:
         k = len(missing)
         out = _empty_batch(k, names)
         raw_l = {m: raw[m].tolist() for m in names}
+        long_l = raw["knn_long"].tolist() if "knn_long" in raw else None
+        range_l = raw["range"].tolist() if "range" in raw else None
         upto = 0
         relearn = p.margin ** -p.relearn
         warmup = max(p.warmup, self.period or 0)  # a daily rhythm is learnt for a whole day first
@@ -224,14 +243,29 @@ class SeriesDetector:
                     best, top = s, m
             if seasonal is not None and seasonal[i]:
                 best, top = combine(out.individual, i)
+            news = best
+            if long_l is not None:
+                # the longer shape's novelty, at the line of the 3-point one, ranks what is news (anomaly_score);
+                # it opens no alert itself (at the alert line it raises more false alerts than it finds)
+                lg = long_l[i] / p.margin
+                if seasonal is not None and seasonal[i]:  # in a seasonal series a few hours are a slice of the
+                    # daily rhythm: new only as far as the seasonal baseline or a local method sees it too
+                    lg = min(lg, max(out.individual[m][i] for m in names))
+                news = max(best, lg)
+            if range_l is not None and st.tick >= warmup and range_l[i] >= 1.0:
+                # a value beyond every value the series had, by `range_tolerance` of its range, is news (in orders
+                # of magnitude of that excess, so a far larger one is news again); it opens no alert itself (a
+                # young noisy series sets new extremes now and then)
+                news = max(news, 1.0 + math.log(range_l[i]))
             # the band shown is the top method's at its line; the nearest-neighbour novelty has no expected value
             # of its own, so a new shape shows the robust z band at the robust z line
             out.line[i] = cal.line("zscore" if top == "knn" else top, st.tick)
             pending = best >= min(p.open, p.sustain_level) and st.tick >= warmup and \
                 st.tick - st.last_open > p.refractory
             u = to_unit(best)
-            out.novel[i] = u if u > NOVELTY * self.recent.max(st.tick) else 0.0
-            self.recent.push(st.tick, u)
+            un = out.news[i] = to_unit(news)
+            out.novel[i] = un if un > NOVELTY * self.recent.max(st.tick) else 0.0
+            self.recent.push(st.tick, un)
             out.opened[i] = st.step(best, p, warmup)
             out.alert[i] = st.open
             out.score[i] = u
@@ -301,7 +335,8 @@ class SeriesDetector:
         return {"v": 1, "period": self.period, "buf": self.buf.tolist(), "past_med": self.past_med.tolist(),
                 "past_scale": self.past_scale.tolist(), "past_res": np.nan_to_num(self.past_res, nan=1e300).tolist(),
                 "ema": self.ema, "cal": self.cal.dump(), "state": self.state.dump(),
-                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen}
+                "if_train": self._flush_train().tolist(), "last": self.last_value, "recent": self.recent.dump(), "seen": self.seen,
+                "range": self.range if np.isfinite(self.range).all() else None, "knn_phase": self.knn_phase}
 
     @classmethod
     def load(cls, params: DetectorParams, d: dict[str, Any]) -> "SeriesDetector":
@@ -319,6 +354,12 @@ class SeriesDetector:
         s.last_value = d.get("last")
         s.recent = SlidingMax(params.refractory, d.get("recent"))
         s.seen = int(d.get("seen", len(s.buf)))
+        s.knn_phase = int(d.get("knn_phase", 0))
+        rng = d.get("range")
+        if rng is None and len(s.buf):  # a state saved before the range was kept: the range of its history
+            rng = [float(np.min(s.buf)), float(np.max(s.buf))]
+        if rng is not None:
+            s.range = [float(rng[0]), float(rng[1])]
         return s
 
 

@@ -6,7 +6,9 @@ points (scored 0, carried forward in the baseline).
 
 `anomaly_score` is the calibrated score where it is news (`Batch.novel`: above 1.1 times every score of the last
 `refractory` points, else 0): a deviation counts at its first point, its repeats while it lasts do not, as NAB
-rewards the first detection in a window and counts every later one outside it as a false positive.
+rewards the first detection in a window and counts every later one outside it as a false positive. For the
+ensemble the news also hears the longer shape's novelty and a value beyond the series' whole range (`Batch.news`),
+which rank evidence but open no alert.
 """
 from __future__ import annotations
 

@@ -172,40 +172,70 @@ def iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int = 
     return (te - med) / sd
 
 
+def range_excess(x: np.ndarray, lo: float, hi: float, tol: float) -> tuple[np.ndarray, float, float]:
+    """How far each new point lies beyond every value the series had before it (the range [lo, hi] of its past),
+    in units of `tol` times that range: 1 = `tol` of the range beyond it (HTM's NAB detector calls this a spatial
+    anomaly, at 5%); 0 inside the range. Returns the excesses and the range after the new points."""
+    prev_hi = np.maximum.accumulate(np.concatenate([[hi], x]))
+    prev_lo = np.minimum.accumulate(np.concatenate([[lo], x]))
+    a, b = prev_lo[:-1], prev_hi[:-1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        width = np.maximum(b - a, EPS * np.maximum(np.abs(a), np.abs(b)))
+        out = np.maximum(x - b, a - x) / (tol * np.maximum(width, EPS))
+    out = np.nan_to_num(np.maximum(out, 0.0), nan=0.0, posinf=0.0)
+    return out, float(prev_lo[-1]), float(prev_hi[-1])
+
+
+def shapes(seg: np.ndarray, m: int, block: int = 1) -> np.ndarray:
+    """Every window of `m` blocks of `block` points in `seg`, one row per start position. A block is represented
+    by its point farthest from the block's mean (its maximum or its minimum), so a one-point spike survives the
+    coarser scale; with `block` 1 the rows are the raw windows of `m` points."""
+    if block == 1:
+        return sliding_window_view(seg, m)
+    b = sliding_window_view(seg, block)
+    mu, hi, lo = b.mean(axis=1), b.max(axis=1), b.min(axis=1)
+    ext = np.where(hi - mu >= mu - lo, hi, lo)
+    starts = len(seg) - m * block + 1
+    return np.stack([ext[j * block:j * block + starts] for j in range(m)], axis=1)
+
+
 def knn_novelty(full: np.ndarray, start: int, g0: int, m: int, history: int, refit: int, least: int,
-                cache: list | None = None) -> tuple[Scored, list | None]:
-    """How new the shape of the last `m` points is: the distance from the window ending at each new point to its
-    nearest neighbour among the windows of the previous `history` points, in units of the largest such distance
-    inside that history (1 = as far out as the most unusual window the series had; a level, a spike or a
-    rhythm it never had scores above it). The history is indexed every `refit` points (a k-d tree, scipy's
-    cKDTree) and excludes the windows overlapping the new ones, so the numbers do not depend on how the series
-    is cut into batches; it needs `least` windows of history. `full[start]` is the series' point number `g0`; `cache` is the last index
-    ([refit point, tree, centre, scale, line]), rebuilt from `full` when missing."""
+                cache: list | None = None, block: int = 1, phase: int = 0) -> tuple[Scored, list | None]:
+    """How new the shape of the last `m` blocks of `block` points is (see `shapes`): the distance from the window
+    ending at each new point to its nearest neighbour among the windows of the previous `history` points, in units
+    of the largest such distance inside that history (1 = as far out as the most unusual window the series had; a
+    level, a spike or a rhythm it never had scores above it). The history is indexed every `refit` points (a k-d
+    tree, scipy's cKDTree) and excludes the windows overlapping the new ones, so the numbers do not depend on how
+    the series is cut into batches; it needs `least` windows of history. `full[start]` is the series' point number
+    `g0`; `cache` is the last index ([refit point, tree, centre, scale, line]), rebuilt from `full` when missing.
+    The re-indexing happens at the points `phase` before each multiple of `refit` (many series online need not
+    all re-index at the same step)."""
     from scipy.spatial import cKDTree
 
     n = len(full)
     k = n - start
+    span = m * block  # points one window covers
     dev = np.zeros(k)
     off = g0 - start  # global number of full[0]
-    first = off + m - 1  # the first point that ends a whole window
+    first = off + span - 1  # the first point that ends a whole window
     g = np.arange(g0, g0 + k)
-    r = (g // refit) * refit
+    r = ((g + phase) // refit) * refit - phase
     for ri in np.unique(r).tolist():
         sel = np.flatnonzero((r == ri) & (g >= first))
-        hi = ri - 2 * m + 1 - off  # windows starting before hi end before the refit point's own window
+        hi = ri - 2 * span + 1 - off  # windows starting before hi end before the refit point's own window
         lo = max(0, hi - history)
         if hi - lo < least or not len(sel):
             continue
         if cache is None or cache[0] != ri:
-            tr = sliding_window_view(full[lo:hi + m - 1], m)
+            tr = shapes(full[lo:hi + span - 1], m, block)
             c = float(np.median(tr))
             s = max(MAD_TO_SD * float(np.median(np.abs(tr - c))), 0.02 * float(tr.max() - tr.min()), EPS)
             tree = cKDTree((tr - c) / s)
             d2, _ = tree.query((tr - c) / s, k=2)
             cache = [ri, tree, c, s, max(float(d2[:, 1].max()), EPS)]
         _, tree, c, s, line = cache
-        ends = start + sel  # positions in full of the new points
-        q = np.stack([full[ends - m + 1 + j] for j in range(m)], axis=1)
+        ends = start + sel  # positions in full of the new points (consecutive)
+        q = shapes(full[ends[0] - span + 1:ends[-1] + 1], m, block)
         d, _ = tree.query((q - c) / s, k=1)
         dev[sel] = d / line
     return Scored(dev, np.full(k, np.nan), np.ones(k)), cache

@@ -12,6 +12,7 @@ The pure part (`events_for`) decides what to send from a scored batch; I/O is in
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
@@ -148,7 +149,9 @@ class Runner:
         for sid, (lab, times, values) in merged.items():
             tr = self.tracked.get(sid)
             if tr is None:
-                tr = self.tracked[sid] = Tracked(SeriesDetector(s.params, period_points(s.step_s)), -math.inf)
+                det = SeriesDetector(s.params, period_points(s.step_s))
+                det.knn_phase = zlib.crc32(sid.encode()) % s.params.knn_refit  # series re-index at different steps
+                tr = self.tracked[sid] = Tracked(det, -math.inf)
             new = times > tr.last_t
             if not new.any():
                 continue
