@@ -259,6 +259,8 @@ class IncidentStore:
         self._fb_written = False  # this process counted feedback (base:fb)
         self._fs_local: dict[tuple[str, str], str] = {}  # a single writer's base:fs, (base, fp) -> value
         self._domain_cache: dict[str, str] = {}
+        # A single writer's copy of its timers (service/store/due_mirror.py, replay): told every base:due write.
+        self.due_log: Any = None
 
     # ----------------------------------------------------------------------------------- helpers
 
@@ -357,12 +359,19 @@ class IncidentStore:
     def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
         """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
         t = due_at(meta, cfg)
-        if t is None:
-            pipe.zrem(k.due, meta["id"])
-        else:
-            pipe.zadd(k.due, {meta["id"]: t})
+        self._set_due(pipe, k, meta["id"], t)
+        if t is not None:
             if self.on_schedule is not None:  # the engine's lower bound of its next timer (replay jumps to it)
                 self.on_schedule(t)
+
+    def _set_due(self, pipe: Any, k: _Keys, iid: str, t: float | None) -> None:
+        """Queue ZADD (t) or ZREM (None) of an incident's lifecycle time."""
+        if t is None:
+            pipe.zrem(k.due, iid)
+        else:
+            pipe.zadd(k.due, {iid: t})
+        if self.due_log is not None:
+            self.due_log.incident(k.base, iid, t)
 
     @staticmethod
     def _tl(ts: float, event: str, detail: str) -> str:
@@ -820,7 +829,7 @@ class IncidentStore:
             pipe.set(k.meta(other_id), _j(other))
             pipe.hset(k.open, iid, self._view(meta, reps))
             pipe.hdel(k.open, other_id)
-            pipe.zrem(k.due, other_id)
+            self._set_due(pipe, k, other_id, None)
             self._schedule(pipe, k, meta, self.cfg)
             pipe.expire(k.meta(other_id), int(self.cfg.retention))
             pipe.expire(k.timeline(other_id), int(self.cfg.retention))
@@ -922,6 +931,8 @@ class IncidentStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     due = await self._due_ids(pipe, k, now)
+                    if self.due_log is not None:
+                        await self._repair_due_log(k, due, now)
                     if not due:
                         return []
                     writes, retire, learn = await self._due_work(pipe, k, due, now)
@@ -936,12 +947,12 @@ class IncidentStore:
                             changed.append(iid)
                         t = due_at(meta, cfg)
                         if t is None or t <= now and not events:
-                            pipe.zrem(k.due, iid)
+                            self._set_due(pipe, k, iid, None)
                         else:
-                            pipe.zadd(k.due, {iid: max(t, now)})
+                            self._set_due(pipe, k, iid, max(t, now))
                     for iid, fps in retire:
                         pipe.hdel(k.open, iid)
-                        pipe.zrem(k.due, iid)
+                        self._set_due(pipe, k, iid, None)
                         for key in (k.meta(iid), k.members(iid), k.timeline(iid)):
                             pipe.expire(key, int(cfg.retention))
                     pipe.incr(k.ver)
@@ -953,6 +964,14 @@ class IncidentStore:
             await self.cooc(domain).record_incident(keys, first, now)
         await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
+
+    async def _repair_due_log(self, k: _Keys, due: list[str], now: float) -> None:
+        """The timer copy expected an incident due that Redis does not have due (never, while every write tells
+        it): take Redis's times for those."""
+        stale = sorted(set(self.due_log.incidents_due(k.base, now)) - set(due))
+        if stale:
+            for iid, t in zip(stale, await self.redis.zmscore(k.due, stale)):
+                self.due_log.incident(k.base, iid, None if t is None else float(t))
 
     async def _due_ids(self, pipe: Any, k: _Keys, now: float) -> list[str]:
         """The incidents due at `now`, read under the domain's WATCH (unwatched again when there are none); a

@@ -143,6 +143,8 @@ class Dispatcher:
         # The silences, when it is known that nothing can change them (replay: a private key prefix, and no
         # silences in its input); None: read them (serve, where the API and other replicas change them).
         self.fixed_silences: list[Any] | None = None
+        # A single writer's copy of its timers (service/store/due_mirror.py, replay): told every group due write.
+        self.due_log: Any = None
         self.set_config(cfg)
 
     def set_config(self, cfg: Config) -> None:
@@ -204,6 +206,8 @@ class Dispatcher:
         pipe = self.redis.pipeline(transaction=False)
         for gid in await self.incident_groups(incident_id):
             pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
+            if self.due_log is not None:
+                self.due_log.touch_group(gid, now_ms / 1000)
         await pipe.execute()
         self.on_schedule(now_ms / 1000)
 
@@ -230,7 +234,9 @@ class Dispatcher:
                 members += [fp, f"m{ms(now)}", ms(a.starts_at)]
             head = [new_gid, r.id, new_gk, json.dumps({"incident": to_iid}), ms(r.opts.group_wait)]
             self._queue_group_upserts(pipe, self.keys.shard_of(new_gid), {new_gid: (head, members)}, ms(now))
-            await pipe.execute()
+            (dues,) = await pipe.execute()
+            if self.due_log is not None:
+                self.due_log.group(new_gid, float(dues[0]) / 1000)
             await self.redis.hdel(self.keys.group_members(old_gid), *fps)
             moved += len(alerts)
         await self.touch_incident(from_iid)
@@ -284,6 +290,9 @@ class Dispatcher:
         if queued:
             res = await pipe.execute()
             dues = [float(d) for i in group_slots for d in res[i]]
+            if self.due_log is not None:
+                for gid, d in zip((gid for items in memberships.values() for gid in items), dues):
+                    self.due_log.group(gid, d / 1000)
             if dues:
                 self.on_schedule(min(dues) / 1000)
         return ups
@@ -598,6 +607,8 @@ class Dispatcher:
             pipe = self.redis.pipeline(transaction=False)
             for gid in vanished:
                 pipe.zrem(self.keys.due(self.keys.shard_of(gid)), gid)
+                if self.due_log is not None:
+                    self.due_log.group(gid, None)
             await pipe.execute()
         live = [g for g in groups.values() if g is not None]
         everyone = {fp: a for g in live for fp, a in g.alerts.items()}
@@ -619,8 +630,20 @@ class Dispatcher:
             committing.append(i)
             plans.append(plan)
         results = await pipe.execute() if committing else []
+        if self.due_log is not None:
+            self._log_dues(claimed, groups, plans, committing, results)
         self._committed(claimed, plans, committing, results)
         return plans
+
+    def _log_dues(self, claimed: list[tuple[str, str]], groups: dict[str, GroupState | None],
+                  plans: list[FlushPlan | None], committing: list[int], results: list[Any]) -> None:
+        """What commit_flush did to each group's timer: deleted the group when every member left (its one
+        writer loaded them all), else set the next flush time."""
+        for i, ok in zip(committing, results):
+            plan, g = plans[i], groups[claimed[i][0]]
+            if int(ok) and plan is not None and g is not None:
+                gone = len(plan.removals) == len(g.members)
+                self.due_log.group(g.gid, None if gone else ms(plan.next_due) / 1000)
 
     def _committed(self, claimed: list[tuple[str, str]], plans: list[FlushPlan | None], committing: list[int],
                    results: list[Any]) -> None:

@@ -37,6 +37,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._next_local: float | None = None
         self.on_flushed: list[Any] = []  # callbacks(plan) after each committed flush
+        self.due_log: Any = None  # a single writer's copy of its timers (service/store/due_mirror.py, replay)
 
     def wake(self, due: float) -> None:
         """Called when this replica scheduled a group at `due`: wake the loop early if that is sooner."""
@@ -44,16 +45,19 @@ class Scheduler:
             self._next_local = due
             self._wake.set()
 
-    async def claim(self, now: float) -> tuple[list[tuple[str, str]], float | None]:
+    async def claim(self, now: float, shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any)."""
         pipe = self.redis.pipeline(transaction=False)
         tok = f"{self.replica_id}.{next(self._counter)}"
-        for shard in range(self.keys.shards):
+        shards = list(range(self.keys.shards)) if shards is None else shards
+        for shard in shards:
             queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
                          args=[ms(now), ms(self.lease), self.batch, tok])
         claimed: list[tuple[str, str]] = []
         nxt: float | None = None
-        for res in await pipe.execute():
+        for shard, res in zip(shards, await pipe.execute()):
             *items, earliest = res
+            first = len(claimed)
             for i in range(0, len(items), 3):
                 g = items[i].decode() if isinstance(items[i], bytes) else items[i]
                 t = items[i + 1].decode() if isinstance(items[i + 1], bytes) else items[i + 1]
@@ -61,14 +65,18 @@ class Scheduler:
             e = float(earliest)
             if e >= 0 and (nxt is None or e / 1000 < nxt):
                 nxt = e / 1000
+            if self.due_log is not None:
+                self.due_log.claimed(shard, [g for g, _ in claimed[first:]], (ms(now) + ms(self.lease)) / 1000,
+                                     e / 1000 if e >= 0 else None)
         return claimed, nxt
 
-    async def run_due(self) -> tuple[int, float | None]:
-        """Flush every group due now. Returns (groups flushed, earliest remaining due time)."""
+    async def run_due(self, shards: list[int] | None = None) -> tuple[int, float | None]:
+        """Flush every group due now (in `shards`, default all). Returns (groups flushed, earliest remaining due
+        time, of those shards)."""
         total = 0
         while True:
             now = self.clock.now()
-            claimed, nxt = await self.claim(now)
+            claimed, nxt = await self.claim(now, shards)
             if not claimed:
                 return total, nxt
             for i in range(0, len(claimed), self.chunk):
