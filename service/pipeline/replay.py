@@ -237,6 +237,8 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         redis_url = embedded.start()
     cfg.tocsin.redis.key_prefix = prefix
     client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
+    if hasattr(client, "lean"):
+        client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
     sim = Simulation(cfg, client, emit)
     try:
         await sim.engine.start()

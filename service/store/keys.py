@@ -36,6 +36,7 @@ Redis Cluster through redis-py's RedisCluster, discovered from that seed node.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from pathlib import Path
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -248,6 +250,22 @@ class _Pipeline(Pipeline):
     widen (the retried command runs before execute returns)."""
 
     loaded_scripts: set[str]
+    lean_client: "TocsinRedis | None" = None
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.lean_client is not None and not (self.is_transaction or self.explicit_transaction or self.watching) \
+                and not self.scripts:
+            commands, self.command_stack = self.command_stack, []
+            if not commands:
+                return []
+            res = await self.lean_client.lean_run(commands)
+            if raise_on_error:
+                for i, r in enumerate(res):
+                    if isinstance(r, ResponseError):
+                        self.annotate_exception(r, i + 1, commands[i][0])
+                        raise r
+            return res
+        return await self._execute_scripts(raise_on_error)
 
     async def load_scripts(self) -> None:
         if all(s.sha in self.loaded_scripts for s in self.scripts):
@@ -255,13 +273,21 @@ class _Pipeline(Pipeline):
         await super().load_scripts()
         self.loaded_scripts.update(s.sha for s in self.scripts)
 
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+    async def _execute_scripts(self, raise_on_error: bool = True) -> list[Any]:
         if self.is_transaction or self.explicit_transaction or not self.scripts:
             return await super().execute(raise_on_error)
         stack = [args for args, _options in self.command_stack]  # execute() resets the pipeline
         scripts = {s.sha: s for s in self.scripts}
         pool = self.connection_pool
-        res = await super().execute(raise_on_error=False)
+        lean = self.lean_client
+        if lean is not None and not self.watching:
+            await self.load_scripts()
+            commands, self.command_stack, self.scripts = self.command_stack, [], set()
+            if self.connection is not None:  # load_scripts ran SCRIPT EXISTS on a pool connection: give it back
+                await self.reset()
+            res = await lean.lean_run(commands)
+        else:
+            res = await super().execute(raise_on_error=False)
         missing = [i for i, r in enumerate(res) if isinstance(r, NoScriptError)]
         if missing:
             self.loaded_scripts.clear()
@@ -281,16 +307,69 @@ class _Pipeline(Pipeline):
 
 
 class TocsinRedis(Redis):
-    """redis-py's client, whose pipelines are _Pipeline."""
+    """redis-py's client, whose pipelines are _Pipeline.
+
+    `lean = True` (a batch job on a server of its own: replay) sends plain commands and pipelines straight over
+    connections it keeps, one per concurrent caller: the same bytes and the same parsed replies, without the
+    pool, retry, health-check and metrics layers each round trip otherwise goes through (on a small machine
+    those cost more than the round trip). A connection error fails the call (no retry). Transactions (WATCH,
+    MULTI) always take the usual path."""
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.loaded_scripts: set[str] = set()
+        self.lean = False
+        self._lean_idle: list[Any] = []
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.loaded_scripts = self.loaded_scripts
+        if self.lean:
+            pipe.lean_client = self
         return pipe
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not self.lean or args[0] in ("WATCH", "MULTI", "EXEC", "UNWATCH", "DISCARD"):
+            return await super().execute_command(*args, **options)
+        (res,) = await self.lean_run([(args, options)])
+        if isinstance(res, ResponseError):
+            raise res
+        return res
+
+    async def lean_run(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """Send `commands` in one write and read their replies (a ResponseError in place of a failed one),
+        parsed as redis-py parses them."""
+        conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
+        out: list[Any] = []
+        try:
+            await conn.send_packed_command(conn.pack_commands([args for args, _ in commands]), check_health=False)
+            callbacks = self.response_callbacks
+            for args, options in commands:
+                try:
+                    r = await conn.read_response(disable_decoding=NEVER_DECODE in options)
+                except ResponseError as e:
+                    out.append(options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else e)
+                    continue
+                cb = callbacks.get(args[0])
+                if cb is not None:
+                    if options:
+                        options = {k: v for k, v in options.items() if k not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")}
+                    r = cb(r, **options)
+                    if inspect.isawaitable(r):
+                        r = await r
+                out.append(r)
+        except BaseException:
+            await conn.disconnect()
+            await self.connection_pool.release(conn)
+            raise
+        self._lean_idle.append(conn)
+        return out
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        idle, self._lean_idle = self._lean_idle, []
+        for conn in idle:
+            await self.connection_pool.release(conn)
+        await super().aclose(close_connection_pool)
 
 
 class _ClusterPipeline(ClusterPipeline):
