@@ -1060,12 +1060,13 @@ class IncidentStore:
         async with self.redis.pipeline(transaction=False) as p:
             for iid in ids:
                 p.get(k.meta(iid))
-                p.hvals(k.members(iid))
+                p.hgetall(k.members(iid))  # (not HVALS: a single writer's read cache keeps a whole hash current)
                 p.lrange(k.timeline(iid), 0, -1)
             raw = await p.execute()
         rows: list[_Row | None] = []
         for i, iid in enumerate(ids):
             raw_meta, raw_members, raw_tl = raw[3 * i:3 * i + 3]
+            raw_members = raw_members.values()
             if not raw_meta:
                 rows.append(None)
                 continue

@@ -29,6 +29,7 @@ from service.core.clock import ManualClock, parse_rfc3339
 from service.config.sections import Config, retention_seconds
 from service.store.due_mirror import DueMirror
 from service.store.embedded import EmbeddedRedis
+from service.store.read_cache import ReadCache
 from service.pipeline.engine import Engine, recording_factory
 from service.ingest.events import DetectorEvent
 from service.core.models import Alert, Notification
@@ -239,6 +240,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
     client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
     if hasattr(client, "lean"):
         client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
+        client.read_cache = ReadCache()  # ... and the only writer of its keys: read-your-own-writes
     sim = Simulation(cfg, client, emit)
     try:
         await sim.engine.start()

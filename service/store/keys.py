@@ -50,6 +50,7 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
+from service.store.read_cache import MISS, ReadCache
 from service.store.silences import SilenceStore
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -265,7 +266,18 @@ class _Pipeline(Pipeline):
                         self.annotate_exception(r, i + 1, commands[i][0])
                         raise r
             return res
-        return await self._execute_scripts(raise_on_error)
+        cache = self.lean_client.read_cache if self.lean_client is not None else None
+        if cache is None:
+            return await self._execute_scripts(raise_on_error)
+        commands = list(self.command_stack)
+        _known, token = cache.before(commands, serve=False)
+        try:
+            res = await self._execute_scripts(raise_on_error)
+        except BaseException:
+            cache.after(commands, None, token)
+            raise
+        cache.after(commands, [], token)
+        return res
 
     async def load_scripts(self) -> None:
         if all(s.sha in self.loaded_scripts for s in self.scripts):
@@ -320,6 +332,7 @@ class TocsinRedis(Redis):
         self.loaded_scripts: set[str] = set()
         self.lean = False
         self._lean_idle: list[Any] = []
+        self.read_cache: ReadCache | None = None  # with `lean` only: a single writer's read-your-own-writes
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -338,7 +351,24 @@ class TocsinRedis(Redis):
 
     async def lean_run(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         """Send `commands` in one write and read their replies (a ResponseError in place of a failed one),
-        parsed as redis-py parses them."""
+        parsed as redis-py parses them. With a read cache (service/store/read_cache.py), the reads it knows are
+        answered from it and only the rest go out (none: no round trip)."""
+        cache = self.read_cache
+        if cache is None:
+            return await self._lean_send(commands)
+        known, token = cache.before(commands)
+        send = [c for c, k in zip(commands, known) if k is MISS]
+        try:
+            replies = await self._lean_send(send) if send else []
+        except BaseException:
+            cache.after(commands, None, token)
+            raise
+        it = iter(replies)
+        out = [next(it) if k is MISS else k for k in known]
+        cache.after(commands, out, token)
+        return out
+
+    async def _lean_send(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
         out: list[Any] = []
         try:
