@@ -701,10 +701,9 @@ class IncidentStore:
         raise RuntimeError(f"update of incident {iid} did not settle")
 
     async def _simple(self, iid: str, event: str, detail: str, **changes: Any) -> None:
-        async def fn(pipe: Any, k: _Keys, meta: dict[str, Any], now: float) -> None:
+        def writes(pipe: Any, k: _Keys, meta: dict[str, Any], now: float, view: Any) -> None:
             meta.update({key: (now if v == "$now" else v) for key, v in changes.items()})
             meta["updated_at"] = now
-            view = json.loads(await pipe.hget(k.open, iid) or b"null")
             pipe.multi()
             pipe.set(k.meta(iid), _j(meta))
             if view is not None:
@@ -712,6 +711,20 @@ class IncidentStore:
                 self._schedule(pipe, k, meta, self.cfg)
             pipe.rpush(k.timeline(iid), self._tl(now, event, detail))
             pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
+
+        if self.single_writer:  # no WATCH (nothing else writes): one read, one transaction
+            k = self.keys(await self._domain_of(iid))
+            raw_meta, raw_view = await self._read(("get", (k.meta(iid),)), ("hget", (k.open, iid)))
+            if not raw_meta:
+                raise IncidentNotFound(iid)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                writes(pipe, k, json.loads(raw_meta), self.clock.now(), json.loads(raw_view or b"null"))
+                pipe.incr(k.ver)
+                await pipe.execute()
+            return
+
+        async def fn(pipe: Any, k: _Keys, meta: dict[str, Any], now: float) -> None:
+            writes(pipe, k, meta, now, json.loads(await pipe.hget(k.open, iid) or b"null"))
 
         await self._mutate(iid, fn)
 

@@ -115,6 +115,7 @@ class Simulation:
         # Every timer this replay has is one it wrote: it keeps a copy and asks Redis for none (escalations and
         # digests have timer sets of their own that the copy does not follow; with those, Engine.next_due asks).
         self.mirror: DueMirror | None = None
+        self.client_caches = getattr(client, "read_cache", None) is not None
         if self.engine.escalator is None and not self.engine._digests():
             self.mirror = DueMirror(self.engine.keys.shard_of)
             self.engine.dispatcher.due_log = self.engine.scheduler.due_log = self.mirror
@@ -154,8 +155,8 @@ class Simulation:
         if engine.incidents is not None and self.mirror.incident_due(now):
             await engine._tick_incidents(now)
         shards = self.mirror.take_due_shards(now)
-        if shards:
-            await engine.scheduler.run_due(shards)
+        if shards:  # (the groups' state is read with the claim: the read cache has it for their flush)
+            await engine.scheduler.run_due(shards, self.mirror.taken() if self.client_caches else ())
         if engine.outbox.woken:
             await engine.outbox.drain()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -45,17 +45,24 @@ class Scheduler:
             self._next_local = due
             self._wake.set()
 
-    async def claim(self, now: float, shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
-        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any)."""
+    async def claim(self, now: float, shards: list[int] | None = None,
+                    prefetch: Sequence[str] = ()) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any).
+        `prefetch`: groups expected to be claimed, whose state is read in the same round trip (a single writer's
+        read cache keeps it for the flush that loads it next)."""
         pipe = self.redis.pipeline(transaction=False)
         tok = f"{self.replica_id}.{next(self._counter)}"
         shards = list(range(self.keys.shards)) if shards is None else shards
         for shard in shards:
             queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
                          args=[ms(now), ms(self.lease), self.batch, tok])
+        for gid in prefetch:
+            pipe.hgetall(self.keys.group_meta(gid))
+            pipe.hgetall(self.keys.group_members(gid))
+            pipe.hgetall(self.keys.nflog(gid))
         claimed: list[tuple[str, str]] = []
         nxt: float | None = None
-        for shard, res in zip(shards, await pipe.execute()):
+        for shard, res in zip(shards, (await pipe.execute())[:len(shards)]):
             *items, earliest = res
             first = len(claimed)
             for i in range(0, len(items), 3):
@@ -70,13 +77,15 @@ class Scheduler:
                                      e / 1000 if e >= 0 else None)
         return claimed, nxt
 
-    async def run_due(self, shards: list[int] | None = None) -> tuple[int, float | None]:
-        """Flush every group due now (in `shards`, default all). Returns (groups flushed, earliest remaining due
-        time, of those shards)."""
+    async def run_due(self, shards: list[int] | None = None,
+                      prefetch: Sequence[str] = ()) -> tuple[int, float | None]:
+        """Flush every group due now (in `shards`, default all; `prefetch`: see claim). Returns (groups flushed,
+        earliest remaining due time, of those shards)."""
         total = 0
         while True:
             now = self.clock.now()
-            claimed, nxt = await self.claim(now, shards)
+            claimed, nxt = await self.claim(now, shards, prefetch)
+            prefetch = ()
             if not claimed:
                 return total, nxt
             for i in range(0, len(claimed), self.chunk):

@@ -100,6 +100,10 @@ class DueMirror:
             self._taken.setdefault(shard, []).append(gid)
         return sorted(self._taken)
 
+    def taken(self) -> list[str]:
+        """The groups `take_due_shards` handed out (expected in the claim's answer), in shard order."""
+        return [gid for shard in sorted(self._taken) for gid in self._taken[shard]]
+
     def claimed(self, shard: int, gids: list[str], leased_until: float, earliest: float | None) -> None:
         """A claim of `shard` answered: `gids` are leased until `leased_until`; every other group of the shard is
         due at `earliest` or later (None: the shard has no group left)."""

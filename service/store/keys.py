@@ -47,7 +47,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.asyncio.cluster import ClusterPipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ExecAbortError, NoScriptError, ResponseError, WatchError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
 from service.store.read_cache import MISS, ReadCache
@@ -266,13 +266,32 @@ class _Pipeline(Pipeline):
                         self.annotate_exception(r, i + 1, commands[i][0])
                         raise r
             return res
-        cache = self.lean_client.read_cache if self.lean_client is not None else None
+        lean = self.lean_client
+        cache = lean.read_cache if lean is not None else None
+        run = self._execute_scripts
+        if lean is not None and (self.is_transaction or self.explicit_transaction) and not self.watching \
+                and not any(EMPTY_RESPONSE in o for _a, o in self.command_stack):
+            if not self.command_stack:
+                return []
+            if self.scripts:
+                await self.load_scripts()
+                if self.connection is not None:  # (SCRIPT EXISTS ran on a pool connection)
+                    stack, self.command_stack = self.command_stack, []
+                    await self.reset()
+                    self.command_stack = stack
+            stack, self.command_stack, self.scripts = self.command_stack, [], set()
+            self.explicit_transaction = False
+
+            async def run(raise_on_error: bool) -> list[Any]:
+                return await lean.lean_transaction(stack, raise_on_error)
+            commands = stack
+        else:
+            commands = list(self.command_stack)
         if cache is None:
-            return await self._execute_scripts(raise_on_error)
-        commands = list(self.command_stack)
+            return await run(raise_on_error)
         _known, token = cache.before(commands, serve=False)
         try:
-            res = await self._execute_scripts(raise_on_error)
+            res = await run(raise_on_error)
         except BaseException:
             cache.after(commands, None, token)
             raise
@@ -394,6 +413,65 @@ class TocsinRedis(Redis):
             raise
         self._lean_idle.append(conn)
         return out
+
+    async def lean_transaction(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                               raise_on_error: bool = True) -> list[Any]:
+        """MULTI, `commands`, EXEC in one write (no WATCH: the caller is the only writer), as redis-py's
+        transaction pipeline reads and parses them."""
+        conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
+        try:
+            response, errors = await self._lean_multi_exec(conn, commands)
+        except ResponseError:
+            self._lean_idle.append(conn)  # every reply was read: the connection is in step
+            raise
+        except BaseException:
+            await conn.disconnect()
+            await self.connection_pool.release(conn)
+            raise
+        self._lean_idle.append(conn)
+        if response is None:
+            raise WatchError("Watched variable changed.")
+        for i, e in errors:
+            response.insert(i, e)
+        if len(response) != len(commands):
+            raise ResponseError("Wrong number of response items from pipeline execution")
+        if raise_on_error:
+            for r in response:
+                if isinstance(r, ResponseError):
+                    raise r
+        callbacks = self.response_callbacks
+        out: list[Any] = []
+        for r, (args, options) in zip(response, commands):
+            if not isinstance(r, Exception):
+                cb = callbacks.get(args[0])
+                if cb is not None:
+                    r = cb(r, **{k: v for k, v in options.items() if k != "keys"})
+                    if inspect.isawaitable(r):
+                        r = await r
+            out.append(r)
+        return out
+
+    @staticmethod
+    async def _lean_multi_exec(conn: Any, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> tuple[Any, list[Any]]:
+        """Send MULTI, the commands and EXEC; read every reply. Returns (EXEC's reply, queueing errors)."""
+        errors: list[tuple[int, ResponseError]] = []
+        await conn.send_packed_command(conn.pack_commands([("MULTI",), *(a for a, _ in commands), ("EXEC",)]),
+                                       check_health=False)
+        try:
+            await conn.read_response()
+        except ResponseError as e:
+            errors.append((0, e))
+        for i, _cmd in enumerate(commands):
+            try:
+                await conn.read_response()
+            except ResponseError as e:
+                errors.append((i, e))
+        try:
+            return await conn.read_response(), errors
+        except ExecAbortError as e:
+            if errors:
+                raise errors[0][1] from e
+            raise
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         idle, self._lean_idle = self._lean_idle, []
