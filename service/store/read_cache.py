@@ -25,6 +25,9 @@ WRITE1 = frozenset({"SET", "SETNX", "SETEX", "PSETEX", "GETSET", "GETDEL", "INCR
                     "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "RPUSH", "LPUSH", "RPOP", "LPOP", "LTRIM", "LSET",
                     "LREM", "LINSERT", "ZADD", "ZREM", "ZINCRBY", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZPOPMIN",
                     "ZPOPMAX", "SADD", "SREM", "SPOP", "XADD", "XACK", "XDEL", "XTRIM", "XCLAIM", "XAUTOCLAIM"})
+TTL = frozenset({"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "SETEX", "PSETEX", "SET"})
+KIND = {**dict.fromkeys(CACHED, "c"), **dict.fromkeys(PURE, "p"), **dict.fromkeys(WRITE1, "w"),
+        **dict.fromkeys(("DEL", "UNLINK", "EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "XREADGROUP", "XGROUP"), "k")}
 DAY = 86400
 MAX_KEYS = 50_000
 
@@ -92,8 +95,7 @@ class ReadCache:
             return [_key(args[2])]
         return None
 
-    def _note_ttl(self, args: tuple[Any, ...]) -> None:
-        name = _name(args[0])
+    def _note_ttl(self, name: str, key: str, args: tuple[Any, ...]) -> None:
         short = False
         if name in ("EXPIRE", "PEXPIRE"):
             ttl = float(args[2]) / (1000 if name == "PEXPIRE" else 1)
@@ -107,7 +109,7 @@ class ReadCache:
                     short = short or float(args[3 + opts.index(unit) + 1]) / div < DAY
             short = short or "EXAT" in opts or "PXAT" in opts or "KEEPTTL" in opts
         if short:
-            self._volatile.add(_key(args[1]))
+            self._volatile.add(key)
 
     # -- the cache --------------------------------------------------------------------------------------------
 
@@ -120,10 +122,9 @@ class ReadCache:
         self._entries.pop(key, None)
         self._version[key] = self._version.get(key, 0) + 1
 
-    def _write_through(self, args: tuple[Any, ...]) -> None:
+    def _write_through(self, name: str, key: str, args: tuple[Any, ...]) -> None:
         """A write on a key with kept replies: bring them up to date where the write says exactly what the key
         becomes (SET, HSET/HDEL on a whole kept hash, RPUSH/LTRIM on a whole kept list); else forget them."""
-        name, key = _name(args[0]), _key(args[1])
         e = self._entries.get(key)
         if e is None:
             return
@@ -154,12 +155,8 @@ class ReadCache:
             pass
         self._entries.pop(key, None)
 
-    def lookup(self, args: tuple[Any, ...]) -> Any:
+    def lookup(self, name: str, key: str, args: tuple[Any, ...]) -> Any:
         """The kept reply of a read (a copy), or MISS."""
-        name = _name(args[0])
-        if name not in CACHED:
-            return MISS
-        key = _key(args[1])
         if self._inflight.get(key):
             return MISS
         e = self._entries.get(key)
@@ -206,38 +203,49 @@ class ReadCache:
         writes: list[tuple[int, str]] = []  # written through: (position, key)
         reads: list[tuple[int, str, int]] = []
         cleared = False
+        inflight, version = self._inflight, self._version
         for i, (args, _opts) in enumerate(commands):
-            keys = self.written_keys(args)
+            name = args[0]
+            kind = KIND.get(name) if name.__class__ is str else None
+            if kind is None:
+                name = _name(name)
+                kind = KIND.get(name)
+            if kind == "w":  # one key, the first argument
+                key = args[1] if args[1].__class__ is str else _key(args[1])
+                self._write_through(name, key, args)
+                version[key] = version.get(key, 0) + 1
+                writes.append((i, key))
+                inflight[key] = inflight.get(key, 0) + 1
+                written.append(key)
+                if name in TTL:
+                    self._note_ttl(name, key, args)
+                known.append(MISS)
+                continue
+            if kind == "c":
+                key = args[1] if args[1].__class__ is str else _key(args[1])
+                if not serve or cleared or (written and key in written):
+                    known.append(MISS)
+                    continue
+                got = self.lookup(name, key, args)
+                known.append(got)
+                if got is MISS:
+                    self.misses += 1
+                    if key not in self._volatile:
+                        reads.append((i, key, version.get(key, 0)))
+                continue
+            if kind == "p":
+                known.append(MISS)
+                continue
+            keys = self.written_keys(args) if kind is not None else None
             if keys is None:
                 self.clear()
                 cleared = True
-                known.append(MISS)
-                continue
-            if keys:
-                if len(keys) == 1 and _name(args[0]) in WRITE1:
-                    self._write_through(args)
-                    self._version[keys[0]] = self._version.get(keys[0], 0) + 1
-                    writes.append((i, keys[0]))
-                else:
-                    for k in keys:
-                        self._invalidate(k)
+            else:
                 for k in keys:
-                    self._inflight[k] = self._inflight.get(k, 0) + 1
+                    self._invalidate(k)
+                    inflight[k] = inflight.get(k, 0) + 1
                     written.append(k)
-                self._note_ttl(args)
-                known.append(MISS)
-                continue
-            name = _name(args[0])
-            if name not in CACHED or not serve:
-                known.append(MISS)
-                continue
-            key = _key(args[1])
-            got = MISS if key in written or cleared else self.lookup(args)
-            known.append(got)
-            if got is MISS:
-                self.misses += 1
-                if key not in written and not cleared and key not in self._volatile:
-                    reads.append((i, key, self._version.get(key, 0)))
+            known.append(MISS)
         return known, (reads, written, writes)
 
     def after(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]], replies: list[Any] | None,
