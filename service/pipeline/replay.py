@@ -99,7 +99,7 @@ def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float,
 class Simulation:
     """One replay: an Engine on a ManualClock and a private key prefix, advanced event by event."""
 
-    def __init__(self, cfg: Config, client: Any, emit: Callable[[Notification], None]):
+    def __init__(self, cfg: Config, client: Any, emit: Callable[[Notification], None], shortcuts: bool = True):
         self.cfg = cfg
         self.client = client
         self.emit = emit
@@ -116,7 +116,7 @@ class Simulation:
         # digests have timer sets of their own that the copy does not follow; with those, Engine.next_due asks).
         self.mirror: DueMirror | None = None
         self.client_caches = getattr(client, "read_cache", None) is not None
-        if self.engine.escalator is None and not self.engine._digests():
+        if shortcuts and self.engine.escalator is None and not self.engine._digests():
             self.mirror = DueMirror(self.engine.keys.shard_of)
             self.engine.dispatcher.due_log = self.engine.scheduler.due_log = self.mirror
             if self.engine.incidents is not None:
@@ -229,9 +229,12 @@ def parse_lines(lines: Iterable[str], cfg: Config) -> Iterator[Line]:
 
 async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification], None], *,
                  redis_url: str | None = None, horizon: float | None = None,
-                 before_line: Callable[[Simulation, Line], Awaitable[None]] | None = None) -> dict[str, Any]:
+                 before_line: Callable[[Simulation, Line], Awaitable[None]] | None = None,
+                 shortcuts: bool = True) -> dict[str, Any]:
     """Replay `lines` (JSONL) under `cfg`; call `emit` for each notification in order. Returns counts.
-    `before_line` runs before each line is ingested (e.g. people acting on incidents in a benchmark)."""
+    `before_line` runs before each line is ingested (e.g. people acting on incidents in a benchmark).
+    `shortcuts=False` runs without what being the one writer allows (the timer copy, the read cache, the short
+    client path): every timer and read asked of Redis, as serve does; the same notifications, slower (tests)."""
     embedded = None
     prefix = f"replay-{uuid.uuid4().hex[:10]}"
     if redis_url is None:
@@ -239,10 +242,10 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         redis_url = embedded.start()
     cfg.tocsin.redis.key_prefix = prefix
     client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
-    if hasattr(client, "lean"):
+    if shortcuts and hasattr(client, "lean"):
         client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
         client.read_cache = ReadCache()  # ... and the only writer of its keys: read-your-own-writes
-    sim = Simulation(cfg, client, emit)
+    sim = Simulation(cfg, client, emit, shortcuts)
     try:
         await sim.engine.start()
         for line in parse_lines(lines, cfg):
