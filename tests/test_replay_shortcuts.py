@@ -111,39 +111,7 @@ async def test_the_read_cache_answers_what_redis_answers(redis_url, key_prefix):
              ("hkeys", (h,)), ("hlen", (h,)), ("lrange", (lst, 0, -1))]
     try:
         for _ in range(400):
-            op = rnd.randrange(10)
-            v = rnd.choice(["x", "y", 3, 2.5, "é"])
-            f = rnd.choice(["a", "b", "c"])
-            if op == 0:
-                await cached.set(s, v)
-            elif op == 1:
-                await cached.hset(h, mapping={f: v, "b": rnd.randrange(9)})
-            elif op == 2:
-                await cached.hdel(h, f)
-            elif op == 3:
-                await cached.rpush(lst, v, "z")
-            elif op == 4:
-                await cached.ltrim(lst, -rnd.randrange(1, 5), -1)
-            elif op == 5:
-                await cached.delete(rnd.choice([s, h, lst]))
-            elif op == 6:
-                await script(keys=[h, lst], args=[f, str(v)])
-            elif op == 7:  # a transaction, and a pipeline that reads what it just wrote
-                async with cached.pipeline(transaction=True) as p:
-                    p.hset(h, f, "t")
-                    p.incr(s) if rnd.random() < 0.2 else p.set(s, "t")
-                    p.rpush(lst, "t")
-                    try:
-                        await p.execute()
-                    except ResponseError:  # INCR of a string that is no number: the other writes happened
-                        pass
-            elif op == 8:
-                p = cached.pipeline(transaction=False)
-                p.hgetall(h)
-                p.hset(h, f, "p")
-                p.hget(h, f)
-                got = await p.execute()
-                assert got[2] == b"p"
+            await _random_write(cached, script, rnd, s, h, lst)
             for name, args in rnd.sample(reads, 3):
                 try:
                     want = await getattr(plain, name)(*args)
@@ -160,3 +128,39 @@ async def test_the_read_cache_answers_what_redis_answers(redis_url, key_prefix):
             await plain.delete(k)
         await cached.aclose()
         await plain.aclose()
+
+
+async def _random_write(cached, script, rnd, s, h, lst):
+    op = rnd.randrange(10)
+    v = rnd.choice(["x", "y", 3, 2.5, "é"])
+    f = rnd.choice(["a", "b", "c"])
+    if op == 0:
+        await cached.set(s, v)
+    elif op == 1:
+        await cached.hset(h, mapping={f: v, "b": rnd.randrange(9)})
+    elif op == 2:
+        await cached.hdel(h, f)
+    elif op == 3:
+        await cached.rpush(lst, v, "z")
+    elif op == 4:
+        await cached.ltrim(lst, -rnd.randrange(1, 5), -1)
+    elif op == 5:
+        await cached.delete(rnd.choice([s, h, lst]))
+    elif op == 6:
+        await script(keys=[h, lst], args=[f, str(v)])
+    elif op == 7:  # a transaction
+        async with cached.pipeline(transaction=True) as p:
+            p.hset(h, f, "t")
+            p.incr(s) if rnd.random() < 0.2 else p.set(s, "t")
+            p.rpush(lst, "t")
+            try:
+                await p.execute()
+            except ResponseError:  # INCR of a string that is no number: the other writes happened
+                pass
+    elif op == 8:  # a pipeline that reads what it just wrote
+        p = cached.pipeline(transaction=False)
+        p.hgetall(h)
+        p.hset(h, f, "p")
+        p.hget(h, f)
+        got = await p.execute()
+        assert got[2] == b"p"
