@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service.core.clock import Clock
+from service.store.keys import execute_behind
 from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide, representatives, windows
 from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
@@ -425,7 +426,7 @@ class IncidentStore:
                     if result is None:
                         continue
                     iid, decision, created, learn = result
-                    await pipe.execute()
+                    await execute_behind(pipe)
                 except WatchError:
                     continue
             if created:  # what _domain_of would read (it never changes)
@@ -720,7 +721,7 @@ class IncidentStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 writes(pipe, k, json.loads(raw_meta), self.clock.now(), json.loads(raw_view or b"null"))
                 pipe.incr(k.ver)
-                await pipe.execute()
+                await execute_behind(pipe)
             return
 
         async def fn(pipe: Any, k: _Keys, meta: dict[str, Any], now: float) -> None:
@@ -969,7 +970,7 @@ class IncidentStore:
                         for key in (k.meta(iid), k.members(iid), k.timeline(iid)):
                             pipe.expire(key, int(cfg.retention))
                     pipe.incr(k.ver)
-                    await pipe.execute()
+                    await execute_behind(pipe)
                     break
                 except WatchError:
                     continue
@@ -1047,7 +1048,7 @@ class IncidentStore:
                 pipe.hdel(k.fs, *stale)
                 for fp in stale:
                     self._fs_local.pop((k.base, fp), None)
-        await pipe.execute()
+        await execute_behind(pipe)
 
     # ----------------------------------------------------------------------------------- reading
 

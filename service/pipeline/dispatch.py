@@ -31,7 +31,7 @@ from service.core.clock import Clock
 from service.config.sections import Config
 from service.core.models import Alert, Notification
 from service.pipeline.notify_log import Entry, needs_incident_update, needs_update
-from service.store.keys import Keys, Scripts, group_id, ms, queue_script
+from service.store.keys import Keys, Scripts, execute_behind, group_id, ms, queue_script
 
 log = structlog.get_logger("tocsin.dispatch")
 
@@ -194,7 +194,7 @@ class Dispatcher:
         pipe = self.redis.pipeline(transaction=False)
         for gid in await self.incident_groups(incident_id):
             pipe.hdel(self.keys.group_members(gid), fp)
-        await pipe.execute()
+        await execute_behind(pipe)
 
     async def incident_groups(self, incident_id: str) -> list[str]:
         """Group ids an incident can have (one per correlating route)."""
@@ -208,7 +208,7 @@ class Dispatcher:
             pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
             if self.due_log is not None:
                 self.due_log.touch_group(gid, now_ms / 1000)
-        await pipe.execute()
+        await execute_behind(pipe)
         self.on_schedule(now_ms / 1000)
 
     async def regroup_incident(self, from_iid: str, to_iid: str, fingerprints: list[str] | None = None) -> int:

@@ -248,6 +248,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
     if shortcuts and hasattr(client, "lean"):
         client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
         client.read_cache = ReadCache()  # ... and the only writer of its keys: read-your-own-writes
+        client.write_behind = True  # writes whose replies nobody reads go out with the next call
     sim = Simulation(cfg, client, emit, shortcuts)
     try:
         await sim.engine.start()

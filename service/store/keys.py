@@ -190,6 +190,16 @@ class Scripts:
             setattr(self, name, redis.register_script((LUA_DIR / f"{name}.lua").read_text()))
 
 
+async def execute_behind(pipe: Any) -> None:
+    """`pipe.execute()` for writes whose replies are not read: a write-behind client sends them with its next call
+    (TocsinRedis.write_behind); any other pipeline executes now."""
+    behind = getattr(pipe, "execute_behind", None)
+    if behind is not None:
+        await behind()
+    else:
+        await pipe.execute()
+
+
 def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
     """Queue an EVALSHA of a registered script on a pipeline. A plain redis-py pipeline checks its scripts with
     SCRIPT EXISTS, an extra round trip, on every execute; pipelines of `open_redis` clients skip that for scripts
@@ -298,6 +308,25 @@ class _Pipeline(Pipeline):
         cache.after(commands, [], token)
         return res
 
+    async def execute_behind(self) -> None:
+        """execute(), for writes whose replies the caller does not read: with a write-behind client (replay) they
+        go out in front of its next call (an error then fails that call); otherwise now."""
+        lean = self.lean_client
+        stack = self.command_stack
+        if lean is None or not lean.write_behind or self.watching or not stack \
+                or any(s.sha not in self.loaded_scripts for s in self.scripts) \
+                or not all(ReadCache.is_write(args) for args, _ in stack):
+            await self.execute()
+            return
+        transaction = self.is_transaction or self.explicit_transaction
+        self.command_stack, self.scripts, self.explicit_transaction = [], set(), False
+        lean.defer(stack, transaction)
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.lean_client is not None:
+            await self.lean_client.flush_behind()
+        return await super().immediate_execute_command(*args, **options)
+
     async def load_scripts(self) -> None:
         if all(s.sha in self.loaded_scripts for s in self.scripts):
             return
@@ -306,6 +335,8 @@ class _Pipeline(Pipeline):
 
     async def _execute_scripts(self, raise_on_error: bool = True) -> list[Any]:
         if self.is_transaction or self.explicit_transaction or not self.scripts:
+            if self.lean_client is not None:
+                await self.lean_client.flush_behind()  # (the usual path: another connection)
             return await super().execute(raise_on_error)
         stack = [args for args, _options in self.command_stack]  # execute() resets the pipeline
         scripts = {s.sha: s for s in self.scripts}
@@ -318,6 +349,8 @@ class _Pipeline(Pipeline):
                 await self.reset()
             res = await lean.lean_run(commands)
         else:
+            if lean is not None:
+                await lean.flush_behind()
             res = await super().execute(raise_on_error=False)
         missing = [i for i, r in enumerate(res) if isinstance(r, NoScriptError)]
         if missing:
@@ -352,6 +385,11 @@ class TocsinRedis(Redis):
         self.lean = False
         self._lean_idle: list[Any] = []
         self.read_cache: ReadCache | None = None  # with `lean` only: a single writer's read-your-own-writes
+        # With `lean` only: writes whose replies nobody reads (execute_behind) go out with the next call, all
+        # calls over one connection in order, so Redis applies them before anything sent after them.
+        self.write_behind = False
+        self._behind: list[tuple[list[Any], bool, list[Any], Any]] = []  # (commands, transaction, wire, token)
+        self._lean_lock: Any = None
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -362,6 +400,7 @@ class TocsinRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if not self.lean or args[0] in ("WATCH", "MULTI", "EXEC", "UNWATCH", "DISCARD"):
+            await self.flush_behind()
             return await super().execute_command(*args, **options)
         (res,) = await self.lean_run([(args, options)])
         if isinstance(res, ResponseError):
@@ -387,11 +426,58 @@ class TocsinRedis(Redis):
         cache.after(commands, out, token)
         return out
 
+    def defer(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]], transaction: bool) -> None:
+        """Queue writes to go out in front of the next call (see write_behind)."""
+        token = self.read_cache.before(commands, serve=False)[1] if self.read_cache is not None else None
+        wire = [args for args, _ in commands]
+        if transaction:
+            wire = [("MULTI",), *wire, ("EXEC",)]
+        self._behind.append((commands, transaction, wire, token))
+
+    async def flush_behind(self) -> None:
+        if self._behind:
+            await self._lean_send([])
+
+    def _lock(self) -> Any:
+        if self._lean_lock is None:
+            import asyncio
+
+            self._lean_lock = asyncio.Lock()
+        return self._lean_lock
+
+    async def _read_behind(self, conn: Any, pending: list[tuple[list[Any], bool, list[Any], Any]]) -> Any:
+        """Read the replies of written-behind commands; returns the first error (after reading all)."""
+        first: Any = None
+        for commands, _transaction, wire, token in pending:
+            err: Any = None
+            for _ in range(len(wire)):
+                try:
+                    r = await conn.read_response()
+                except ResponseError as e:
+                    err = err or e
+                    continue
+                if isinstance(r, list):  # EXEC's replies
+                    err = err or next((x for x in r if isinstance(x, ResponseError)), None)
+            if self.read_cache is not None:
+                self.read_cache.after(commands, None if err is not None else [], token)
+            first = first or err
+        return first
+
     async def _lean_send(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        if not self.write_behind:
+            return await self._lean_send_now(commands, [])
+        async with self._lock():
+            pending, self._behind = self._behind, []
+            return await self._lean_send_now(commands, pending)
+
+    async def _lean_send_now(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                             pending: list[tuple[list[Any], bool, list[Any], Any]]) -> list[Any]:
         conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
         out: list[Any] = []
         try:
-            await conn.send_packed_command(conn.pack_commands([args for args, _ in commands]), check_health=False)
+            wire = [a for item in pending for a in item[2]] + [args for args, _ in commands]
+            await conn.send_packed_command(conn.pack_commands(wire), check_health=False)
+            behind_error = await self._read_behind(conn, pending) if pending else None
             callbacks = self.response_callbacks
             for args, options in commands:
                 try:
@@ -412,15 +498,25 @@ class TocsinRedis(Redis):
             await self.connection_pool.release(conn)
             raise
         self._lean_idle.append(conn)
+        if behind_error is not None:
+            raise behind_error  # a write sent behind failed: the caller's state is not what it thinks
         return out
 
     async def lean_transaction(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
                                raise_on_error: bool = True) -> list[Any]:
         """MULTI, `commands`, EXEC in one write (no WATCH: the caller is the only writer), as redis-py's
         transaction pipeline reads and parses them."""
+        if self.write_behind:
+            async with self._lock():
+                pending, self._behind = self._behind, []
+                return await self._lean_transaction_now(commands, raise_on_error, pending)
+        return await self._lean_transaction_now(commands, raise_on_error, [])
+
+    async def _lean_transaction_now(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]], raise_on_error: bool,
+                                    pending: list[tuple[list[Any], bool, list[Any], Any]]) -> list[Any]:
         conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
         try:
-            response, errors = await self._lean_multi_exec(conn, commands)
+            response, errors = await self._lean_multi_exec(conn, commands, pending)
         except ResponseError:
             self._lean_idle.append(conn)  # every reply was read: the connection is in step
             raise
@@ -451,12 +547,22 @@ class TocsinRedis(Redis):
             out.append(r)
         return out
 
-    @staticmethod
-    async def _lean_multi_exec(conn: Any, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> tuple[Any, list[Any]]:
-        """Send MULTI, the commands and EXEC; read every reply. Returns (EXEC's reply, queueing errors)."""
+    async def _lean_multi_exec(self, conn: Any, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                               pending: list[Any]) -> tuple[Any, list[Any]]:
+        """Send the pending writes, MULTI, the commands and EXEC; read every reply. Returns (EXEC's reply,
+        queueing errors)."""
         errors: list[tuple[int, ResponseError]] = []
-        await conn.send_packed_command(conn.pack_commands([("MULTI",), *(a for a, _ in commands), ("EXEC",)]),
+        wire = [a for item in pending for a in item[2]]
+        await conn.send_packed_command(conn.pack_commands([*wire, ("MULTI",), *(a for a, _ in commands), ("EXEC",)]),
                                        check_health=False)
+        behind_error = await self._read_behind(conn, pending) if pending else None
+        if behind_error is not None:
+            for _ in range(len(commands) + 2):  # keep the connection in step, then fail
+                try:
+                    await conn.read_response()
+                except ResponseError:
+                    pass
+            raise behind_error
         try:
             await conn.read_response()
         except ResponseError as e:
@@ -474,6 +580,7 @@ class TocsinRedis(Redis):
             raise
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self.flush_behind()
         idle, self._lean_idle = self._lean_idle, []
         for conn in idle:
             await self.connection_pool.release(conn)

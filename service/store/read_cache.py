@@ -74,6 +74,13 @@ class ReadCache:
     # -- classification -------------------------------------------------------------------------------------
 
     @staticmethod
+    def is_write(args: tuple[Any, ...]) -> bool:
+        """A command that writes and whose reply only says it happened (what may go out behind)."""
+        name = args[0] if args[0].__class__ is str else _name(args[0])
+        return KIND.get(name) in ("w", "k") and name not in ("XREADGROUP", "GETSET", "GETDEL", "RPOP", "LPOP",
+                                                                "SPOP", "ZPOPMIN", "ZPOPMAX", "XCLAIM", "XAUTOCLAIM")
+
+    @staticmethod
     def written_keys(args: tuple[Any, ...]) -> list[str] | None:
         """The keys a command may change ([] for none); None: unknown (forget everything)."""
         name = _name(args[0])
