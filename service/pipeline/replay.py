@@ -237,12 +237,13 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
     `shortcuts=False` runs without what being the one writer allows (the timer copy, the read cache, the short
     client path): every timer and read asked of Redis, as serve does; the same notifications, slower (tests)."""
     embedded = None
+    pinned_from: set[int] | None = None
     prefix = f"replay-{uuid.uuid4().hex[:10]}"
     if redis_url is None:
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-replay-"), persist=False)
         redis_url = embedded.start()
         if shortcuts:
-            share_one_cpu(embedded)
+            pinned_from = share_one_cpu(embedded)
     cfg.tocsin.redis.key_prefix = prefix
     client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
     if shortcuts and hasattr(client, "lean"):
@@ -265,29 +266,32 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+        if pinned_from is not None:
+            os.sched_setaffinity(0, pinned_from)  # the caller (a benchmark, a test) runs where it ran before
     return sim.stats
 
 
-def share_one_cpu(embedded: EmbeddedRedis) -> None:
+def share_one_cpu(embedded: EmbeddedRedis) -> set[int] | None:
     """Run this process and its private redis-server on one CPU (Linux; TOCSIN_REPLAY_PIN=0 turns it off).
     Replay and its server take turns, one round trip after another, never working at the same time: on one CPU
     each wake-up of the other is a switch on that CPU, where across CPUs it is a cross-CPU wake-up, which on a
     virtual machine costs more than the round trip itself (half of replay's time on a 2-vCPU VM). Changes no
-    output: only where the two processes run."""
+    output: only where the two processes run. Returns the CPUs this process had (None: not pinned)."""
     if os.environ.get("TOCSIN_REPLAY_PIN", "1") == "0" or not hasattr(os, "sched_setaffinity") \
             or embedded.proc is None:
-        return
+        return None
     try:
         allowed = os.sched_getaffinity(0)
         if len(allowed) < 2:
-            return
+            return None
         with open("/proc/self/stat") as f:  # the CPU this process last ran on (field 39)
             cpu = int(f.read().rsplit(")", 1)[1].split()[36])
         cpu = cpu if cpu in allowed else min(allowed)
-        os.sched_setaffinity(0, {cpu})
         os.sched_setaffinity(embedded.proc.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})
+        return allowed
     except (OSError, ValueError, IndexError):
-        pass  # a placement hint only
+        return None  # a placement hint only
 
 
 def write_jsonl(out: TextIO) -> Callable[[Notification], None]:
