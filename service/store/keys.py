@@ -376,8 +376,9 @@ class TocsinRedis(Redis):
     `lean = True` (a batch job on a server of its own: replay) sends plain commands and pipelines straight over
     connections it keeps, one per concurrent caller: the same bytes and the same parsed replies, without the
     pool, retry, health-check and metrics layers each round trip otherwise goes through (on a small machine
-    those cost more than the round trip). A connection error fails the call (no retry). Transactions (WATCH,
-    MULTI) always take the usual path."""
+    those cost more than the round trip). A connection error fails the call (no retry). Transactions without
+    WATCH go the same way (MULTI..EXEC in one write); anything under WATCH takes the usual path. `read_cache` and
+    `write_behind` (a single writer only) are described where they are set."""
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -400,7 +401,8 @@ class TocsinRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if not self.lean or args[0] in ("WATCH", "MULTI", "EXEC", "UNWATCH", "DISCARD"):
-            await self.flush_behind()
+            if self._behind:
+                await self.flush_behind()
             return await super().execute_command(*args, **options)
         (res,) = await self.lean_run([(args, options)])
         if isinstance(res, ResponseError):
