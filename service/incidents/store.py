@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service.core.clock import Clock
+from service.store.keys import execute_behind
 from service.incidents.correlation import AlertFeatures, Context, CorrelationConfig, Decision, IncidentView, Reason, decide, representatives, windows
 from service.incidents.lifecycle import advance, due_at
 from service.core.models import Alert
@@ -193,6 +194,8 @@ class IncidentStore:
         self._fb_written = False  # this process counted feedback (base:fb)
         self._fs_local: dict[tuple[str, str], str] = {}  # a single writer's base:fs, (base, fp) -> value
         self._domain_cache: dict[str, str] = {}
+        # A single writer's copy of its timers (service/store/due_mirror.py, replay): told every base:due write.
+        self.due_log: Any = None
 
     # ----------------------------------------------------------------------------------- helpers
 
@@ -291,12 +294,19 @@ class IncidentStore:
     def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
         """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
         t = due_at(meta, cfg)
-        if t is None:
-            pipe.zrem(k.due, meta["id"])
-        else:
-            pipe.zadd(k.due, {meta["id"]: t})
+        self._set_due(pipe, k, meta["id"], t)
+        if t is not None:
             if self.on_schedule is not None:  # the engine's lower bound of its next timer (replay jumps to it)
                 self.on_schedule(t)
+
+    def _set_due(self, pipe: Any, k: _Keys, iid: str, t: float | None) -> None:
+        """Queue ZADD (t) or ZREM (None) of an incident's lifecycle time."""
+        if t is None:
+            pipe.zrem(k.due, iid)
+        else:
+            pipe.zadd(k.due, {iid: t})
+        if self.due_log is not None:
+            self.due_log.incident(k.base, iid, t)
 
     @staticmethod
     def _tl(ts: float, event: str, detail: str) -> str:
@@ -350,7 +360,7 @@ class IncidentStore:
                     if result is None:
                         continue
                     iid, decision, created, learn = result
-                    await pipe.execute()
+                    await execute_behind(pipe)
                 except WatchError:
                     continue
             if created:  # what _domain_of would read (it never changes)
@@ -628,10 +638,9 @@ class IncidentStore:
         raise RuntimeError(f"update of incident {iid} did not settle")
 
     async def _simple(self, iid: str, event: str, detail: str, **changes: Any) -> None:
-        async def fn(pipe: Any, k: _Keys, meta: dict[str, Any], now: float) -> None:
+        def writes(pipe: Any, k: _Keys, meta: dict[str, Any], now: float, view: Any) -> None:
             meta.update({key: (now if v == "$now" else v) for key, v in changes.items()})
             meta["updated_at"] = now
-            view = json.loads(await pipe.hget(k.open, iid) or b"null")
             pipe.multi()
             pipe.set(k.meta(iid), _j(meta))
             if view is not None:
@@ -639,6 +648,20 @@ class IncidentStore:
                 self._schedule(pipe, k, meta, self.cfg)
             pipe.rpush(k.timeline(iid), self._tl(now, event, detail))
             pipe.ltrim(k.timeline(iid), -TIMELINE_MAX, -1)
+
+        if self.single_writer:  # no WATCH (nothing else writes): one read, one transaction
+            k = self.keys(await self._domain_of(iid))
+            raw_meta, raw_view = await self._read(("get", (k.meta(iid),)), ("hget", (k.open, iid)))
+            if not raw_meta:
+                raise IncidentNotFound(iid)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                writes(pipe, k, json.loads(raw_meta), self.clock.now(), json.loads(raw_view or b"null"))
+                pipe.incr(k.ver)
+                await execute_behind(pipe)
+            return
+
+        async def fn(pipe: Any, k: _Keys, meta: dict[str, Any], now: float) -> None:
+            writes(pipe, k, meta, now, json.loads(await pipe.hget(k.open, iid) or b"null"))
 
         await self._mutate(iid, fn)
 
@@ -768,7 +791,7 @@ class IncidentStore:
             pipe.set(k.meta(other_id), _j(other))
             pipe.hset(k.open, iid, self._view(meta, reps))
             pipe.hdel(k.open, other_id)
-            pipe.zrem(k.due, other_id)
+            self._set_due(pipe, k, other_id, None)
             self._schedule(pipe, k, meta, self.cfg)
             pipe.expire(k.meta(other_id), int(self.cfg.retention))
             pipe.expire(k.timeline(other_id), int(self.cfg.retention))
@@ -872,6 +895,8 @@ class IncidentStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     due = await self._due_ids(pipe, k, now)
+                    if self.due_log is not None:
+                        await self._repair_due_log(k, due, now)
                     if not due:
                         return []
                     writes, retire, learn = await self._due_work(pipe, k, due, now)
@@ -886,16 +911,16 @@ class IncidentStore:
                             changed.append(iid)
                         t = due_at(meta, cfg)
                         if t is None or t <= now and not events:
-                            pipe.zrem(k.due, iid)
+                            self._set_due(pipe, k, iid, None)
                         else:
-                            pipe.zadd(k.due, {iid: max(t, now)})
+                            self._set_due(pipe, k, iid, max(t, now))
                     for iid, fps in retire:
                         pipe.hdel(k.open, iid)
-                        pipe.zrem(k.due, iid)
+                        self._set_due(pipe, k, iid, None)
                         for key in (k.meta(iid), k.members(iid), k.timeline(iid)):
                             pipe.expire(key, int(cfg.retention))
                     pipe.incr(k.ver)
-                    await pipe.execute()
+                    await execute_behind(pipe)
                     break
                 except WatchError:
                     continue
@@ -903,6 +928,14 @@ class IncidentStore:
             await self.cooc(domain).record_incident(keys, first, now)
         await self._forget_members(k, [(iid, fps) for iid, fps in retire if fps])
         return changed
+
+    async def _repair_due_log(self, k: _Keys, due: list[str], now: float) -> None:
+        """The timer copy expected an incident due that Redis does not have due (never, while every write tells
+        it): take Redis's times for those."""
+        stale = sorted(set(self.due_log.incidents_due(k.base, now)) - set(due))
+        if stale:
+            for iid, t in zip(stale, await self.redis.zmscore(k.due, stale)):
+                self.due_log.incident(k.base, iid, None if t is None else float(t))
 
     async def _due_ids(self, pipe: Any, k: _Keys, now: float) -> list[str]:
         """The incidents due at `now`, read under the domain's WATCH (unwatched again when there are none); a
@@ -965,7 +998,7 @@ class IncidentStore:
                 pipe.hdel(k.fs, *stale)
                 for fp in stale:
                     self._fs_local.pop((k.base, fp), None)
-        await pipe.execute()
+        await execute_behind(pipe)
 
     # ----------------------------------------------------------------------------------- reading
 
@@ -991,12 +1024,13 @@ class IncidentStore:
         async with self.redis.pipeline(transaction=False) as p:
             for iid in ids:
                 p.get(k.meta(iid))
-                p.hvals(k.members(iid))
+                p.hgetall(k.members(iid))  # (not HVALS: a single writer's read cache keeps a whole hash current)
                 p.lrange(k.timeline(iid), 0, -1)
             raw = await p.execute()
         rows: list[_Row | None] = []
         for i, iid in enumerate(ids):
             raw_meta, raw_members, raw_tl = raw[3 * i:3 * i + 3]
+            raw_members = raw_members.values()
             if not raw_meta:
                 rows.append(None)
                 continue

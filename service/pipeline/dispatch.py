@@ -194,7 +194,7 @@ class Dispatcher:
 
     async def _leave_incident_groups(self, fp: str, incident_id: str) -> None:
         """A member that fired again started another incident: its old incident's groups forget it."""
-        await self.groups.drop_members([(gid, [fp]) for gid in await self.incident_groups(incident_id)])
+        await self.groups.drop_members([(gid, [fp]) for gid in await self.incident_groups(incident_id)], behind=True)
 
     async def incident_groups(self, incident_id: str) -> list[str]:
         """Group ids an incident can have (one per correlating route)."""

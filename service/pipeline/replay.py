@@ -15,6 +15,7 @@ themselves when they flush.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from routing.receivers.console import notification_record
 from service.ingest.alerts import parse_postable
 from service.core.clock import ManualClock, parse_rfc3339
 from service.config.sections import Config, retention_seconds
+from service.store.due_mirror import DueMirror
 from service.store.embedded import EmbeddedRedis
+from service.store.read_cache import ReadCache
 from service.pipeline.engine import Engine, recording_factory
 from service.ingest.events import DetectorEvent
 from service.core.models import Alert, Notification
@@ -97,7 +100,7 @@ def parse_line(d: Any, lineno: int, prev: float | None, resolve_timeout: float,
 class Simulation:
     """One replay: an Engine on a ManualClock and a private key prefix, advanced event by event."""
 
-    def __init__(self, cfg: Config, client: Any, emit: Callable[[Notification], None]):
+    def __init__(self, cfg: Config, client: Any, emit: Callable[[Notification], None], shortcuts: bool = True):
         self.cfg = cfg
         self.client = client
         self.emit = emit
@@ -110,6 +113,15 @@ class Simulation:
         if self.engine.incidents is not None:
             self.engine.incidents.single_writer = True
         self.engine.dispatcher.fixed_silences = []  # nothing in a replay creates silences, and its prefix is new
+        # Every timer this replay has is one it wrote: it keeps a copy and asks Redis for none (escalations and
+        # digests have timer sets of their own that the copy does not follow; with those, Engine.next_due asks).
+        self.mirror: DueMirror | None = None
+        self.client_caches = getattr(client, "read_cache", None) is not None
+        if shortcuts and self.engine.escalator is None and not self.engine._digests():
+            self.mirror = DueMirror(self.engine.keys.shard_of)
+            self.engine.dispatcher.due_log = self.engine.scheduler.due_log = self.mirror
+            if self.engine.incidents is not None:
+                self.engine.incidents.due_log = self.mirror
         self.stats = {"lines": 0, "alerts": 0, "notifications": 0, "steps": 0, "swept": 0}
         self.emitted = 0
         self.retention = retention_seconds(cfg)
@@ -129,9 +141,34 @@ class Simulation:
         self.sink.clear()  # emitted: memory stays bounded by what one step decides
         self.emitted = 0
 
+    async def step(self) -> None:
+        """Engine.step for the timers the mirror knows: an incident tick only when an incident is due, a claim
+        only of the shards with a group due, a delivery round only when something was enqueued."""
+        engine = self.engine
+        assert self.mirror is not None
+        now = self.clock.now()
+        if engine.incidents is not None and self.mirror.incident_due(now):
+            await engine._tick_incidents(now)
+        shards = self.mirror.take_due_shards(now)
+        if shards:  # (the groups' state is read with the claim: the read cache has it for their flush)
+            await engine.scheduler.run_due(shards, self.mirror.taken() if self.client_caches else ())
+        if engine.outbox.woken:
+            await engine.outbox.drain()
+
+    def next_timer(self) -> float | None:
+        return self.mirror.next() if self.mirror is not None else None
+
     async def run_until(self, t: float) -> None:
         """Fire every timer due by `t`, each at its due time (the next event is always the earliest timer)."""
         engine = self.engine
+        if self.mirror is not None:
+            while (nxt := self.mirror.next()) is not None and nxt <= t:
+                self.clock.set(nxt)  # (never earlier than now: ManualClock does not go back)
+                await self.step()
+                self.stats["steps"] += 1
+                self.flush_out()
+            self.clock.set(t)
+            return
         # engine.due_hint is a lower bound of the next timer: ask Redis only when it may be due by t.
         while engine.due_hint <= t:
             nxt = await engine.next_due()
@@ -155,7 +192,8 @@ class Simulation:
         for a in line.alerts:
             a.updated_at = line.at
         await self.engine.ingest(line.alerts)
-        if self.engine.due_hint <= line.at:  # e.g. an old alert that flushes its new group at once
+        nxt = self.next_timer() if self.mirror is not None else self.engine.due_hint
+        if nxt is not None and nxt <= line.at:  # e.g. an old alert that flushes its new group at once
             await self.run_until(line.at)
         self.stats["lines"] += 1
         self.stats["alerts"] += len(line.alerts)
@@ -186,17 +224,27 @@ def parse_lines(lines: Iterable[str], cfg: Config) -> Iterator[Line]:
 
 async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification], None], *,
                  redis_url: str | None = None, horizon: float | None = None,
-                 before_line: Callable[[Simulation, Line], Awaitable[None]] | None = None) -> dict[str, Any]:
+                 before_line: Callable[[Simulation, Line], Awaitable[None]] | None = None,
+                 shortcuts: bool = True) -> dict[str, Any]:
     """Replay `lines` (JSONL) under `cfg`; call `emit` for each notification in order. Returns counts.
-    `before_line` runs before each line is ingested (e.g. people acting on incidents in a benchmark)."""
+    `before_line` runs before each line is ingested (e.g. people acting on incidents in a benchmark).
+    `shortcuts=False` runs without what being the one writer allows (the timer copy, the read cache, the short
+    client path): every timer and read asked of Redis, as serve does; the same notifications, slower (tests)."""
     embedded = None
+    pinned_from: set[int] | None = None
     prefix = f"replay-{uuid.uuid4().hex[:10]}"
     if redis_url is None:
         embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="tocsin-replay-"), persist=False)
         redis_url = embedded.start()
+        if shortcuts:
+            pinned_from = share_one_cpu(embedded)
     cfg.tocsin.redis.key_prefix = prefix
     client = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)  # a batch job: wait
-    sim = Simulation(cfg, client, emit)
+    if shortcuts and hasattr(client, "lean"):
+        client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
+        client.read_cache = ReadCache()  # ... and the only writer of its keys: read-your-own-writes
+        client.write_behind = True  # writes whose replies nobody reads go out with the next call
+    sim = Simulation(cfg, client, emit, shortcuts)
     try:
         await sim.engine.start()
         for line in parse_lines(lines, cfg):
@@ -211,7 +259,32 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+        if pinned_from is not None:
+            os.sched_setaffinity(0, pinned_from)  # the caller (a benchmark, a test) runs where it ran before
     return sim.stats
+
+
+def share_one_cpu(embedded: EmbeddedRedis) -> set[int] | None:
+    """Run this process and its private redis-server on one CPU (Linux; TOCSIN_REPLAY_PIN=0 turns it off).
+    Replay and its server take turns, one round trip after another, never working at the same time: on one CPU
+    each wake-up of the other is a switch on that CPU, where across CPUs it is a cross-CPU wake-up, which on a
+    virtual machine costs more than the round trip itself (half of replay's time on a 2-vCPU VM). Changes no
+    output: only where the two processes run. Returns the CPUs this process had (None: not pinned)."""
+    if os.environ.get("TOCSIN_REPLAY_PIN", "1") == "0" or not hasattr(os, "sched_setaffinity") \
+            or embedded.proc is None:
+        return None
+    try:
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) < 2:
+            return None
+        with open("/proc/self/stat") as f:  # the CPU this process last ran on (field 39)
+            cpu = int(f.read().rsplit(")", 1)[1].split()[36])
+        cpu = cpu if cpu in allowed else min(allowed)
+        os.sched_setaffinity(embedded.proc.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})
+        return allowed
+    except (OSError, ValueError, IndexError):
+        return None  # a placement hint only
 
 
 def write_jsonl(out: TextIO) -> Callable[[Notification], None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 import structlog
 
@@ -51,18 +51,22 @@ class Scheduler:
     def due_log(self, log: Any) -> None:
         self.groups.due_log = log
 
-    async def claim(self, now: float, shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
-        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any)."""
+    async def claim(self, now: float, shards: list[int] | None = None,
+                    prefetch: Sequence[str] = ()) -> tuple[list[tuple[str, str]], float | None]:
+        """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any).
+        `prefetch`: groups expected to be claimed, whose state is read in the same round trip."""
         tok = f"{self.replica_id}.{next(self._counter)}"
-        return await self.groups.claim_due(ms(now), ms(self.lease), self.batch, tok, shards)
+        return await self.groups.claim_due(ms(now), ms(self.lease), self.batch, tok, shards, prefetch)
 
-    async def run_due(self, shards: list[int] | None = None) -> tuple[int, float | None]:
-        """Flush every group due now (in `shards`, default all). Returns (groups flushed, earliest remaining due
-        time, of those shards)."""
+    async def run_due(self, shards: list[int] | None = None,
+                      prefetch: Sequence[str] = ()) -> tuple[int, float | None]:
+        """Flush every group due now (in `shards`, default all; `prefetch`: see claim). Returns (groups flushed,
+        earliest remaining due time, of those shards)."""
         total = 0
         while True:
             now = self.clock.now()
-            claimed, nxt = await self.claim(now, shards)
+            claimed, nxt = await self.claim(now, shards, prefetch)
+            prefetch = ()
             if not claimed:
                 return total, nxt
             for i in range(0, len(claimed), self.chunk):

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from redis.asyncio import Redis
 
-from service.store.keys import Keys
+from service.store.keys import Keys, execute_behind, queue_script
 
 PRIOR = 2.0
 MAX_KEYS_PER_INCIDENT = 40  # 780 pairs at most per closed incident; storms stay bounded
@@ -80,7 +80,9 @@ class CooccurrenceStore:
         for hkey, fld, delta in updates:
             idx = keys.setdefault(hkey, len(keys) + 1)
             argv += [idx, fld, delta]
-        await self._script(keys=list(keys), args=argv)
+        pipe = self.redis.pipeline(transaction=False)
+        queue_script(pipe, self._script, keys=list(keys), args=argv)
+        await execute_behind(pipe)  # (the reply says nothing: a write-behind client sends it with its next call)
 
     async def record_incident(self, keys: Iterable[str], first: str | None, now: float) -> None:
         """A closed incident: every key and every pair of keys co-occurred once."""

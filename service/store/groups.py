@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from redis.asyncio import Redis
 
-from service.store.keys import Keys, Scripts, queue_script
+from service.store.keys import Keys, Scripts, execute_behind, queue_script
 
 GROUP_TTL = 7 * 24 * 3600  # idle group state is dropped after a week without alerts
 STATE_TTL = 30 * 24 * 3600
@@ -122,13 +122,14 @@ class GroupStore:
     async def member_fingerprints(self, gid: str) -> list[str]:
         return [_s(k) for k in await self.redis.hgetall(self.keys.group_members(gid))]
 
-    async def drop_members(self, drops: list[tuple[str, list[str]]]) -> None:
-        """Remove memberships: (gid, fingerprints) pairs, in one round trip."""
+    async def drop_members(self, drops: list[tuple[str, list[str]]], behind: bool = False) -> None:
+        """Remove memberships: (gid, fingerprints) pairs, in one round trip (`behind`: with a write-behind
+        client, sent with its next call)."""
         pipe = self.redis.pipeline(transaction=False)
         for gid, fps in drops:
             if fps:
                 pipe.hdel(self.keys.group_members(gid), *fps)
-        await pipe.execute()
+        await (execute_behind(pipe) if behind else pipe.execute())
 
     async def memberships(self, chunk: int = 500) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """Every group with a timer: (fingerprint -> {gid: generation}, gid -> group labels), `chunk` groups per
@@ -199,7 +200,7 @@ class GroupStore:
             pipe.zadd(self.keys.due(self.keys.shard_of(gid)), {gid: now_ms}, xx=True)
             if self.due_log is not None:
                 self.due_log.touch_group(gid, now_ms / 1000)
-        await pipe.execute()
+        await execute_behind(pipe)
 
     async def forget_timers(self, gids: list[str]) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -209,18 +210,24 @@ class GroupStore:
                 self.due_log.group(gid, None)
         await pipe.execute()
 
-    async def claim_due(self, now_ms: int, lease_ms: int, batch: int, token: str,
-                        shards: list[int] | None = None) -> tuple[list[tuple[str, str]], float | None]:
+    async def claim_due(self, now_ms: int, lease_ms: int, batch: int, token: str, shards: list[int] | None = None,
+                        prefetch: Sequence[str] = ()) -> tuple[list[tuple[str, str]], float | None]:
         """Claim up to `batch` due groups per shard (of `shards`, default all) under `token` for `lease_ms` (one
-        round trip). Returns the (gid, fencing token) pairs and the earliest due time (s) left, if any."""
+        round trip). Returns the (gid, fencing token) pairs and the earliest due time (s) left, if any.
+        `prefetch`: groups expected to be claimed, whose state is read in the same round trip (a single writer's
+        read cache keeps it for the flush that loads it next)."""
         shards = list(range(self.keys.shards)) if shards is None else shards
         pipe = self.redis.pipeline(transaction=False)
         for shard in shards:
             queue_script(pipe, self.scripts.claim_due_groups, keys=[self.keys.due(shard), self.keys.claims(shard)],
                          args=[now_ms, lease_ms, batch, token])
+        for gid in prefetch:
+            pipe.hgetall(self.keys.group_meta(gid))
+            pipe.hgetall(self.keys.group_members(gid))
+            pipe.hgetall(self.keys.nflog(gid))
         claimed: list[tuple[str, str]] = []
         nxt: float | None = None
-        for shard, res in zip(shards, await pipe.execute()):
+        for shard, res in zip(shards, (await pipe.execute())[:len(shards)]):
             *items, earliest = res
             first = len(claimed)
             for i in range(0, len(items), 3):

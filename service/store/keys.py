@@ -40,6 +40,7 @@ Redis Cluster through redis-py's RedisCluster, discovered from that seed node.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +49,12 @@ from pathlib import Path
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.asyncio.cluster import ClusterPipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ExecAbortError, NoScriptError, ResponseError, WatchError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
+from service.store.read_cache import MISS, ReadCache
 
 LUA_DIR = Path(__file__).parent / "lua"
 CONSUMER_GROUP = "delivery"
@@ -332,6 +335,16 @@ class Scripts:
             setattr(self, name, redis.register_script((LUA_DIR / f"{name}.lua").read_text()))
 
 
+async def execute_behind(pipe: Any) -> None:
+    """`pipe.execute()` for writes whose replies are not read: a write-behind client sends them with its next call
+    (TocsinRedis.write_behind); any other pipeline executes now."""
+    behind = getattr(pipe, "execute_behind", None)
+    if behind is not None:
+        await behind()
+    else:
+        await pipe.execute()
+
+
 def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
     """Queue an EVALSHA of a registered script on a pipeline. A plain redis-py pipeline checks its scripts with
     SCRIPT EXISTS, an extra round trip, on every execute; pipelines of `open_redis` clients skip that for scripts
@@ -393,6 +406,71 @@ class _Pipeline(Pipeline):
     widen (the retried command runs before execute returns)."""
 
     loaded_scripts: set[str]
+    lean_client: "TocsinRedis | None" = None
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.lean_client is not None and not (self.is_transaction or self.explicit_transaction or self.watching) \
+                and not self.scripts:
+            commands, self.command_stack = self.command_stack, []
+            if not commands:
+                return []
+            res = await self.lean_client.lean_run(commands)
+            if raise_on_error:
+                for i, r in enumerate(res):
+                    if isinstance(r, ResponseError):
+                        self.annotate_exception(r, i + 1, commands[i][0])
+                        raise r
+            return res
+        lean = self.lean_client
+        cache = lean.read_cache if lean is not None else None
+        run = self._execute_scripts
+        if lean is not None and (self.is_transaction or self.explicit_transaction) and not self.watching \
+                and not any(EMPTY_RESPONSE in o for _a, o in self.command_stack):
+            if not self.command_stack:
+                return []
+            if self.scripts:
+                await self.load_scripts()
+                if self.connection is not None:  # (SCRIPT EXISTS ran on a pool connection)
+                    stack, self.command_stack = self.command_stack, []
+                    await self.reset()
+                    self.command_stack = stack
+            stack, self.command_stack, self.scripts = self.command_stack, [], set()
+            self.explicit_transaction = False
+
+            async def run(raise_on_error: bool) -> list[Any]:
+                return await lean.lean_transaction(stack, raise_on_error)
+            commands = stack
+        else:
+            commands = list(self.command_stack)
+        if cache is None:
+            return await run(raise_on_error)
+        _known, token = cache.before(commands, serve=False)
+        try:
+            res = await run(raise_on_error)
+        except BaseException:
+            cache.after(commands, None, token)
+            raise
+        cache.after(commands, [], token)
+        return res
+
+    async def execute_behind(self) -> None:
+        """execute(), for writes whose replies the caller does not read: with a write-behind client (replay) they
+        go out in front of its next call (an error then fails that call); otherwise now."""
+        lean = self.lean_client
+        stack = self.command_stack
+        if lean is None or not lean.write_behind or self.watching or not stack \
+                or any(s.sha not in self.loaded_scripts for s in self.scripts) \
+                or not all(ReadCache.is_write(args) for args, _ in stack):
+            await self.execute()
+            return
+        transaction = self.is_transaction or self.explicit_transaction
+        self.command_stack, self.scripts, self.explicit_transaction = [], set(), False
+        lean.defer(stack, transaction)
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.lean_client is not None:
+            await self.lean_client.flush_behind()
+        return await super().immediate_execute_command(*args, **options)
 
     async def load_scripts(self) -> None:
         if all(s.sha in self.loaded_scripts for s in self.scripts):
@@ -400,13 +478,25 @@ class _Pipeline(Pipeline):
         await super().load_scripts()
         self.loaded_scripts.update(s.sha for s in self.scripts)
 
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+    async def _execute_scripts(self, raise_on_error: bool = True) -> list[Any]:
         if self.is_transaction or self.explicit_transaction or not self.scripts:
+            if self.lean_client is not None:
+                await self.lean_client.flush_behind()  # (the usual path: another connection)
             return await super().execute(raise_on_error)
         stack = [args for args, _options in self.command_stack]  # execute() resets the pipeline
         scripts = {s.sha: s for s in self.scripts}
         pool = self.connection_pool
-        res = await super().execute(raise_on_error=False)
+        lean = self.lean_client
+        if lean is not None and not self.watching:
+            await self.load_scripts()
+            commands, self.command_stack, self.scripts = self.command_stack, [], set()
+            if self.connection is not None:  # load_scripts ran SCRIPT EXISTS on a pool connection: give it back
+                await self.reset()
+            res = await lean.lean_run(commands)
+        else:
+            if lean is not None:
+                await lean.flush_behind()
+            res = await super().execute(raise_on_error=False)
         missing = [i for i, r in enumerate(res) if isinstance(r, NoScriptError)]
         if missing:
             self.loaded_scripts.clear()
@@ -426,16 +516,222 @@ class _Pipeline(Pipeline):
 
 
 class TocsinRedis(Redis):
-    """redis-py's client, whose pipelines are _Pipeline."""
+    """redis-py's client, whose pipelines are _Pipeline.
+
+    `lean = True` (a batch job on a server of its own: replay) sends plain commands and pipelines straight over
+    connections it keeps, one per concurrent caller: the same bytes and the same parsed replies, without the
+    pool, retry, health-check and metrics layers each round trip otherwise goes through (on a small machine
+    those cost more than the round trip). A connection error fails the call (no retry). Transactions without
+    WATCH go the same way (MULTI..EXEC in one write); anything under WATCH takes the usual path. `read_cache` and
+    `write_behind` (a single writer only) are described where they are set."""
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.loaded_scripts: set[str] = set()
+        self.lean = False
+        self._lean_idle: list[Any] = []
+        self.read_cache: ReadCache | None = None  # with `lean` only: a single writer's read-your-own-writes
+        # With `lean` only: writes whose replies nobody reads (execute_behind) go out with the next call, all
+        # calls over one connection in order, so Redis applies them before anything sent after them.
+        self.write_behind = False
+        self._behind: list[tuple[list[Any], bool, list[Any], Any]] = []  # (commands, transaction, wire, token)
+        self._lean_lock: Any = None
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.loaded_scripts = self.loaded_scripts
+        if self.lean:
+            pipe.lean_client = self
         return pipe
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not self.lean or args[0] in ("WATCH", "MULTI", "EXEC", "UNWATCH", "DISCARD"):
+            if self._behind:
+                await self.flush_behind()
+            return await super().execute_command(*args, **options)
+        (res,) = await self.lean_run([(args, options)])
+        if isinstance(res, ResponseError):
+            raise res
+        return res
+
+    async def lean_run(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """Send `commands` in one write and read their replies (a ResponseError in place of a failed one),
+        parsed as redis-py parses them. With a read cache (service/store/read_cache.py), the reads it knows are
+        answered from it and only the rest go out (none: no round trip)."""
+        cache = self.read_cache
+        if cache is None:
+            return await self._lean_send(commands)
+        known, token = cache.before(commands)
+        send = [c for c, k in zip(commands, known) if k is MISS]
+        try:
+            replies = await self._lean_send(send) if send else []
+        except BaseException:
+            cache.after(commands, None, token)
+            raise
+        it = iter(replies)
+        out = [next(it) if k is MISS else k for k in known]
+        cache.after(commands, out, token)
+        return out
+
+    def defer(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]], transaction: bool) -> None:
+        """Queue writes to go out in front of the next call (see write_behind)."""
+        token = self.read_cache.before(commands, serve=False)[1] if self.read_cache is not None else None
+        wire = [args for args, _ in commands]
+        if transaction:
+            wire = [("MULTI",), *wire, ("EXEC",)]
+        self._behind.append((commands, transaction, wire, token))
+
+    async def flush_behind(self) -> None:
+        if self._behind:
+            await self._lean_send([])
+
+    def _lock(self) -> Any:
+        if self._lean_lock is None:
+            import asyncio
+
+            self._lean_lock = asyncio.Lock()
+        return self._lean_lock
+
+    async def _read_behind(self, conn: Any, pending: list[tuple[list[Any], bool, list[Any], Any]]) -> Any:
+        """Read the replies of written-behind commands; returns the first error (after reading all)."""
+        first: Any = None
+        for commands, _transaction, wire, token in pending:
+            err: Any = None
+            for _ in range(len(wire)):
+                try:
+                    r = await conn.read_response()
+                except ResponseError as e:
+                    err = err or e
+                    continue
+                if isinstance(r, list):  # EXEC's replies
+                    err = err or next((x for x in r if isinstance(x, ResponseError)), None)
+            if self.read_cache is not None:
+                self.read_cache.after(commands, None if err is not None else [], token)
+            first = first or err
+        return first
+
+    async def _lean_send(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        if not self.write_behind:
+            return await self._lean_send_now(commands, [])
+        async with self._lock():
+            pending, self._behind = self._behind, []
+            return await self._lean_send_now(commands, pending)
+
+    async def _lean_send_now(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                             pending: list[tuple[list[Any], bool, list[Any], Any]]) -> list[Any]:
+        conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
+        out: list[Any] = []
+        try:
+            wire = [a for item in pending for a in item[2]] + [args for args, _ in commands]
+            await conn.send_packed_command(conn.pack_commands(wire), check_health=False)
+            behind_error = await self._read_behind(conn, pending) if pending else None
+            callbacks = self.response_callbacks
+            for args, options in commands:
+                try:
+                    r = await conn.read_response(disable_decoding=NEVER_DECODE in options)
+                except ResponseError as e:
+                    out.append(options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else e)
+                    continue
+                cb = callbacks.get(args[0])
+                if cb is not None:
+                    if options:
+                        options = {k: v for k, v in options.items() if k not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")}
+                    r = cb(r, **options)
+                    if inspect.isawaitable(r):
+                        r = await r
+                out.append(r)
+        except BaseException:
+            await conn.disconnect()
+            await self.connection_pool.release(conn)
+            raise
+        self._lean_idle.append(conn)
+        if behind_error is not None:
+            raise behind_error  # a write sent behind failed: the caller's state is not what it thinks
+        return out
+
+    async def lean_transaction(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                               raise_on_error: bool = True) -> list[Any]:
+        """MULTI, `commands`, EXEC in one write (no WATCH: the caller is the only writer), as redis-py's
+        transaction pipeline reads and parses them."""
+        if self.write_behind:
+            async with self._lock():
+                pending, self._behind = self._behind, []
+                return await self._lean_transaction_now(commands, raise_on_error, pending)
+        return await self._lean_transaction_now(commands, raise_on_error, [])
+
+    async def _lean_transaction_now(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]], raise_on_error: bool,
+                                    pending: list[tuple[list[Any], bool, list[Any], Any]]) -> list[Any]:
+        conn = self._lean_idle.pop() if self._lean_idle else await self.connection_pool.get_connection()
+        try:
+            response, errors = await self._lean_multi_exec(conn, commands, pending)
+        except ResponseError:
+            self._lean_idle.append(conn)  # every reply was read: the connection is in step
+            raise
+        except BaseException:
+            await conn.disconnect()
+            await self.connection_pool.release(conn)
+            raise
+        self._lean_idle.append(conn)
+        if response is None:
+            raise WatchError("Watched variable changed.")
+        for i, e in errors:
+            response.insert(i, e)
+        if len(response) != len(commands):
+            raise ResponseError("Wrong number of response items from pipeline execution")
+        if raise_on_error:
+            for r in response:
+                if isinstance(r, ResponseError):
+                    raise r
+        callbacks = self.response_callbacks
+        out: list[Any] = []
+        for r, (args, options) in zip(response, commands):
+            if not isinstance(r, Exception):
+                cb = callbacks.get(args[0])
+                if cb is not None:
+                    r = cb(r, **{k: v for k, v in options.items() if k != "keys"})
+                    if inspect.isawaitable(r):
+                        r = await r
+            out.append(r)
+        return out
+
+    async def _lean_multi_exec(self, conn: Any, commands: list[tuple[tuple[Any, ...], dict[str, Any]]],
+                               pending: list[Any]) -> tuple[Any, list[Any]]:
+        """Send the pending writes, MULTI, the commands and EXEC; read every reply. Returns (EXEC's reply,
+        queueing errors)."""
+        errors: list[tuple[int, ResponseError]] = []
+        wire = [a for item in pending for a in item[2]]
+        await conn.send_packed_command(conn.pack_commands([*wire, ("MULTI",), *(a for a, _ in commands), ("EXEC",)]),
+                                       check_health=False)
+        behind_error = await self._read_behind(conn, pending) if pending else None
+        if behind_error is not None:
+            for _ in range(len(commands) + 2):  # keep the connection in step, then fail
+                try:
+                    await conn.read_response()
+                except ResponseError:
+                    pass
+            raise behind_error
+        try:
+            await conn.read_response()
+        except ResponseError as e:
+            errors.append((0, e))
+        for i, _cmd in enumerate(commands):
+            try:
+                await conn.read_response()
+            except ResponseError as e:
+                errors.append((i, e))
+        try:
+            return await conn.read_response(), errors
+        except ExecAbortError as e:
+            if errors:
+                raise errors[0][1] from e
+            raise
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self.flush_behind()
+        idle, self._lean_idle = self._lean_idle, []
+        for conn in idle:
+            await self.connection_pool.release(conn)
+        await super().aclose(close_connection_pool)
 
 
 class _ClusterPipeline(ClusterPipeline):
