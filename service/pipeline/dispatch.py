@@ -541,15 +541,6 @@ class Dispatcher:
                       [(n.integration, n.receiver, notification_json(n)) for n in plan.notifications],
                       list(plan.removals.items()), empties=g is not None and len(plan.removals) == len(g.members))
 
-    @property
-    def due_log(self) -> Any:
-        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
-        return self.groups.due_log
-
-    @due_log.setter
-    def due_log(self, log: Any) -> None:
-        self.groups.due_log = log
-
     async def commit(self, gid: str, token: str, plan: FlushPlan) -> bool:
         (ok,) = await self.groups.commit([self._commit_of(gid, token, plan)])
         return ok

@@ -42,15 +42,6 @@ class Scheduler:
             self._next_local = due
             self._wake.set()
 
-    @property
-    def due_log(self) -> Any:
-        """The group store's timer log (every timer write is the store's; see service/store/groups.py)."""
-        return self.groups.due_log
-
-    @due_log.setter
-    def due_log(self, log: Any) -> None:
-        self.groups.due_log = log
-
     async def claim(self, now: float, shards: list[int] | None = None,
                     prefetch: Sequence[str] = ()) -> tuple[list[tuple[str, str]], float | None]:
         """Claim the groups due by `now` (in `shards`, default all; a single writer knows which have any).
