@@ -129,6 +129,19 @@ def test_a_pod_and_the_node_it_runs_on_are_related():
     assert decide(node, [inc("i1", pod)], T0 + 60, cfg(entity_labels=["entity"], host_labels=[])).incident_id is None
 
 
+def test_a_pod_and_the_node_exporter_of_its_node_are_related_but_two_pods_of_one_node_are_not():
+    """In a cluster the node's alert is named by its exporter's instance; it carries the node label and no pod label:
+    the pod running there relates to it, a pod of another service on the same node does not (siblings)."""
+    c = cfg()
+    pod = feat("HighCPU", T0, pod="cart-7f-x", node="node-1", namespace="shop")
+    node = feat("NodeCPUHigh", T0 + 30, instance="10.0.0.1:9100", node="node-1")
+    sibling = feat("HighLatency", T0 + 30, pod="ads-5c-y", node="node-1", namespace="shop")
+    d = decide(node, [inc("i1", pod)], T0 + 30, c)
+    assert d.incident_id == "i1" and any("cart-7f-x runs on 10.0.0.1:9100" in r.detail for r in d.reasons)
+    assert decide(pod, [inc("i2", node)], T0 + 30, c).incident_id == "i2"
+    assert decide(sibling, [inc("i1", pod)], T0 + 30, c).incident_id is None
+
+
 def test_an_incident_takes_nothing_after_its_life_cap():
     """An entity that keeps misbehaving is a page a day (max_life), not one unbounded incident."""
     c = cfg(max_life=3600)

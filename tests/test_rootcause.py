@@ -65,3 +65,13 @@ def test_a_node_under_several_anomalous_pods_keeps_its_rank():
     ms = [k8s("NodeCpuUsageRate", T0, "node-1", "node-1", 9.0), k8s("CpuUsageRate", T0 + 60, "cart-7f-x", "node-1", 5.0),
           k8s("CpuUsageRate", T0 + 60, "ads-5c-y", "node-1", 5.0)]
     assert rank(ms, CorrelationConfig(enabled=True))[0]["entity"] == "node-1"
+
+
+def test_a_pod_outranks_the_node_exporter_of_the_node_that_runs_only_it():
+    """The node's alert is named by its exporter's instance and carries the node label: still the pod's machine."""
+    node = {"labels": {"alertname": "NodeCPUHigh", "instance": "10.0.0.1:9100", "node": "node-1"}, "annotations": {},
+            "starts_at": T0, "status": "firing", "score": 9.0, "entity": "10.0.0.1:9100"}
+    pod = {"labels": {"alertname": "HighCPU", "pod": "cart-7f-x", "node": "node-1", "service": "cart"},
+           "annotations": {}, "starts_at": T0 + 60, "status": "firing", "score": 5.0, "entity": "cart-7f-x"}
+    ranked = rank([node, pod], CorrelationConfig(enabled=True))
+    assert ranked[0]["entity"] == "cart-7f-x" and ranked[1]["entity"] == "10.0.0.1:9100"

@@ -538,16 +538,31 @@ def topology_signal(f: AlertFeatures, members: list[AlertFeatures], topo: Topolo
     return best, known_other and not same
 
 
+# Labels only a workload's series carry: an alert without them, with a host label, is about the machine itself.
+WORKLOAD_LABELS = ("pod", "container")
+
+
+def _runs_on(a: AlertFeatures, b: AlertFeatures, name: str) -> bool:
+    """`a` runs on the machine `b` is about: a's host label names b's entity, or (a node exporter's alert is named by
+    its `instance`) b carries the same host label, no workload label, while a does carry one."""
+    h = a.labels.get(name)
+    if not h or b.entity == a.entity:
+        return False
+    if b.entity == h:
+        return True
+    return b.labels.get(name) == h and any(a.labels.get(k) for k in WORKLOAD_LABELS) \
+        and not any(b.labels.get(k) for k in WORKLOAD_LABELS)
+
+
 def host_signal(f: AlertFeatures, members: list[AlertFeatures], host_labels: list[str]) -> Reason:
-    """One entity runs on the other: its host label (`node`, `host`) names the other's entity. A pod's fault shows
-    on its node (CPU, memory, network) and a node's on every pod it runs."""
+    """One entity runs on the other: its host label (`node`, `host`) names the other's machine. A pod's fault shows
+    on its node (CPU, memory, network) and a node's on every pod it runs. Two pods on one node are not related by
+    it (siblings of a machine, like callers of one dependency, need other evidence)."""
     for m in members:
-        if m.entity == f.entity:
-            continue
         for name in host_labels:
-            if f.labels.get(name) and f.labels[name] == m.entity:
+            if _runs_on(f, m, name):
                 return Reason("topology", HOP_SCORE[1], m.fingerprint, f"{f.entity} runs on {m.entity} ({name})")
-            if m.labels.get(name) and m.labels[name] == f.entity:
+            if _runs_on(m, f, name):
                 return Reason("topology", HOP_SCORE[1], m.fingerprint, f"{m.entity} runs on {f.entity} ({name})")
     return Reason("topology", 0.0, None, "no host relation")
 

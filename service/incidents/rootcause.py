@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from service.incidents.correlation import CorrelationConfig, topology_of
+from service.incidents.correlation import WORKLOAD_LABELS, CorrelationConfig, topology_of
 from service.incidents.scoring import RESOURCE, USER_FACING, member_entity, member_metric, member_score, member_service
 
 WEIGHTS = {"earliest_onset": 0.2, "largest_deviation": 0.6, "persistence": 0.1, "breadth": 0.1,
@@ -89,14 +89,25 @@ def rank(members: list[dict[str, Any]], cfg: CorrelationConfig,
 
 
 def _hosts(members: list[dict[str, Any]], cfg: CorrelationConfig, entities: set[str]) -> dict[str, str]:
-    """entity -> the entity of the incident it runs on (its `node`/`host` label names it)."""
+    """entity -> the entity of the incident it runs on: its `node`/`host` label names that entity, or that entity's
+    alerts carry the same host label and no workload label (a node exporter named by its instance)."""
+    machines: dict[tuple[str, str], str] = {}
+    for m in members:
+        lab = m.get("labels") or {}
+        if not any(lab.get(k) for k in WORKLOAD_LABELS):
+            for name in cfg.host_labels:
+                if lab.get(name):
+                    machines.setdefault((name, lab[name]), _entity(m))
     out: dict[str, str] = {}
     for m in members:
         e, lab = _entity(m), m.get("labels") or {}
         for name in cfg.host_labels:
             h = lab.get(name)
-            if h and h != e and h in entities:
-                out.setdefault(e, h)
+            if not h:
+                continue
+            host = h if h in entities else machines.get((name, h)) if any(lab.get(k) for k in WORKLOAD_LABELS) else None
+            if host and host != e:
+                out.setdefault(e, host)
                 break
     return out
 
