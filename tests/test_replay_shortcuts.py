@@ -12,6 +12,7 @@ from routing.receivers.console import notification_record
 from service.config.sections import parse_config
 from service.core.clock import to_rfc3339
 from service.pipeline.replay import replay
+from service.store.embedded import EmbeddedRedis
 from service.store.keys import is_cluster_url, open_redis
 from service.store.read_cache import ReadCache
 
@@ -39,6 +40,18 @@ tocsin:
 """
 
 
+@pytest.fixture(scope="module")
+def server_url(redis_url, tmp_path_factory):
+    """One Redis server: the lean client path and the read cache are the single-server client's (replay runs on its
+    own embedded server), so with REDIS_URL naming a cluster these tests start an embedded server of their own."""
+    if not is_cluster_url(redis_url):
+        yield redis_url
+        return
+    er = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")), persist=False)
+    yield er.start()
+    er.stop()
+
+
 def traffic(seed: int) -> list[str]:
     """Anomalies on a few entities that fire, re-fire, resolve and overlap; now and then a critical one."""
     rnd = random.Random(seed)
@@ -58,14 +71,12 @@ def traffic(seed: int) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_replay_with_and_without_shortcuts_prints_the_same(redis_url, seed):
-    if is_cluster_url(redis_url):
-        pytest.skip("the short client path is the single-server client's")
+async def test_replay_with_and_without_shortcuts_prints_the_same(server_url, seed):
     outs = []
     for shortcuts in (True, False):
         printed: list[str] = []
         await replay(parse_config(CONFIG), traffic(seed), lambda n: printed.append(json.dumps(notification_record(n),
-                     sort_keys=True)), redis_url=redis_url, shortcuts=shortcuts)
+                     sort_keys=True)), redis_url=server_url, shortcuts=shortcuts)
         outs.append(printed)
     assert len(outs[0]) > 10
     assert outs[0] == outs[1]
@@ -96,14 +107,12 @@ async def test_the_timer_copy_is_never_later_than_redis(redis_url):
     assert checked > 20
 
 
-async def test_the_read_cache_answers_what_redis_answers(redis_url, key_prefix):
+async def test_the_read_cache_answers_what_redis_answers(server_url, key_prefix):
     """Random writes and reads through a client with the cache, each read compared with a plain client's."""
-    if is_cluster_url(redis_url):
-        pytest.skip("the read cache is the single-server client's")
-    cached = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
+    cached = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     cached.lean = True
     cached.read_cache = ReadCache()
-    plain = open_redis(redis_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
+    plain = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     script = cached.register_script("redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('RPUSH', KEYS[2], ARGV[2])")
     rnd = random.Random(7)
     s, h, lst = f"{key_prefix}:s", f"{key_prefix}:h", f"{key_prefix}:l"
