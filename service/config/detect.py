@@ -12,11 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.core.errors import pydantic_errors
+from service.core.models import check_label_names
 
 METHODS = ("zscore", "ema", "seasonal", "shift", "knn", "iforest", "ensemble")
 Method = Literal["zscore", "ema", "seasonal", "shift", "knn", "iforest", "ensemble"]
 _DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -94,10 +94,7 @@ class QueryConfig(_Strict):
     @field_validator("labels")
     @classmethod
     def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in v if not _LABEL.match(k)]
-        if bad:
-            raise ValueError(f"invalid label name(s): {', '.join(map(repr, bad))}")
-        return v
+        return check_label_names(v)
 
 
 class DetectSection(_Strict):

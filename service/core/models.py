@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import orjson
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from service.core.clock import to_rfc3339
+
+# Prometheus's label name rule (the data model's [a-zA-Z_][a-zA-Z0-9_]*), for every door and config that takes labels.
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def check_label_names(labels: dict[str, str]) -> dict[str, str]:
+    """`labels` unchanged, or ValueError naming the invalid label names (a pydantic validator's body)."""
+    bad = [k for k in labels if not LABEL_NAME.match(k)]
+    if bad:
+        raise ValueError(f"invalid label name(s): {', '.join(map(repr, bad))}")
+    return labels
 
 
 def _fnv1a_64_py(data: bytes) -> int:

@@ -21,9 +21,8 @@ from typing import Any
 import orjson
 
 from service.core.clock import clamp_time, in_range, parse_rfc3339
-from service.core.models import Alert
+from service.core.models import LABEL_NAME, Alert
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @dataclass

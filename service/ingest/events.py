@@ -7,14 +7,13 @@ resolves it. The alert's labels are the event's labels plus `alertname` (default
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from service.core.clock import clamp_time, in_range
-from service.core.models import Alert
+from service.core.models import Alert, check_label_names
 
 # A JSON number: an int or a float, never a boolean or a numeric string (the schema says "number").
 Num = Annotated[float, Strict()]
@@ -22,7 +21,6 @@ Num = Annotated[float, Strict()]
 # Field names of the detector families Tocsin accepts as they are, mapped onto the event schema.
 SCORE_FIELDS = ("score", "anomaly_score", "combined_score", "z_score", "seasonal_z_score", "reconstruction_error")
 EXPECTED_FIELDS = ("expected", "expected_for_period")
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 # The same mapping, published in the JSON schema (and so in the OpenAPI document): alias -> (schema, meaning).
 _NUM = {"type": "number"}
@@ -151,10 +149,7 @@ class DetectorEvent(BaseModel):
     @field_validator("labels")
     @classmethod
     def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in v if not LABEL_NAME.match(k)]
-        if bad:
-            raise ValueError(f"invalid label name(s): {', '.join(map(repr, bad))}")
-        return v
+        return check_label_names(v)
 
     @field_validator("timestamp")
     @classmethod
