@@ -113,6 +113,42 @@ def test_each_entity_s_rolling_window_runs_from_its_own_latest_onset():
     assert decide(late_b, [view], T0 + 700, cfg()).incident_id == "i1"
 
 
+def test_an_entity_with_a_member_still_firing_takes_its_new_onsets_however_late():
+    """As an Alertmanager group lives while any of its alerts fires: while one of an entity's members still fires in
+    the incident, a new onset of that entity joins it, far beyond the rolling window of its latest onset; once none
+    fires, the rolling window decides again."""
+    a0 = feat("DiskFull", T0, service="db", instance="db-1")
+    view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[a0], seed_entity="db-1",
+                        entities={"db-1": 0}, last_onset=T0, entity_onsets={"db-1": T0},
+                        firing_entities=frozenset({"db-1"}))
+    late = feat("HighIO", T0 + 3600, service="db", instance="db-1")
+    d = decide(late, [view], T0 + 3600, cfg())
+    assert d.incident_id == "i1" and any("still has a firing member" in r.detail for r in d.reasons)
+    quiet = IncidentView(**{**view.__dict__, "firing_entities": frozenset()})
+    assert decide(late, [quiet], T0 + 3600, cfg()).incident_id is None
+    other = feat("HighIO", T0 + 3600, service="db", instance="db-2")  # another entity gains nothing from it
+    assert decide(other, [view], T0 + 3600, cfg()).incident_id is None
+    assert decide(feat("HighIO", T0 + 86400 + 1, service="db", instance="db-1"), [view], T0 + 86400 + 1,
+                  cfg()).incident_id is None  # the life cap still holds
+
+
+def test_another_entity_joins_only_if_the_entity_it_relates_to_is_active_now():
+    """Time and structure must point at the same entity: checkout calls payments, but when payments (the seed)
+    went quiet long ago and only an unrelated noisy member keeps the incident's latest onset fresh, a new checkout
+    alert is a new incident; with payments active a minute ago, it joins."""
+    seed = feat("HighLatency", T0, service="payments", instance="pay-1")
+    noisy = feat("HighCPU", T0 + 30, service="search", instance="search-1")
+    view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[seed, noisy], seed_entity="pay-1",
+                        entities={"pay-1": 0, "search-1": 2}, last_onset=T0 + 590,
+                        entity_onsets={"pay-1": T0, "search-1": T0 + 590})
+    caller = feat("HighErrorRate", T0 + 600, service="checkout", instance="co-1")
+    d = decide(caller, [view], T0 + 600, cfg())
+    assert d.incident_id is None
+    view.entity_onsets["pay-1"] = T0 + 540
+    d = decide(caller, [view], T0 + 600, cfg())
+    assert d.incident_id == "i1" and any(r.signal == "topology" for r in d.reasons)
+
+
 def test_a_pod_and_the_node_it_runs_on_are_related():
     """A pod's `node` label names its node: the node's alert joins the pod's young incident (and the other way
     round), while a pod on another node with no other relation does not."""

@@ -457,10 +457,36 @@ async def test_an_entity_that_joined_once_rejoins_only_within_its_own_rolling_wi
     for a in alerts[1:5]:
         await st.assign(a)
     assert "co-1" in {m["labels"].get("instance") for m in (await st.get(iid))["members"]}
+    clock.set(T0 + 140)  # checkout's alert resolves a minute after it fired (while it fires, checkout is in)
+    await st.on_alert_resolved(resolved(alerts[4], T0 + 140))
     for k, t in enumerate(range(250, 1000, 200)):  # payments-db misbehaves on, within its own window each time
         clock.set(T0 + t)
         j, _, _ = await st.assign(alert(f"PgLocks{k}", "payments-db", T0 + t, instance="payments-db-1"))
         assert j == iid
     clock.set(T0 + 1000)
     later, _, created = await st.assign(alert("HighErrorRate", "checkout", T0 + 1000, instance="co-1"))
+    assert created and later != iid
+
+
+async def test_an_entity_keeps_its_incident_while_one_of_its_members_still_fires(redis, key_prefix):
+    """A disk that stays full keeps db-1's incident: a new alert of db-1 twenty minutes later (far outside the
+    rolling window of its latest onset) joins it. Once the disk alert resolves, db-1's next alert outside the window
+    opens a new incident. The count of firing members per entity is kept in Redis, through every transition."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    disk = Alert(labels={"alertname": "DiskFull", "service": "db", "instance": "db-1"},
+                 annotations={"summary": "disk full"}, starts_at=T0)
+    iid, _, created = await st.assign(disk)
+    assert created
+    clock.set(T0 + 1200)
+    io = alert("HighIO", "db", T0 + 1200, instance="db-1")
+    j, _, created = await st.assign(io)
+    assert j == iid and not created
+    joined = next(m for m in (await st.get(iid))["members"] if m["labels"]["alertname"] == "HighIO")
+    assert "still has a firing member" in joined["joined_by"][0]["detail"]
+    for a, t in ((io, T0 + 1440), (disk, T0 + 1500)):
+        clock.set(t)
+        await st.on_alert_resolved(resolved(a, t))
+    clock.set(T0 + 3000)  # 1800 s after db-1's latest onset: outside its window (5 steps of the 240 s it learned)
+    later, _, created = await st.assign(alert("HighLatency", "db", T0 + 3000, instance="db-1"))
     assert created and later != iid

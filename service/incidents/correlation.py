@@ -330,6 +330,9 @@ class IncidentView:
     # entity -> the latest onset of its members here: an entity's rolling window runs from its own latest onset, so
     # an incident kept alive by one entity's alerts does not keep taking every entity that once joined it
     entity_onsets: dict[str, float] = field(default_factory=dict)
+    # entities with a member still firing here: while one fires, a new onset of the same entity is part of it (as
+    # an Alertmanager group lives while any of its alerts fires), however long ago the entity's latest onset was
+    firing_entities: frozenset[str] = frozenset()
 
     def latest_onset(self) -> float:
         if self.last_onset is not None:
@@ -801,6 +804,11 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
     ents = c.entities or {m.entity: (0 if m.entity == seed else 1) for m in c.members}
     anchor = next((m for m in c.members if m.entity == seed), c.members[0] if c.members else None)
     hop = ents.get(f.entity)
+    if hop is not None and f.entity in c.firing_entities:
+        reasons = [Reason("time", 1.0, nearest, f"{f.entity} still has a firing member in the incident"),
+                   Reason("labels", 1.0, anchor.fingerprint if anchor else None,
+                          f"same entity {f.entity}" + (" as the seed" if hop == 0 else " already in the incident"))]
+        return 2.0, reasons, True, "same entity, still firing", hop
     if hop is not None:
         own = c.entity_onsets.get(f.entity)
         if own is not None:
@@ -822,7 +830,14 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
     if f.onset - c.opened_at > life:
         return 0.0, [], False, f"another entity, {f.onset - c.opened_at:.0f}s after the incident opened (it takes " \
                                f"other entities for {life:.0f}s)", 0
-    anchors_ents = {e for e, h in ents.items() if h <= 1}
+    # The anchors are the seed entity and its direct neighbours that are themselves active now (their own latest
+    # onset within the cross window): time and structure must point at the same entity. An incident kept alive by
+    # one chronically noisy member does not take the next fault's entities because they relate to its quiet seed.
+    anchors_ents = {e for e, h in ents.items() if h <= 1
+                    and abs(f.onset - c.entity_onsets.get(e, last)) <= cross}
+    if not anchors_ents:
+        return 0.0, [], False, f"another entity, and neither the seed nor its neighbours had an onset within " \
+                               f"{cross:.0f}s", 0
     anchors = [m for m in c.members if m.entity in anchors_ents] or c.members[:1]
     rel = _relation(f, anchors, cfg, pop, cooc, ctx.lift)
     if rel is None:

@@ -152,6 +152,24 @@ def _touch_onset(meta: dict[str, Any], entity: str, onset: float) -> None:
     eo[entity] = max(_num(eo.get(entity), onset), onset)
 
 
+def _fire_entity(meta: dict[str, Any], entity: str, delta: int) -> None:
+    """Count an entity's firing members: while one fires, a new onset of that entity belongs to this incident."""
+    ef = meta.setdefault("entity_firing", {})
+    n = max(0, int(ef.get(entity, 0)) + delta)
+    if n:
+        ef[entity] = n
+    else:
+        ef.pop(entity, None)
+
+
+def _entity_firing(members: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in members:
+        if m["status"] == "firing":
+            out[m.get("entity", "")] = out.get(m.get("entity", ""), 0) + 1
+    return out
+
+
 def _entity_onsets(members: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for m in members:
@@ -289,7 +307,8 @@ class IncidentStore:
         return _j({"id": meta["id"], "state": meta["state"], "opened_at": meta["opened_at"],
                    "firing": meta["firing"] > 0, "resolved_at": meta.get("resolved_at"), "reps": reps,
                    "se": meta.get("seed_entity", ""), "en": meta.get("entities") or {},
-                   "lo": meta.get("last_onset"), "eo": meta.get("entity_onsets") or {}})
+                   "lo": meta.get("last_onset"), "eo": meta.get("entity_onsets") or {},
+                   "ef": sorted(meta.get("entity_firing") or {})})
 
     def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
         """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
@@ -417,7 +436,7 @@ class IncidentStore:
                          members=[AlertFeatures.from_dict(r) for r in v["reps"]], firing=v["firing"],
                          resolved_at=v.get("resolved_at"), seed_entity=v.get("se", ""),
                          entities=dict(v.get("en") or {}), last_onset=v.get("lo"),
-                         entity_onsets=dict(v.get("eo") or {}),
+                         entity_onsets=dict(v.get("eo") or {}), firing_entities=frozenset(v.get("ef") or ()),
                          member_fps=frozenset([fp]) if fps_of.get(fp) == v["id"] else frozenset())
             for v in sorted(views.values(), key=lambda v: (v["opened_at"], v["id"]))  # Redis's hash order is not stable
         ]
@@ -485,7 +504,8 @@ class IncidentStore:
                     "snoozed_until": None, "noise": False, "firing": 1 if firing else 0,
                     "quiet_since": None if firing else now, "summary": None, "merged_into": None,
                     "seed_entity": f.entity, "entities": {f.entity: 0}, "last_onset": f.onset,
-                    "entity_onsets": {f.entity: f.onset}, "window": win}
+                    "entity_onsets": {f.entity: f.onset}, "window": win,
+                    "entity_firing": {f.entity: 1} if firing else {}}
             pipe.set(k.meta(iid), _j(meta))
             pipe.zadd(k.all, {iid: alert.starts_at})
             pipe.hset(k.open, iid, self._view(meta, [f.to_dict()]))
@@ -497,6 +517,8 @@ class IncidentStore:
             iid = decision.incident_id
             created = False
             meta["firing"] += 1 if firing else 0
+            if firing:
+                _fire_entity(meta, f.entity, 1)
             meta["updated_at"] = now
             meta["opened_at"] = min(meta["opened_at"], alert.starts_at)
             ents = dict(meta.get("entities") or {meta.get("seed_entity", f.entity): 0})
@@ -561,12 +583,14 @@ class IncidentStore:
             if firing:
                 m.update(status="firing", ends_at=None, starts_at=alert.starts_at)
                 meta["firing"] += 1
+                _fire_entity(meta, f.entity, 1)
                 meta["quiet_since"] = None
                 _touch_onset(meta, f.entity, f.onset)
                 events.append(("member_refired", f"{name} fires again"))
             else:
                 m.update(status="resolved", ends_at=alert.ends_at)
                 meta["firing"] = max(0, meta["firing"] - 1)
+                _fire_entity(meta, f.entity, -1)
                 events.append(("member_resolved", f"{name} resolved"))
                 dur = float(alert.ends_at or now) - float(m["starts_at"])
                 if dur >= 1.0:
@@ -767,7 +791,7 @@ class IncidentStore:
                                                     "detail": f"merged from {other_id} by {who}"}]
             firing = sum(1 for m in {**mine, **theirs}.values() if m["status"] == "firing")
             meta.update(firing=firing, opened_at=min(meta["opened_at"], other["opened_at"]), updated_at=now,
-                        quiet_since=None if firing else now)
+                        quiet_since=None if firing else now, entity_firing=_entity_firing({**mine, **theirs}.values()))
             if firing and meta["state"] == "resolved":
                 meta.update(state="triggered", resolved_at=None)
             other.update(state="resolved", resolved_at=now, merged_into=iid, firing=0, updated_at=now)
@@ -831,7 +855,8 @@ class IncidentStore:
                 return sum(1 for m in ms.values() if m["status"] == "firing")
             meta.update(firing=fire(members), updated_at=now,
                         opened_at=min(m["starts_at"] for m in members.values()),
-                        entity_onsets=_entity_onsets(members.values()))
+                        entity_onsets=_entity_onsets(members.values()),
+                        entity_firing=_entity_firing(members.values()))
             meta["quiet_since"] = None if meta["firing"] else now
             new = {**meta, "id": new_id, "state": "triggered", "opened_at": seed["starts_at"], "resolved_at": None,
                    "acked_by": None, "acked_at": None, "snoozed_until": None, "noise": False, "summary": None,
@@ -839,7 +864,8 @@ class IncidentStore:
                    "seed_entity": seed.get("entity", ""),
                    "entities": {m.get("entity", ""): 0 for m in moved.values()},
                    "last_onset": max(m["starts_at"] for m in moved.values()),
-                   "entity_onsets": _entity_onsets(moved.values())}
+                   "entity_onsets": _entity_onsets(moved.values()),
+                   "entity_firing": _entity_firing(moved.values())}
 
             def reps(ms: dict[str, Any]) -> list[dict[str, Any]]:
                 fs = [AlertFeatures.from_dict(m["features"]) for m in ms.values()]
