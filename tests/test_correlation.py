@@ -243,6 +243,23 @@ def test_learned_cooccurrence_joins_unlabelled_pair():
     assert d.incident_id == "i1" and any(r.signal == "cooccurrence" for r in d.reasons)
 
 
+def test_metric_names_learned_together_do_not_relate_two_machines():
+    """Keys without a service are bare metric names: that a machine's m11 and m12 fired together in its own
+    incidents says nothing about another machine, so the weight joins nothing across entities (it did, and merged
+    two servers' separate incidents on ASD). Two instances of one service are the same case."""
+    a = feat("MetricAnomaly", T0, entity="omi-3", metric="m12")
+    b = feat("MetricAnomaly", T0 + 60, entity="omi-5", metric="m11")
+    c = CorrelationConfig(enabled=True, text_similarity=False, entity_labels=["entity"])
+    a, b = (AlertFeatures.from_alert(Alert(labels={"alertname": x.alertname, **x.labels}, starts_at=x.onset),
+                                     c.labels, c.entity_labels) for x in (a, b))
+    lookup = lambda x, y: 0.9 if {x, y} == {"m11", "m12"} else 0.0  # noqa: E731
+    assert decide(b, [inc("i1", a)], T0 + 60, c, cooc=lookup).incident_id is None
+    a2 = feat("QueueDepth", T0, service="mq", instance="mq-1")
+    b2 = feat("BatchLate", T0 + 60, service="mq", instance="mq-2")
+    same = lambda x, y: 0.9 if {x, y} == {"mq/QueueDepth", "mq/BatchLate"} else 0.0  # noqa: E731
+    assert decide(b2, [inc("i2", a2)], T0 + 60, c, cooc=same).incident_id is None
+
+
 def test_disabled_correlation_always_opens_new():
     """With correlation disabled every new alert opens its own incident."""
     a = feat("HighCPU", service="search")

@@ -571,12 +571,15 @@ def host_signal(f: AlertFeatures, members: list[AlertFeatures], host_labels: lis
 
 
 def cooccurrence_signal(f: AlertFeatures, members: list[AlertFeatures], cooc: CoocLookup | None) -> Reason:
+    """Alert keys (service/metric) learned to fire together, as a relation between two entities: only keys of two
+    different services count. Keys without a service, or of one service, are metric names that co-fire inside one
+    entity (a machine's CPU and load); that says nothing about whether two machines share a cause."""
     best = Reason("cooccurrence", 0.0, None, "no learned co-occurrence")
-    if cooc is None:
+    if cooc is None or not f.service:
         return best
     seen: set[str] = set()
     for m in members:
-        if m.key in seen or m.key == f.key:
+        if m.key in seen or m.key == f.key or not m.service or m.service == f.service:
             continue
         seen.add(m.key)
         w = cooc(f.key, m.key)
