@@ -132,6 +132,26 @@ def test_an_entity_with_a_member_still_firing_takes_its_new_onsets_however_late(
                   cfg()).incident_id is None  # the life cap still holds
 
 
+def test_after_every_member_resolved_a_new_series_of_the_entity_is_a_new_wave():
+    """An incident whose members all resolved takes its entity's new onsets only within the cross window of going
+    quiet: a different alert of the same machine ten minutes later (inside the rolling window of its latest onset)
+    pages as a new incident, as Alertmanager's next group would; the incident's own series flapping back rejoins."""
+    blip = feat("DiskLatency", T0, service="db", instance="db-1")
+    view = IncidentView(id="i1", state="triggered", opened_at=T0, members=[blip], seed_entity="db-1",
+                        entities={"db-1": 0}, last_onset=T0, entity_onsets={"db-1": T0}, firing=False,
+                        quiet_since=T0 + 60)
+    c = cfg(window=1500)
+    other = feat("HighIO", T0 + 660, service="db", instance="db-1")
+    d = decide(other, [view], T0 + 660, c)
+    assert d.incident_id is None
+    assert decide(feat("HighIO", T0 + 150, service="db", instance="db-1"), [view], T0 + 150, c).incident_id == "i1"
+    flap = feat("DiskLatency", T0 + 660, service="db", instance="db-1")
+    flapping = IncidentView(**{**view.__dict__, "member_fps": frozenset([flap.fingerprint])})
+    assert decide(flap, [flapping], T0 + 660, c).incident_id == "i1"
+    firing = IncidentView(**{**view.__dict__, "firing": True, "quiet_since": None})
+    assert decide(other, [firing], T0 + 660, c).incident_id == "i1"  # while something fires, the window decides
+
+
 def test_another_entity_joins_only_if_the_entity_it_relates_to_is_active_now():
     """Time and structure must point at the same entity: checkout calls payments, but when payments (the seed)
     went quiet long ago and only an unrelated noisy member keeps the incident's latest onset fresh, a new checkout

@@ -490,3 +490,26 @@ async def test_an_entity_keeps_its_incident_while_one_of_its_members_still_fires
     clock.set(T0 + 3000)  # 1800 s after db-1's latest onset: outside its window (5 steps of the 240 s it learned)
     later, _, created = await st.assign(alert("HighLatency", "db", T0 + 3000, instance="db-1"))
     assert created and later != iid
+
+
+async def test_a_new_alert_after_every_member_resolved_opens_a_new_incident(redis, key_prefix):
+    """db-1's only alert fired for 240 s and resolved. Another alert of db-1 at +900 s, inside the rolling window of
+    db-1's latest onset (5 steps of the 240 s learned) but 660 s after the incident went quiet (more than the cross
+    window of 2 steps), is a new wave: a new incident, with a new page. The same series flapping back instead
+    rejoins its incident (db-2's case); with the new wave firing, db-1's flap joins the wave, where db-1 is active."""
+    clock = ManualClock(T0)
+    st = store(redis, key_prefix, clock)
+    disk, disk2 = alert("DiskLatency", "db", T0, instance="db-1"), alert("DiskLatency", "db", T0, instance="db-2")
+    iid, _, _ = await st.assign(disk)
+    iid2, _, _ = await st.assign(disk2)
+    assert iid2 != iid
+    clock.set(T0 + 240)
+    await st.on_alert_resolved(resolved(disk, T0 + 240))
+    await st.on_alert_resolved(resolved(disk2, T0 + 240))
+    clock.set(T0 + 900)
+    wave, _, created = await st.assign(alert("HighIO", "db", T0 + 900, instance="db-1"))
+    assert created and wave != iid
+    again, _, created = await st.assign(alert("DiskLatency", "db", T0 + 900, instance="db-2"))
+    assert again == iid2 and not created
+    flap, _, created = await st.assign(alert("DiskLatency", "db", T0 + 900, instance="db-1"))
+    assert flap == wave and not created

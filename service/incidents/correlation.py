@@ -333,6 +333,7 @@ class IncidentView:
     # entities with a member still firing here: while one fires, a new onset of the same entity is part of it (as
     # an Alertmanager group lives while any of its alerts fires), however long ago the entity's latest onset was
     firing_entities: frozenset[str] = frozenset()
+    quiet_since: float | None = None  # when its last firing member resolved (None while one fires)
 
     def latest_onset(self) -> float:
         if self.last_onset is not None:
@@ -789,10 +790,13 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
 
     - A resolved incident takes nothing: a series that fires again after its incident went quiet starts a new one.
     - An incident older than `max_life` takes nothing.
-    - The alert's own entity (the seed's, or one already in the incident): its onset within the rolling
-      window of that entity's latest onset in the incident (of the incident's, for views without them).
+    - The alert's own entity (the seed's, or one already in the incident): while one of that entity's members
+      still fires, always; otherwise its onset within the rolling window of that entity's latest onset in the
+      incident (of the incident's, for views without them). Once every member resolved, only within the cross
+      window of going quiet, or a series of the incident flapping back: a new series after the quiet is a new wave
+      and a new incident (an Alertmanager group whose alerts all resolved is gone, and its next alert pages).
     - Another entity: within the cross window of the latest onset AND a structural relation to the seed
-      entity or a direct neighbour of it (two kinds of evidence, never a chain of members)."""
+      entity or a direct neighbour of it that is itself active (two kinds of evidence, never a chain)."""
     ctx = ctx or Context(cfg.default_cadence)
     win, cross = windows(cfg, ctx.cadence)
     if c.state == "resolved":
@@ -812,6 +816,11 @@ def score_candidate(f: AlertFeatures, c: IncidentView, now: float, cfg: Correlat
                    Reason("labels", 1.0, anchor.fingerprint if anchor else None,
                           f"same entity {f.entity}" + (" as the seed" if hop == 0 else " already in the incident"))]
         return 2.0, reasons, True, "same entity, still firing", hop
+    if hop is not None and not c.firing and c.quiet_since is not None and f.onset - c.quiet_since > cross \
+            and f.fingerprint not in c.member_fps:
+        return 0.0, [], False, f"every member resolved {f.onset - c.quiet_since:.0f}s before: a new wave, a new " \
+                               f"incident (an incident takes its entities' new onsets within {cross:.0f}s of going " \
+                               f"quiet)", 0
     if hop is not None:
         own = c.entity_onsets.get(f.entity)
         if own is not None:

@@ -308,7 +308,7 @@ class IncidentStore:
                    "firing": meta["firing"] > 0, "resolved_at": meta.get("resolved_at"), "reps": reps,
                    "se": meta.get("seed_entity", ""), "en": meta.get("entities") or {},
                    "lo": meta.get("last_onset"), "eo": meta.get("entity_onsets") or {},
-                   "ef": sorted(meta.get("entity_firing") or {})})
+                   "ef": sorted(meta.get("entity_firing") or {}), "qs": meta.get("quiet_since")})
 
     def _schedule(self, pipe: Any, k: _Keys, meta: dict[str, Any], cfg: CorrelationConfig) -> None:
         """Queue the incident's next lifecycle time (or forget it) in the same transaction."""
@@ -437,6 +437,7 @@ class IncidentStore:
                          resolved_at=v.get("resolved_at"), seed_entity=v.get("se", ""),
                          entities=dict(v.get("en") or {}), last_onset=v.get("lo"),
                          entity_onsets=dict(v.get("eo") or {}), firing_entities=frozenset(v.get("ef") or ()),
+                         quiet_since=v.get("qs"),
                          member_fps=frozenset([fp]) if fps_of.get(fp) == v["id"] else frozenset())
             for v in sorted(views.values(), key=lambda v: (v["opened_at"], v["id"]))  # Redis's hash order is not stable
         ]
