@@ -1,6 +1,6 @@
 """Does the confidence learn from people? Replay each dataset with verdicts simulated from the truth.
 
-    python -m bench.realdata.feedback [--datasets asd,smd,nezha] [--delay 120] [--out DIR]
+    python -m bench.realdata.feedback [--datasets asd,smd,nezha] [--delay 120] [--min-confidence P] [--out DIR]
 
 The same replay as bench/realdata/run.py (one config, event time), with a person on call: `--delay` seconds of
 event time after an incident's first page, they acknowledge it if it covers a labelled incident and mark it noise
@@ -8,6 +8,8 @@ otherwise, through the same action the Slack button, PagerDuty and the web page 
 (service.http.incident_api.apply_action). Nothing else of the truth reaches Tocsin. The figure is the AUROC (and
 ECE, Brier skill) of the confidence at each page's first delivery over the first and the second half of the
 stream: learning shows as a higher second half. A run without verdicts gives the same halves for comparison.
+`--min-confidence 0` pages every incident (nothing held), so that every incident is judged and scored: the
+learning itself, without the hold's selection (held incidents get no verdict and no score).
 """
 from __future__ import annotations
 
@@ -76,18 +78,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default="asd,smd,nezha")
     ap.add_argument("--config", default=str(HERE / "config.yml"))
     ap.add_argument("--delay", type=float, default=120.0, help="seconds from a first page to the person's verdict")
+    ap.add_argument("--min-confidence", type=float, help="override the config's hold (0: nothing held)")
+    ap.add_argument("--only-verdicts", action="store_true", help="skip the replay without verdicts")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="tocsin-feedback-"))
     a = ap.parse_args(argv)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    if a.min_confidence is not None:
+        import yaml
+
+        cfg = yaml.safe_load(Path(a.config).read_text())
+        cfg.setdefault("tocsin", {}).setdefault("correlation", {})["min_confidence"] = a.min_confidence
+        a.config = str(Path(a.out, "config.yml"))
+        Path(a.config).write_text(yaml.safe_dump(cfg))
     from service.core import logs
 
     logs.configure("error")
     res: dict[str, Any] = {}
     for ds in a.datasets.split(","):
-        for mode, delay in (("without verdicts", None), ("with verdicts", a.delay)):
+        for mode, delay in (("without verdicts", None), ("with verdicts", a.delay))[1 if a.only_verdicts else 0:]:
             records = asyncio.run(_replay(ds, Path(a.config), delay))
             res[f"{ds} {mode}"] = halves(ds, records)
             print(f"{ds} {mode}: {json.dumps(res[f'{ds} {mode}'])}", flush=True)
-    Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "feedback.json").write_text(json.dumps(res, indent=1))
     return 0
 
