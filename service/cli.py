@@ -9,8 +9,6 @@ import argparse
 import sys
 from typing import Any
 
-from service.core.errors import ConfigError, ConfigErrors
-
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
@@ -22,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.http.app import create_app
     from service.http.appkeys import RELOAD
     from service.config.sections import load_config
-    from service.core.errors import ConfigErrors
+    from service.core.errors import ConfigError, ConfigErrors
 
     logs.configure(args.log_level)
     try:
@@ -125,6 +123,7 @@ def _check(args: argparse.Namespace) -> int:
     from routing.receivers.registry import check_receivers
 
     from service.core.clock import SystemClock
+    from service.core.errors import ConfigErrors
     from service.config.sections import load_config
 
     try:

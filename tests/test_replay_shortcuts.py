@@ -107,10 +107,13 @@ async def test_the_timer_copy_is_never_later_than_redis(redis_url):
     assert checked > 20
 
 
-async def test_the_read_cache_answers_what_redis_answers(server_url, key_prefix):
-    """Random writes and reads through a client with the cache, each read compared with a plain client's."""
+@pytest.mark.parametrize("blocking", [False, True])
+async def test_the_read_cache_answers_what_redis_answers(server_url, key_prefix, blocking):
+    """Random writes and reads through a client with the cache, each read compared with a plain client's (over
+    the event loop's connections, and over replay's blocking ones)."""
     cached = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     cached.lean = True
+    cached.blocking = blocking
     cached.read_cache = ReadCache()
     plain = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
     script = cached.register_script("redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('RPUSH', KEYS[2], ARGV[2])")
@@ -173,3 +176,57 @@ async def _random_write(cached, script, rnd, s, h, lst):
         p.hget(h, f)
         got = await p.execute()
         assert got[2] == b"p"
+
+
+async def test_the_blocking_lean_client_answers_what_the_pool_answers(server_url, key_prefix):
+    """Replay's blocking connections (TocsinRedis.blocking) give the same parsed replies and the same errors as
+    redis-py's pool: plain commands, pipelines, transactions, scripts, sorted sets with scores, wrong types."""
+    from service.store.keys import BlockingConnection
+
+    fast = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
+    fast.lean = True
+    fast.blocking = True
+    plain = open_redis(server_url, timeout=None, socket_timeout=None, socket_connect_timeout=None)
+    k = f"{key_prefix}:b"
+
+    async def run(c, tag):
+        out = []
+        script = c.register_script("return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}")
+
+        async def call(coro):
+            try:
+                out.append(await coro)
+            except Exception as e:
+                out.append((type(e).__name__, str(e)))
+
+        await call(c.set(f"{k}:{tag}:s", "é"))
+        await call(c.get(f"{k}:{tag}:s"))
+        await call(c.incr(f"{k}:{tag}:s"))  # not a number
+        await call(c.hset(f"{k}:{tag}:h", mapping={"a": 1, "b": "x"}))
+        await call(c.hgetall(f"{k}:{tag}:h"))
+        await call(c.zadd(f"{k}:{tag}:z", {"m1": 1.5, "m2": 3}))
+        await call(c.zrange(f"{k}:{tag}:z", 0, -1, withscores=True))
+        await call(c.zrangebyscore(f"{k}:{tag}:z", 0, 2, withscores=True))
+        await call(c.lpush(f"{k}:{tag}:h", "x"))  # wrong type
+        await call(script(keys=[f"{k}:{tag}:s"], args=["a", 2]))
+        p = c.pipeline(transaction=False)
+        p.hgetall(f"{k}:{tag}:h")
+        p.incr(f"{k}:{tag}:s")
+        p.exists(f"{k}:{tag}:h")
+        await call(p.execute(raise_on_error=False))
+        async with c.pipeline(transaction=True) as t:
+            t.hset(f"{k}:{tag}:h", "c", 3)
+            t.hgetall(f"{k}:{tag}:h")
+            t.zscore(f"{k}:{tag}:z", "m2")
+            await call(t.execute())
+        await call(c.delete(f"{k}:{tag}:s", f"{k}:{tag}:h", f"{k}:{tag}:z"))
+        return [repr(x).replace(f"{k}:{tag}", "K") for x in out]
+
+    try:
+        want = await run(plain, "plain")
+        got = await run(fast, "fast")
+        assert got == want
+        assert any(isinstance(c, BlockingConnection) for c in fast._lean_idle)
+    finally:
+        await fast.aclose()
+        await plain.aclose()

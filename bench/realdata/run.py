@@ -25,7 +25,9 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-DATA = Path(os.environ.get("TOCSIN_REALDATA", ROOT.parent / "shared" / "realdata"))
+DATA = Path(os.environ.get("TOCSIN_REALDATA") or next(  # ../shared from the main checkout, ../../shared from a worktree
+    (c for c in (ROOT.parent / "shared" / "realdata", ROOT.parent.parent / "shared" / "realdata") if c.exists()),
+    ROOT.parent / "shared" / "realdata"))
 METRICS = ["recall_detectable", "notifications_total", "notifications_per_incident", "noise_notifications",
            "purity", "ari", "rc_hit@1", "rc_hit@3", "rc_chance@1", "ttfn_median_s"]
 

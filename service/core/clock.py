@@ -6,10 +6,12 @@ All times are float seconds since the Unix epoch (UTC).
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # asyncio is imported where a clock sleeps: `tocsin check-config` never loads it
+    import asyncio
 
 
 class Clock(Protocol):
@@ -25,6 +27,8 @@ class SystemClock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -52,6 +56,8 @@ class ManualClock:
         self.set(self._now + seconds)
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         if seconds <= 0:
             await asyncio.sleep(0)
             return
@@ -65,6 +71,8 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     if it was set. Unlike `asyncio.wait_for(event.wait(), timeout)` on Python 3.11, which returns normally when
     the event fires in the loop iteration that cancels the waiter, a cancellation here is never swallowed, so
     loops built on it stop on shutdown."""
+    import asyncio
+
     if event.is_set():
         return True
     waiter = asyncio.ensure_future(event.wait())

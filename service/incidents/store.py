@@ -25,7 +25,7 @@ Incident keys expire `retention` after the incident leaves base:open.
 from __future__ import annotations
 
 import hashlib
-import json
+from service.core import fastjson as json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 

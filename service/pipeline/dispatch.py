@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
+from service.core import fastjson as json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable

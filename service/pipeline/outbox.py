@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+from service.core import fastjson as json
 import random
 from collections import defaultdict
 from dataclasses import dataclass

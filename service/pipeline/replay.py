@@ -244,6 +244,7 @@ async def replay(cfg: Config, lines: Iterable[str], emit: Callable[[Notification
         client.lean = True  # this process is the only user of its connections: the short path (TocsinRedis)
         client.read_cache = ReadCache()  # ... and the only writer of its keys: read-your-own-writes
         client.write_behind = True  # writes whose replies nobody reads go out with the next call
+        client.blocking = True  # ... and its event loop has nothing else to do while a round trip is out
     sim = Simulation(cfg, client, emit, shortcuts)
     try:
         await sim.engine.start()

@@ -10,7 +10,7 @@ sets `due_log` and is told each one as it is written: `group(gid, t | None)` (ZA
 """
 from __future__ import annotations
 
-import json
+from service.core import fastjson as json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
