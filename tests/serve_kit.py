@@ -12,6 +12,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
+from tests.proc_kit import die_with_parent
+
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE = 60.0  # generous: a loaded 2-core machine; the tests normally finish far sooner
 
@@ -46,7 +48,8 @@ class TocsinProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "service.cli", "serve", "--config", str(self.config),
                  "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning"],
-                cwd=REPO, env=self.env, stdout=logf, stderr=logf, start_new_session=True)
+                cwd=REPO, env=self.env, stdout=logf, stderr=logf, start_new_session=True,
+                preexec_fn=die_with_parent)
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"tocsin exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"

@@ -26,6 +26,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.proc_kit import die_with_parent
+
 from .lang import Expire, Post, Scenario, Silence, Snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +161,8 @@ class Target:
             with open(self._log, "ab") as log:
                 self.proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                    cwd=str(TOCSIN_REPO if self.kind == "tocsin" else self.dir), start_new_session=True)
+                    cwd=str(TOCSIN_REPO if self.kind == "tocsin" else self.dir), start_new_session=True,
+                    preexec_fn=die_with_parent)
             if await self._wait_ready(session):
                 return
             last = self.log_tail()
