@@ -231,13 +231,40 @@ def _short(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def summarise(notes: list[Captured], t0: float) -> tuple[str, ...]:
-    """A compact, timing-robust summary: `@<second> <path> <groupLabels> <status>: +firing -resolved`."""
+def expectation_mismatch(notes: list[Captured], t0: float, expect: tuple[str, ...], late: float) -> str | None:
+    """Why the notifications do not match the scenario's documented summary, or None when they do.
+
+    Each `@N` of `expect` must be met by an arrival within ARRIVAL_TOLERANCE of N, plus `late`: how far behind
+    its offsets the driver reached the target (a loaded machine starts every timer that much later).
+    """
+    rows = _summary_rows(notes, t0)
+    got = tuple(text for _, text in rows)
+    unmatched = list(rows)
+    why = None
+    for e in expect:  # each expected row takes the earliest same-content arrival in its time window
+        want, _, rest = e.partition(" ")
+        hit = next((r for r in unmatched if r[1].partition(" ")[2] == rest
+                    and -ARRIVAL_TOLERANCE <= r[0] - float(want[1:]) <= ARRIVAL_TOLERANCE + late), None)
+        if hit is None:
+            why = f"nothing matched {e!r} (the driver was up to {late:.2f}s late)"
+            break
+        unmatched.remove(hit)
+    if why is None and unmatched:
+        why = f"unexpected {[text for _, text in unmatched]}"
+    return None if why is None else why + "; summary:\n" + "\n".join(got)
+
+
+def _summary_rows(notes: list[Captured], t0: float) -> list[tuple[float, str]]:
     rows = []
     for c in notes:
         n = normalise(c, t0)
         alerts = " ".join(("+" if a["status"] == "firing" else "-") + "{" + _short(a["labels"] or {}) + "}"
                           for a in n["alerts"])
-        rows.append((round(c.at), n["path"], str(n["groupKey"]),
+        rows.append((round(c.at), n["path"], str(n["groupKey"]), c.at,
                      f"@{round(c.at)} {n['path']} {{{_short(n['groupLabels'] or {})}}} {n['status']}: {alerts}"))
-    return tuple(r[3] for r in sorted(rows))
+    return [(r[3], r[4]) for r in sorted(rows)]
+
+
+def summarise(notes: list[Captured], t0: float) -> tuple[str, ...]:
+    """A compact, timing-robust summary: `@<second> <path> <groupLabels> <status>: +firing -resolved`."""
+    return tuple(text for _, text in _summary_rows(notes, t0))

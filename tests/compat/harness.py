@@ -66,6 +66,7 @@ class TargetRun:
     snapshots: list[tuple[str, Any, Any]] = field(default_factory=list)  # (name+query, alerts, silences|None)
     silence_names: dict[str, str] = field(default_factory=dict)  # silence id -> scenario name
     log_tail: str = ""
+    late: float = 0.0  # the most any step reached the target after its offset, s (a loaded machine drifts)
 
 
 @dataclass
@@ -264,6 +265,8 @@ async def _drive(target: Target, scenario: Scenario, t0: float, session: aiohttp
                 run.snapshots.append((f"{act.name}{q}", got, sil if i == 0 else None))
         else:  # pragma: no cover - the language has four actions
             raise TypeError(f"unknown step {act!r}")
+        if not isinstance(act, Snapshot):  # the target had the change by the time it answered
+            run.late = max(run.late, time.time() - (t0 + step.at))
 
 
 async def run_scenario(scenario: Scenario, kinds: tuple[str, str], redis_url: str | None,

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from .compare import differences, explain, summarise
+from .compare import differences, expectation_mismatch, explain
 from .configs import CONFIG_CASES
 from .harness import Captured, RunResult, TargetRun, config_verdicts, run_many
 from .lang import Scenario
@@ -64,8 +64,8 @@ def test_alertmanager_matches_expectation(runs, scenario_name):
     expect_api = SCENARIOS[scenario_name].expect_api
     if expect_api:
         assert tuple(st for _, _, st in am.steps) == expect_api, f"Alertmanager answered {am.steps}"
-    assert summarise(am.notifications, result.t0) == SCENARIOS[scenario_name].expect, (
-        f"Alertmanager's summary for {scenario_name}:\n" + "\n".join(summarise(am.notifications, result.t0)))
+    why = expectation_mismatch(am.notifications, result.t0, SCENARIOS[scenario_name].expect, am.late)
+    assert why is None, f"Alertmanager, {scenario_name}: {why}"
 
 
 @pytest.mark.parametrize("scenario_name", SELF_TEST)
@@ -122,3 +122,17 @@ def test_comparator_flags_late_arrival_and_missing_notification():
     assert any("arrived at 1.00s (am) vs 2.00s (other)" in d for d in differences(late))
     missing = RunResult(sc, t0, [_run(1.0, "firing", "am"), TargetRun("other", "tocsin", [], [(0.0, "post alerts", 200)])])
     assert any("1 notification(s) from am" in d and "0 from other" in d for d in differences(missing))
+
+
+def test_expectation_allows_for_a_late_driver_only():
+    """A documented `@1` matches an arrival near 1 s, or later by as much as the driver's steps were late."""
+    t0 = 1767225600.0
+    want = ("@1 web {alertname=A} firing: +{alertname=A}",)
+    on_time, late = _run(1.1, "firing", "am").notifications, _run(1.9, "firing", "am").notifications
+    assert expectation_mismatch(on_time, t0, want, late=0.0) is None
+    assert "nothing matched" in expectation_mismatch(late, t0, want, late=0.0)
+    assert expectation_mismatch(late, t0, want, late=0.3) is None
+    resolved = _run(1.0, "resolved", "am").notifications
+    assert "nothing matched" in expectation_mismatch(resolved, t0, want, late=1.0)
+    assert "unexpected" in expectation_mismatch(on_time + late, t0, want, late=1.0)
+    assert "nothing matched" in expectation_mismatch([], t0, want, late=0.0)
