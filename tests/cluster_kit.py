@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 
 from service.store.embedded import redis_server_binary
+from tests.proc_kit import die_with_parent
 
 SLOTS = 16384
 
@@ -71,7 +72,7 @@ class Cluster:
                  "--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"),
                  "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
                  "--logfile", str(d / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent))
         clients = [redis.Redis(port=p, socket_timeout=5) for p in self.ports]
         deadline = time.monotonic() + timeout  # start-up wait, not logic time
         for c in clients:

@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from tests.serve_kit import REPO, free_port
+from tests.proc_kit import die_with_parent
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 
@@ -46,7 +47,7 @@ def tocsin(redis_url, tmp_path_factory):
     log = open(d / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config", str(cfg), "--listen",
                              f"127.0.0.1:{port}", "--log-level", "warning"], cwd=REPO, env=env, stdout=log,
-                            stderr=log)
+                            stderr=log, preexec_fn=die_with_parent)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:

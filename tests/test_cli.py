@@ -18,6 +18,7 @@ import yaml
 
 from service.core.clock import to_rfc3339
 from tests.pipeline_kit import BASE, T0, with_redis
+from tests.proc_kit import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,7 +186,7 @@ def test_sighup_reloads_a_running_serve(tmp_path: Path, redis_url: str, key_pref
     log = tmp_path / "serve.log"
     with log.open("w") as logf:
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config", str(cfg),
-                                 "--listen", f"127.0.0.1:{port}"], cwd=ROOT, env=env(), stdout=logf, stderr=logf)
+                                 "--listen", f"127.0.0.1:{port}"], cwd=ROOT, env=env(), stdout=logf, stderr=logf, preexec_fn=die_with_parent)
     try:
         wait_for(lambda: http("GET", f"{base}/-/ready") == 200, "serve to be ready")
         now = time.time()
@@ -254,7 +255,7 @@ def test_serve_starts_before_redis_and_delivers_once_it_is_up(tmp_path: Path, ke
     log = tmp_path / "serve.log"
     with log.open("w") as logf:
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config", cfg,
-                                 "--listen", f"127.0.0.1:{port}"], cwd=ROOT, env=env(), stdout=logf, stderr=logf)
+                                 "--listen", f"127.0.0.1:{port}"], cwd=ROOT, env=env(), stdout=logf, stderr=logf, preexec_fn=die_with_parent)
     try:
         wait_for(lambda: http("GET", f"{base}/-/healthy") == 200, "serve to answer")
         assert http("GET", f"{base}/-/ready") == 503

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import redis
 
 from service.store.keys import DetectKeys
+from tests.proc_kit import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -124,7 +125,7 @@ scrape_configs:
 """)
     prom = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
                              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     detect = None
     try:
         prom_url = f"http://127.0.0.1:{prom_port}"
@@ -158,7 +159,7 @@ tocsin:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         detect = subprocess.Popen([sys.executable, "-m", "service.cli", "detect", "--config", str(cfg),
                                    "--log-level", "warning"], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent)
         r = redis.Redis.from_url(redis_url)
         keys = DetectKeys(key_prefix, 16)
         cursor_key = keys.cursor(keys.shard_of("latency"))

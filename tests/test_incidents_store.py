@@ -13,6 +13,7 @@ from service.store.cooccurrence import CooccurrenceStore
 from service.incidents.correlation import CorrelationConfig
 from service.incidents import IncidentConflict, IncidentNotFound, IncidentStore
 from service.core.models import Alert
+from tests.proc_kit import die_with_parent
 
 T0 = 1_800_000_000.0
 TOPO = {"frontend": ["checkout"], "checkout": ["payments", "inventory"], "payments": ["payments-db"],
@@ -132,7 +133,7 @@ async def _run_workers(redis_url: str, prefix: str, parts: list[list[Alert]]) ->
         sys.executable, "-c", WORKER, redis_url, prefix, cfg,
         json.dumps([{"labels": a.labels, "annotations": a.annotations, "starts_at": a.starts_at,
                      "ends_at": a.ends_at} for a in part]),
-        stdout=asyncio.subprocess.PIPE, cwd=".") for part in parts]
+        stdout=asyncio.subprocess.PIPE, cwd=".", preexec_fn=die_with_parent) for part in parts]
     out: dict[str, str] = {}
     for p in procs:
         stdout, _ = await p.communicate()

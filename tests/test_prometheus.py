@@ -14,6 +14,7 @@ from aiohttp import web
 
 from tests.fakes import LocalServer
 from tests.serve_kit import REPO, free_port
+from tests.proc_kit import die_with_parent
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 DEADLINE = 180.0  # a loaded 2-core machine; normally well under a minute
@@ -80,10 +81,10 @@ async def test_prometheus_alert_fires_and_resolves_through_tocsin(redis_url, tmp
         tlog, plog = open(tmp_path / "tocsin.log", "wb"), open(tmp_path / "prometheus.log", "wb")
         tocsin = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config",
                                    str(tmp_path / "tocsin.yml"), "--listen", f"127.0.0.1:{tport}",
-                                   "--log-level", "warning"], cwd=REPO, env=env, stdout=tlog, stderr=tlog)
+                                   "--log-level", "warning"], cwd=REPO, env=env, stdout=tlog, stderr=tlog, preexec_fn=die_with_parent)
         prom = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{pport}",
-                                 "--rules.alert.resend-delay=1s"], stdout=plog, stderr=plog)
+                                 "--rules.alert.resend-delay=1s"], stdout=plog, stderr=plog, preexec_fn=die_with_parent)
         try:
             await wait_until(lambda: any(p["status"] == "firing" for p in cap.payloads), "the firing notification")
             first = next(p for p in cap.payloads if p["status"] == "firing")

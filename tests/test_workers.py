@@ -11,6 +11,7 @@ import time
 from aiohttp import ClientSession, web
 
 from tests.serve_kit import REPO, free_port
+from tests.proc_kit import die_with_parent
 
 CONFIG = """
 route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: 1m}
@@ -39,7 +40,7 @@ async def test_workers_share_one_port_and_notify_each_group_once(tmp_path, redis
     env = dict(os.environ, REDIS_URL=redis_url, TOCSIN_KEY_PREFIX=key_prefix, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config", str(cfg), "--listen",
                              f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"], cwd=REPO, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
     try:
         async with ClientSession() as s:
             base = f"http://127.0.0.1:{port}"
