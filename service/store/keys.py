@@ -51,7 +51,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.asyncio.cluster import ClusterPipeline
-from redis.exceptions import ConnectionError as RedisConnectionError, ExecAbortError, NoScriptError, ResponseError, WatchError
+from redis.exceptions import ExecAbortError, NoScriptError, ResponseError, WatchError
 
 from service.core.clock import ms  # noqa: F401  (scores are integer milliseconds; imported from here too)
 from service.store.read_cache import MISS, ReadCache
@@ -516,86 +516,48 @@ class _Pipeline(Pipeline):
 
 
 class BlockingConnection:
-    """A lean connection whose round trips block: a plain socket and hiredis's reader, configured as redis-py's
-    hiredis parser is (the same replies, the same exception classes). On a small machine, a round trip through the
-    event loop (send, await the reader, epoll, the transport's callback, the future) costs three times the round
-    trip itself (~70 against ~20 µs to a local server); a caller whose loop has nothing else to do while it waits
-    (replay) loses nothing by blocking. The async methods never suspend. Only for a server over TCP or a unix
-    socket without TLS; `open` returns None for anything else (the caller then uses the pool)."""
+    """A lean connection whose round trips block: redis-py's synchronous connection (its handshake, its hiredis
+    parser, its exceptions) made from the async pool's settings, behind the few async methods the lean path calls.
+    On a small machine, a round trip through the event loop (send, await the reader, epoll, the transport's
+    callback, the future) costs three times the round trip itself (~70 against ~20 µs to a local server); a caller
+    whose loop has nothing else to do while it waits (replay) loses nothing by blocking. The async methods never
+    suspend. Only for a server over TCP or a unix socket without TLS; `open` returns None for anything else (the
+    caller then uses the pool). Commands are packed by the pool's own connection class (hiredis), so the bytes
+    are the pool's."""
 
-    def __init__(self, sock: Any, packer: Any, decode: tuple[str, str] | None):
-        from redis._parsers.base import BaseParser
-        from redis._parsers.hiredis import NOT_ENOUGH_DATA
-        from redis.exceptions import InvalidResponse
+    # The pool's connection settings that mean the same to redis-py's synchronous connection (its retry and
+    # event-dispatcher objects are asyncio ones and stay behind: a lean call fails on a connection error).
+    SETTINGS = ("host", "port", "path", "username", "password", "db", "client_name", "protocol", "encoding",
+                "encoding_errors", "decode_responses", "socket_timeout", "socket_connect_timeout",
+                "socket_keepalive", "socket_keepalive_options", "lib_name", "lib_version")
 
-        self.sock = sock
+    def __init__(self, conn: Any, packer: Any):
+        self.conn = conn
         self.packer = packer  # an unconnected pool connection: the same packing as the pool's
-        kw: dict[str, Any] = {"protocolError": InvalidResponse, "replyError": BaseParser.parse_error,
-                              "notEnoughData": NOT_ENOUGH_DATA}
-        if decode is not None:
-            kw["encoding"], kw["errors"] = decode
-        self.reader = hiredis.Reader(**kw)
-        self._need = NOT_ENOUGH_DATA
 
     @classmethod
     def open(cls, pool: Any) -> "BlockingConnection | None":
-        import socket
+        from redis import connection as sync
 
         kw = pool.connection_kwargs
         if kw.get("ssl") or kw.get("credential_provider") or pool.connection_class.__name__.endswith("SSLConnection"):
             return None
-        packer = pool.make_connection()
-        if "path" in kw:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(kw["path"])
-        else:
-            sock = socket.create_connection((kw.get("host", "localhost"), int(kw.get("port", 6379))))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        enc = packer.encoder
-        conn = cls(sock, packer, (enc.encoding, enc.encoding_errors) if enc.decode_responses else None)
-        try:  # the pool connection's handshake (on_connect): the protocol, credentials, name and database
-            auth = [packer.username or "default", packer.password] if packer.password else []
-            if int(packer.protocol) == 3:
-                conn.call("HELLO", 3, *(["AUTH", *auth] if auth else []))
-            elif auth:
-                conn.call("AUTH", *auth)
-            if packer.client_name:
-                conn.call("CLIENT", "SETNAME", packer.client_name)
-            if packer.db:
-                conn.call("SELECT", packer.db)
-        except BaseException:
-            sock.close()
-            raise
-        return conn
-
-    def call(self, *args: Any) -> Any:
-        self.sock.sendall(b"".join(self.packer.pack_command(*args)))
-        return self._read(False)
+        settings = {k: kw[k] for k in cls.SETTINGS if k in kw}
+        conn = (sync.UnixDomainSocketConnection if "path" in settings else sync.Connection)(**settings)
+        conn.connect()  # the handshake: protocol, credentials, name, database
+        return cls(conn, pool.make_connection())
 
     def pack_commands(self, commands: Any) -> list[bytes]:
         return self.packer.pack_commands(commands)
 
     async def send_packed_command(self, command: list[bytes], check_health: bool = False) -> None:
-        self.sock.sendall(b"".join(command))
-
-    def _read(self, disable_decoding: bool) -> Any:
-        reader = self.reader
-        r = reader.gets(False) if disable_decoding else reader.gets()
-        while r is self._need:
-            data = self.sock.recv(65536)
-            if not data:
-                raise RedisConnectionError("Connection closed by server.")
-            reader.feed(data)
-            r = reader.gets(False) if disable_decoding else reader.gets()
-        if isinstance(r, ResponseError):
-            raise r
-        return r
+        self.conn.send_packed_command([b"".join(command)], check_health=False)
 
     async def read_response(self, disable_decoding: bool = False) -> Any:
-        return self._read(disable_decoding)
+        return self.conn.read_response(disable_decoding=disable_decoding)
 
     async def disconnect(self) -> None:
-        self.sock.close()
+        self.conn.disconnect()
 
 
 class TocsinRedis(Redis):
