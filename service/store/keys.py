@@ -581,8 +581,9 @@ class TocsinRedis(Redis):
         self.write_behind = False
         self._behind: list[tuple[list[Any], bool, list[Any], Any]] = []  # (commands, transaction, wire, token)
         self._lean_lock: Any = None
-        # With `lean` only: the lean path's round trips block on a plain socket instead of going through the event
-        # loop (a batch job whose loop has nothing else to do while it waits: replay). See BlockingConnection.
+        # With `lean` only: the lean path's round trips block (redis-py's synchronous connection) instead of going
+        # through the event loop (a batch job whose loop has nothing else to do while it waits: replay). See
+        # BlockingConnection.
         self.blocking = False
 
     async def _lean_conn(self) -> Any:
